@@ -1,0 +1,49 @@
+# kiln's make targets: the same commands locally and in CI.
+# A fresh machine needs only Python 3.11; uv (from PyPI) and the locked env come from here.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+PYTEST_ARGS ?=
+
+.PHONY: help demo test lint docs bench env env-dev clean
+
+help:
+	@echo "make demo   create the env, train and track a model on the embedded store"
+	@echo "make test   create the env with dev dependencies and run the whole suite"
+	@echo "make lint   ruff and mypy"
+	@echo "make docs   API reference (pdoc) into docs/_build"
+	@echo "make bench  benchmarks against the tools users would pick instead"
+
+.tools/bin/uv:
+	$(PY) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+env: $(UV)
+	$(UV) sync --frozen --python $(PY) --extra sklearn --quiet
+
+env-dev: $(UV)
+	$(UV) sync --frozen --python $(PY) --extra dev --quiet
+
+demo: env
+	$(BIN)/python examples/demo.py
+
+test: env-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: env-dev
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/mypy
+
+docs: env-dev
+	$(BIN)/python -m kiln._docs docs/_build
+
+bench: env-dev
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .tools docs/_build .pytest_cache .mypy_cache .ruff_cache

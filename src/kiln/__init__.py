@@ -1,0 +1,129 @@
+"""kiln: from notebook to production.
+
+Experiment tracking with an embedded store (PostgreSQL for a team), and, as the project
+grows, one model interface, evaluation, pipelines, notebooks, a registry, serving and
+monitoring. `import kiln` is cheap: names are loaded from their modules on first use.
+
+```python
+import kiln
+
+with kiln.start_run(experiment="churn", params={"C": 1.0}) as run:
+    kiln.log_metric("auc", 0.91)
+print(kiln.runs(experiment="churn", order_by="metrics.auc desc"))
+```
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from kiln._exceptions import (
+    ArtifactError,
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    ConfigurationError,
+    ExperimentNotFoundError,
+    FilterSyntaxError,
+    InvalidMetricError,
+    KilnError,
+    MissingExtraError,
+    NoActiveRunError,
+    NotFoundError,
+    ParamConflictError,
+    RunNotFoundError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+    TrackingError,
+)
+from kiln._version import __version__
+
+if TYPE_CHECKING:
+    from kiln.tracking import (
+        ActiveRun,
+        ArtifactInfo,
+        DatasetInfo,
+        Experiment,
+        Metric,
+        Run,
+        TrackingClient,
+        active_run,
+        configure,
+        end_run,
+        get_client,
+        get_run,
+        log_artifact,
+        log_dataset,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        metric_history,
+        runs,
+        set_tag,
+        set_tags,
+        start_run,
+    )
+
+# Public name -> module that defines it; loaded on first attribute access.
+_LAZY: dict[str, str] = dict.fromkeys(("ActiveRun", "ArtifactInfo", "DatasetInfo", "Experiment", "Metric", "Run", "TrackingClient", "active_run", "configure", "end_run", "get_client", "get_run", "log_artifact", "log_dataset", "log_metric", "log_metrics", "log_param", "log_params", "log_text", "metric_history", "runs", "set_tag", "set_tags", "start_run"), "kiln.tracking")
+
+__all__ = [
+    "ActiveRun",
+    "ArtifactError",
+    "ArtifactInfo",
+    "ArtifactIntegrityError",
+    "ArtifactNotFoundError",
+    "ConfigurationError",
+    "DatasetInfo",
+    "Experiment",
+    "ExperimentNotFoundError",
+    "FilterSyntaxError",
+    "InvalidMetricError",
+    "KilnError",
+    "Metric",
+    "MissingExtraError",
+    "NoActiveRunError",
+    "NotFoundError",
+    "ParamConflictError",
+    "Run",
+    "RunNotFoundError",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TrackingClient",
+    "TrackingError",
+    "__version__",
+    "active_run",
+    "configure",
+    "end_run",
+    "get_client",
+    "get_run",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "metric_history",
+    "runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,66 @@
+"""The `kiln` command line: Click with lazily loaded command groups and Rich output.
+
+Every command is a thin call into the Python API. `kiln --help` imports none of the
+command modules, and no pandas, scikit-learn or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from kiln._version import __version__
+from kiln.cli._lazy import LazyGroup
+
+__all__ = ["cli", "main"]
+
+_COMMANDS = {
+    "runs": ("kiln.cli.runs:runs", "List, show, compare and delete runs."),
+    "experiments": ("kiln.cli.experiments:experiments", "List, rename and delete experiments."),
+    "store": ("kiln.cli.store:store", "Inspect, migrate and garbage-collect the store."),
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands={k: v[0] for k, v in _COMMANDS.items()},
+    lazy_help={k: v[1] for k, v in _COMMANDS.items()},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--store",
+    envvar="KILN_STORE",
+    metavar="URL",
+    help="Metadata store URL or SQLite path [env: KILN_STORE]. Default: the nearest .kiln/.",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="kiln")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None) -> None:
+    """kiln: from notebook to production.
+
+    Tracks experiments in an embedded store (a .kiln/ folder found like git finds .git/)
+    or a team's PostgreSQL. Run `kiln COMMAND --help` for each command.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["store"] = store
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; kiln's own errors print as one clear message and exit with status 1."""
+    from kiln._exceptions import KilnError
+
+    try:
+        return cli.main(args=argv, prog_name="kiln", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KilnError as exc:
+        from kiln.cli._output import print_error
+
+        print_error(exc)
+        sys.exit(1)

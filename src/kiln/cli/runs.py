@@ -1,0 +1,215 @@
+"""`kiln runs`: list, show, compare and delete runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from kiln.cli._common import client_from, json_option
+from kiln.cli._output import echo_json, fmt_time, fmt_value, table
+
+__all__ = ["runs"]
+
+
+@click.group()
+def runs() -> None:
+    """List, show, compare and delete runs."""
+
+
+@runs.command("list")
+@click.option(
+    "-e", "--experiment", multiple=True, help="Only runs of this experiment (repeatable)."
+)
+@click.option(
+    "-f",
+    "--filter",
+    "filter_",
+    metavar="EXPR",
+    help="e.g. \"metrics.acc > 0.9 and params.model = 'rf'\"",
+)
+@click.option(
+    "-o", "--order-by", metavar="KEYS", help='e.g. "metrics.acc desc"; default newest first.'
+)
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+@click.pass_context
+def list_runs(
+    ctx: click.Context,
+    experiment: tuple[str, ...],
+    filter_: str | None,
+    order_by: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first, with their latest metrics."""
+    found = client_from(ctx).search_runs(
+        list(experiment) or None, filter=filter_, order_by=order_by, limit=limit
+    )
+    if as_json:
+        echo_json([r.to_dict() for r in found])
+        return
+    if not found:
+        click.echo(
+            "No runs found."
+            + ("" if filter_ or experiment else " Start one with kiln.start_run().")
+        )
+        return
+    metric_keys = sorted({k for r in found for k in r.metrics})[:6]
+    rows = [
+        [
+            r.id[:12],
+            r.experiment,
+            r.name,
+            r.status,
+            fmt_time(r.start_time),
+            "" if r.duration is None else f"{r.duration:.1f}s",
+            *[r.metrics.get(k) for k in metric_keys],
+        ]
+        for r in found
+    ]
+    table(None, ["id", "experiment", "name", "status", "started", "duration", *metric_keys], rows)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show one run: params, metrics, tags, datasets, artifacts, environment.
+
+    RUN_ID may be any unique prefix of the id.
+    """
+    run = client_from(ctx).get_run(run_id)
+    if as_json:
+        echo_json(run.to_dict())
+        return
+    from kiln.cli._output import console
+
+    out = console()
+    env = run.environment
+    out.print(f"[bold]Run {run.id}[/]  {run.name}")
+    lines = [
+        ("experiment", run.experiment),
+        ("status", run.status),
+        ("started", fmt_time(run.start_time)),
+        ("ended", fmt_time(run.end_time)),
+        ("duration", "" if run.duration is None else f"{run.duration:.2f}s"),
+        ("parent", run.parent_id or ""),
+        ("user@host", f"{env.get('user') or ''}@{env.get('host') or ''}"),
+        ("command", env.get("command") or ""),
+        ("git", _git_line(env)),
+        ("python", env.get("python_version") or ""),
+    ]
+    for key, value in lines:
+        if value:
+            out.print(f"  {key:<11} {value}", markup=False)
+    if run.params:
+        table("Params", ["key", "value"], sorted(run.params.items()))
+    if run.metrics:
+        table("Metrics (latest)", ["key", "value"], sorted(run.metrics.items()))
+    if run.tags:
+        table("Tags", ["key", "value"], sorted(run.tags.items()))
+    if run.datasets:
+        table(
+            "Datasets",
+            ["role", "direction", "name", "rows", "cols", "fingerprint"],
+            [
+                [d.role, d.direction, d.name or "", d.n_rows, d.n_cols, d.fingerprint[:16]]
+                for d in run.datasets
+            ],
+        )
+    if run.artifacts:
+        table(
+            "Artifacts",
+            ["path", "size", "sha256"],
+            [[a.path, _size(a.size), a.sha256[:16]] for a in run.artifacts],
+        )
+    if run.error:
+        out.print("[bold red]Error[/]")
+        out.print(run.error.rstrip(), markup=False)
+
+
+def _git_line(env: dict[str, Any]) -> str:
+    if not env.get("git_commit"):
+        return ""
+    dirty = " (uncommitted changes)" if env.get("git_dirty") else ""
+    branch = f" on {env['git_branch']}" if env.get("git_branch") else ""
+    return f"{env['git_commit'][:12]}{branch}{dirty}"
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@runs.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option(
+    "--all", "show_all", is_flag=True, help="Show params that are equal in every run too."
+)
+@json_option
+@click.pass_context
+def compare(ctx: click.Context, run_ids: tuple[str, ...], show_all: bool, as_json: bool) -> None:
+    """Compare runs side by side: params that differ, and every metric."""
+    if len(run_ids) < 2:
+        raise click.UsageError("Give at least two run ids to compare.")
+    client = client_from(ctx)
+    found = [client.get_run(r) for r in run_ids]
+    if as_json:
+        echo_json(
+            {
+                "runs": [r.id for r in found],
+                "params": {
+                    k: [r.params.get(k) for r in found]
+                    for k in sorted({k for r in found for k in r.params})
+                },
+                "metrics": {
+                    k: [r.metrics.get(k) for r in found]
+                    for k in sorted({k for r in found for k in r.metrics})
+                },
+            }
+        )
+        return
+    header = ["", *[f"{r.id[:8]} {r.name}" for r in found]]
+    rows: list[list[Any]] = []
+    for key in sorted({k for r in found for k in r.params}):
+        values = [r.params.get(key) for r in found]
+        if show_all or len(set(values)) > 1:
+            rows.append([f"params.{key}", *values])
+    for key in sorted({k for r in found for k in r.metrics}):
+        scores = [r.metrics.get(key) for r in found]
+        best = _best(key, scores)
+        rows.append(
+            [
+                f"metrics.{key}",
+                *[f"{fmt_value(v)}{' *' if i == best else ''}" for i, v in enumerate(scores)],
+            ]
+        )
+    table("Comparison (* best; lower is better for loss/error metrics)", header, rows)
+
+
+def _best(key: str, values: list[Any]) -> int | None:
+    present = [(v, i) for i, v in enumerate(values) if v is not None]
+    if len(present) < 2 or len({v for v, _ in present}) == 1:
+        return None
+    lower = any(w in key.lower() for w in ("loss", "error", "err", "mae", "mse", "rmse", "time"))
+    return (min(present) if lower else max(present))[1]
+
+
+@runs.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, run_ids: tuple[str, ...], yes: bool) -> None:
+    """Delete runs and their child runs. `kiln store gc` then frees their artifacts."""
+    client = client_from(ctx)
+    full = [client.resolve_run_id(r) for r in run_ids]
+    if not yes:
+        click.confirm(f"Delete {len(full)} run(s) and their child runs?", abort=True)
+    deleted = client.delete_runs(full)
+    click.echo(f"Deleted {len(deleted)} run(s). Run `kiln store gc` to free their artifacts.")

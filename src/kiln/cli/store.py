@@ -1,0 +1,79 @@
+"""`kiln store`: inspect, migrate and garbage-collect the metadata and artifact stores."""
+
+from __future__ import annotations
+
+import click
+
+from kiln.cli._common import client_from, json_option
+from kiln.cli._output import echo_json, fmt_time, table
+
+__all__ = ["store"]
+
+
+@click.group()
+def store() -> None:
+    """Inspect, migrate and garbage-collect the store."""
+
+
+@store.command("info")
+@json_option
+@click.pass_context
+def info(ctx: click.Context, as_json: bool) -> None:
+    """Where the store is, its schema revision, artifact root and sizes."""
+    data = client_from(ctx).info()
+    if as_json:
+        echo_json(data)
+        return
+    rows = [[k, fmt_time(v) if k == "created_at" else v] for k, v in data.items()]
+    table("kiln store", ["", ""], rows)
+
+
+@store.command("migrate")
+@click.option(
+    "--artifacts",
+    metavar="URL",
+    help="Artifact root to record for a new store (a shared folder or s3://...) [env: KILN_ARTIFACTS].",
+)
+@click.pass_context
+def migrate(ctx: click.Context, artifacts: str | None) -> None:
+    """Create or upgrade the store's schema to this client's version.
+
+    An embedded SQLite store migrates itself; a shared PostgreSQL store is migrated
+    only by this command, once every client is upgraded.
+    """
+    from kiln._exceptions import SchemaVersionError
+    from kiln.store._engine import Store, _make_engine, resolve_url
+
+    url = resolve_url(ctx.find_root().obj.get("store"))
+    target = Store(url, _make_engine(url, create=True))
+    try:
+        before, after = target.migrate(artifacts)
+    except SchemaVersionError:
+        raise
+    finally:
+        target.engine.dispose()
+    if before == after:
+        click.echo(f"Store {target.display_url} is already at schema revision {after}.")
+    else:
+        click.echo(f"Migrated {target.display_url} from revision {before or '(empty)'} to {after}.")
+
+
+@store.command("gc")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@json_option
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Purge deleted runs, then remove artifacts that no run references."""
+    result = client_from(ctx).gc(dry_run=dry_run)
+    if as_json:
+        echo_json({**result, "dry_run": dry_run})
+        return
+    verb = "Would free" if dry_run else "Freed"
+    click.echo(
+        f"{verb} {_mb(result['bytes_freed'])} in {result['blobs_removed']} artifact file(s); "
+        f"{'would purge' if dry_run else 'purged'} {result['runs_purged']} deleted run(s)."
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 10_000 else f"{n} bytes"

@@ -1,0 +1,364 @@
+"""Finding, opening and migrating the metadata store.
+
+The URL decides the backend: `sqlite:///path/kiln.db` (or a plain path) for the embedded
+store, `postgresql+psycopg://user@host/db` for a team. An embedded store is created and
+migrated on first use under a file lock, so processes that start at once on a new store
+do not race. A PostgreSQL store is migrated only by `kiln store migrate`: a client never
+changes a shared schema behind its team's back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln._exceptions import (
+    ConfigurationError,
+    SchemaVersionError,
+    StoreUnavailableError,
+)
+from kiln._extras import require
+from kiln._settings import get_setting
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["SCHEMA_REVISIONS", "Store", "find_home", "resolve_url"]
+
+# Oldest to newest. The last one is the schema this client reads and writes.
+SCHEMA_REVISIONS: tuple[str, ...] = ("0001",)
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_DB_NAME = "kiln.db"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def find_home(start: Path | None = None) -> Path:
+    """Return the embedded store's folder for `start` (default: the working directory).
+
+    The nearest `.kiln/` folder walking up, as git finds `.git/`; where there is none,
+    `<git root>/.kiln`; else `<start>/.kiln`. `KILN_HOME` overrides all of this.
+    """
+    env = get_setting("home")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".kiln").is_dir():
+            return folder / ".kiln"
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder / ".kiln"
+    return here / ".kiln"
+
+
+def resolve_url(store: str | os.PathLike[str] | None = None) -> str:
+    """Turn an explicit store, `KILN_STORE`, or the default into a SQLAlchemy URL.
+
+    Args:
+        store: A URL (`sqlite:///...`, `postgresql+psycopg://...`), a path to a SQLite
+            file, or a folder (its `kiln.db` is used). None means `KILN_STORE`, then the
+            embedded default found by `find_home`.
+    """
+    raw = get_setting("store", os.fspath(store) if store is not None else None)
+    if not raw:
+        return f"sqlite:///{find_home() / _DB_NAME}"
+    raw = str(raw)
+    if raw.startswith("postgres://"):
+        raw = "postgresql+psycopg://" + raw[len("postgres://") :]
+    if raw.startswith("postgresql://"):
+        raw = "postgresql+psycopg://" + raw[len("postgresql://") :]
+    if "://" in raw:
+        scheme = raw.split("://", 1)[0]
+        if scheme not in ("sqlite", "postgresql+psycopg"):
+            raise ConfigurationError(
+                f"Store URL scheme {scheme!r} is not supported. Expected sqlite:///path/kiln.db, "
+                "postgresql://user@host/db, or a path to a SQLite file."
+            )
+        return raw
+    path = Path(raw).expanduser()
+    if path.is_dir() or not path.suffix:
+        path = path / _DB_NAME
+    return f"sqlite:///{path.resolve()}"
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+class Store:
+    """An open metadata store: its engine, its backend and its artifact root.
+
+    Use `Store.open(url)` (cached per process) rather than the constructor.
+
+    Attributes:
+        url: The SQLAlchemy URL, password included.
+        dialect: `sqlite` or `postgresql`.
+        engine: The SQLAlchemy engine.
+        artifact_root: The artifact store's root URL or folder, as recorded in the store.
+    """
+
+    _open: dict[tuple[str, int], Store] = {}
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.artifact_root = ""
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, store: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+        """Open (and for an embedded store, create or migrate) the store at `store`.
+
+        Args:
+            store: See `resolve_url`.
+            create: For SQLite, create the file when it does not exist.
+
+        Raises:
+            StoreUnavailableError: The URL cannot be opened.
+            SchemaVersionError: The schema is newer than this client, or (PostgreSQL)
+                older and in need of `kiln store migrate`.
+        """
+        url = resolve_url(store)
+        key = (url, os.getpid())
+        found = cls._open.get(key)
+        if found is not None:
+            return found
+        self = cls(url, _make_engine(url, create=create))
+        try:
+            if self.dialect == "sqlite":
+                self._prepare_sqlite()
+            else:
+                self._check_revision(self._revision(), allow_upgrade=False)
+            self.artifact_root = self._artifact_root()
+        except BaseException:
+            self.engine.dispose()
+            raise
+        cls._open[key] = self
+        return self
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Dispose of every engine this process opened (tests and `kiln.configure` use it)."""
+        for store in list(cls._open.values()):
+            store.engine.dispose()
+        cls._open.clear()
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked."""
+        return _safe(self.url)
+
+    @property
+    def home(self) -> Path | None:
+        """The folder holding an embedded store's file, or None for a server store."""
+        if self.dialect != "sqlite":
+            return None
+        return Path(self.engine.url.database or ".").resolve().parent
+
+    def _prepare_sqlite(self) -> None:
+        from filelock import FileLock
+
+        revision = self._revision()
+        if revision == SCHEMA_REVISIONS[-1]:
+            return
+        self._check_revision(revision, allow_upgrade=True)
+        home = self.home
+        assert home is not None
+        with FileLock(str(home / (_DB_NAME + ".lock")), timeout=120):
+            # Another process may have migrated while we waited for the lock.
+            if self._revision() != SCHEMA_REVISIONS[-1]:
+                self.migrate()
+
+    # --------------------------------------------------------------- revision
+    def _revision(self) -> str | None:
+        from sqlalchemy import inspect, text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("alembic_version"):
+                    return None
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(
+                f"Cannot open the store at {self.display_url}: {_first_line(exc)}\n"
+                "Check that the server is running and the URL is right (KILN_STORE or --store)."
+            ) from exc
+
+    def _check_revision(self, revision: str | None, *, allow_upgrade: bool) -> None:
+        head = SCHEMA_REVISIONS[-1]
+        if revision == head:
+            return
+        if revision is not None and revision not in SCHEMA_REVISIONS:
+            raise SchemaVersionError(
+                f"The store at {self.display_url} has schema revision {revision}, newer than "
+                f"this kiln client understands (its newest is {head}). "
+                "Upgrade kiln (pip install -U kiln-ml) to use this store."
+            )
+        if allow_upgrade:
+            return
+        if revision is None:
+            raise SchemaVersionError(
+                f"The PostgreSQL database at {self.display_url} has no kiln schema yet. "
+                f"Create it once for the team with:  kiln store migrate --store '{self.display_url}'"
+            )
+        raise SchemaVersionError(
+            f"The store at {self.display_url} has schema revision {revision}; this kiln "
+            f"client needs {head}. A shared store is never migrated implicitly: run  "
+            f"kiln store migrate --store '{self.display_url}'  once, when every client is "
+            "upgraded."
+        )
+
+    @property
+    def revision(self) -> str | None:
+        """The schema revision the store is at (None for an empty database)."""
+        return self._revision()
+
+    def migrate(self, artifacts: str | None = None) -> tuple[str | None, str]:
+        """Bring the schema to this client's newest revision.
+
+        Args:
+            artifacts: The artifact root to record when the store has none yet.
+
+        Returns:
+            The revision before and after.
+        """
+        from alembic import command
+        from alembic.config import Config
+
+        before = self._revision()
+        self._check_revision(before, allow_upgrade=True)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            self._init_meta(conn, artifacts)
+        self.artifact_root = self._artifact_root()
+        return before, SCHEMA_REVISIONS[-1]
+
+    # ------------------------------------------------------------------- meta
+    def _init_meta(self, conn: Connection, artifacts: str | None) -> None:
+        from sqlalchemy import select
+
+        from kiln.store._schema import store_meta
+
+        have = dict(conn.execute(select(store_meta.c.key, store_meta.c.value)).all())
+        new: dict[str, str] = {}
+        if "store_id" not in have:
+            new["store_id"] = uuid.uuid4().hex
+            new["created_at"] = str(_now_ms())
+        if "artifact_root" not in have:
+            root = get_setting("artifacts", artifacts)
+            if not root:
+                if self.dialect != "sqlite":
+                    raise ConfigurationError(
+                        "A team store needs an artifact root every client can reach. Give one "
+                        "with  kiln store migrate --artifacts s3://bucket/kiln  (or a shared "
+                        "folder, or KILN_ARTIFACTS)."
+                    )
+                root = "artifacts"  # relative to the folder that holds kiln.db
+            new["artifact_root"] = root
+        if new:
+            conn.execute(store_meta.insert(), [{"key": k, "value": v} for k, v in new.items()])
+
+    def meta(self) -> dict[str, str]:
+        """The store's own key/value settings (store id, creation time, artifact root)."""
+        from sqlalchemy import select
+
+        from kiln.store._schema import store_meta
+
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(store_meta.c.key, store_meta.c.value)).all())
+
+    def _artifact_root(self) -> str:
+        root = self.meta().get("artifact_root", "artifacts")
+        if "://" in root or os.path.isabs(root):
+            return root
+        home = self.home
+        return str((home / root) if home else Path(root).resolve())
+
+    # ----------------------------------------------------------- transactions
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite, BEGIN IMMEDIATE so writers queue, never deadlock)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(kiln_immediate=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _make_engine(url: str, *, create: bool) -> Engine:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"{url!r} is not a valid store URL: {exc}") from exc
+    if parsed.get_backend_name() == "postgresql":
+        require("psycopg", "postgres", "A PostgreSQL store")
+        return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    database = parsed.database or ""
+    if not database or database == ":memory:":
+        raise ConfigurationError(
+            "An in-memory SQLite store would lose everything at exit; give a file path."
+        )
+    path = Path(database)
+    if not path.exists():
+        if not create:
+            raise StoreUnavailableError(f"No kiln store at {path}.")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"Cannot create the store folder {path.parent}: {exc.strerror}. "
+                "Set KILN_HOME or --store to a writable place."
+            ) from exc
+    elif path.is_dir():
+        raise StoreUnavailableError(f"{path} is a folder, not a SQLite file.")
+    engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("kiln_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

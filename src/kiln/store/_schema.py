@@ -1,0 +1,180 @@
+"""The metadata store's tables (SQLAlchemy Core).
+
+Times are integer milliseconds since the Unix epoch, so SQLite and PostgreSQL agree to
+the millisecond. Run ids are 32-character lowercase hex strings. The Alembic migrations
+in `kiln/store/migrations/versions` create exactly these tables; a test checks that a
+migrated database matches this module.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+__all__ = [
+    "artifacts",
+    "datasets",
+    "experiments",
+    "latest_metrics",
+    "metadata",
+    "metrics",
+    "params",
+    "run_datasets",
+    "runs",
+    "store_meta",
+    "tags",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
+    Index(
+        "ix_experiments_live_name",
+        "name",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("heartbeat_at", BigInteger, nullable=True),
+    Column("parent_id", String(32), ForeignKey("runs.id"), nullable=True),
+    Column("user", String(255), nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("entry_point", Text, nullable=True),
+    Column("command", Text, nullable=True),
+    Column("git_commit", String(64), nullable=True),
+    Column("git_branch", String(255), nullable=True),
+    Column("git_dirty", Boolean, nullable=True),
+    Column("git_diff", Text, nullable=True),
+    Column("python_version", String(64), nullable=True),
+    Column("packages", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),
+    Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
+    Index("ix_runs_parent_id", "parent_id"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    # The value as a number when it parses as one, so `params.alpha > 0.1` compares numbers.
+    Column("value_num", Float, nullable=True),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_metrics_run_id_key_step", "run_id", "key", "step"),
+)
+
+# One row per (run, key): the value at the highest step (latest timestamp on ties).
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("run_id", "path"),
+    Index("ix_artifacts_sha256", "sha256"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("name", String(255), nullable=True),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("n_cols", Integer, nullable=False),
+    Column("schema", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("source", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+run_datasets = Table(
+    "run_datasets",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), primary_key=True),
+    Column("role", String(64), primary_key=True),
+    Column("direction", String(8), nullable=False),
+    Column("name", String(255), nullable=True),
+)

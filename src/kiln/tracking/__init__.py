@@ -1,0 +1,73 @@
+"""Experiment tracking: runs with params, metrics, tags, datasets, artifacts and environment.
+
+The filter language used by `kiln.runs(filter=...)` and `kiln runs list --filter`:
+
+```
+metrics.acc > 0.9 and params.model = 'rf'
+(status = 'finished' or status = 'running') and not tags.note like 'debug%'
+params.alpha in (0.1, 0.3) and start_time > '2026-11-01'
+metrics.`val loss` < 0.2 and metrics.auc is not null
+```
+
+- Fields: `metrics.<key>` (the value at the highest step), `params.<key>`, `tags.<key>`,
+  and run attributes: id, name, status, experiment, user, host, git_commit, git_branch,
+  git_dirty, parent_id, start_time, end_time, duration (seconds). Keys with spaces or
+  other characters are written in back-quotes.
+- Operators: `= == != <> < <= > >= like`, `not like`, `in (...)`, `not in (...)`,
+  `is null`, `is not null`; combined with `and`, `or`, `not` and parentheses.
+- Values: numbers, 'single' or "double" quoted strings, true/false; times also as ISO
+  dates. A param is compared as a number when the value is a number.
+- A comparison on a metric, param or tag that a run lacks is false.
+- Order by: `"metrics.acc desc, start_time"`; missing values sort last.
+"""
+
+from kiln.tracking._client import DEFAULT_EXPERIMENT, TrackingClient
+from kiln.tracking._fluent import (
+    ActiveRun,
+    active_run,
+    configure,
+    end_run,
+    get_client,
+    get_run,
+    log_artifact,
+    log_dataset,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    metric_history,
+    runs,
+    set_tag,
+    set_tags,
+    start_run,
+)
+from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "ActiveRun",
+    "ArtifactInfo",
+    "DatasetInfo",
+    "Experiment",
+    "Metric",
+    "Run",
+    "TrackingClient",
+    "active_run",
+    "configure",
+    "end_run",
+    "get_client",
+    "get_run",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "metric_history",
+    "runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]

@@ -1,0 +1,97 @@
+"""What a run records about where it ran: user, host, command, git state, Python, packages."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from typing import Any
+
+__all__ = ["capture_environment", "git_state"]
+
+_MAX_DIFF = 1_000_000  # bytes of uncommitted diff kept with a run
+
+
+def _git(*args: str, cwd: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.decode("utf-8", "replace")
+
+
+def git_state(cwd: str | None = None) -> dict[str, Any]:
+    """The commit, branch, dirty flag and uncommitted diff of the repository at `cwd`.
+
+    Returns empty values outside a git repository or where git is not installed. The
+    diff (tracked files only) is cut at 1 MB, with a note saying so.
+    """
+    cwd = cwd or os.getcwd()
+    commit = _git("rev-parse", "HEAD", cwd=cwd)
+    if commit is None:
+        return {"git_commit": None, "git_branch": None, "git_dirty": None, "git_diff": None}
+    branch = (_git("rev-parse", "--abbrev-ref", "HEAD", cwd=cwd) or "").strip() or None
+    diff = _git("diff", "HEAD", "--no-color", "--no-ext-diff", cwd=cwd) or ""
+    if len(diff) > _MAX_DIFF:
+        diff = diff[:_MAX_DIFF] + f"\n[kiln: diff cut at {_MAX_DIFF} bytes]\n"
+    return {
+        "git_commit": commit.strip(),
+        "git_branch": branch,
+        "git_dirty": bool(diff),
+        "git_diff": diff or None,
+    }
+
+
+@functools.cache
+def _packages() -> str:
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = dist.version
+    return json.dumps(dict(sorted(found.items())))
+
+
+def _entry_point() -> str | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path:
+        return os.path.abspath(path)
+    if "ipykernel" in sys.modules:
+        return "<notebook>"
+    return "<interactive>" if hasattr(sys, "ps1") else None
+
+
+def capture_environment(*, packages: bool = True, git: bool = True) -> dict[str, Any]:
+    """Everything a run records about its environment, as columns of the runs table."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    env: dict[str, Any] = {
+        "user": user,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "entry_point": _entry_point(),
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
+        "python_version": f"{platform.python_implementation()} {platform.python_version()}",
+        "packages": _packages() if packages else None,
+    }
+    if git:
+        env.update(git_state())
+    return env

@@ -1,0 +1,416 @@
+"""The module-level tracking API: `kiln.start_run`, `kiln.log_metric`, `kiln.runs`, ...
+
+One process-wide stack of active runs: a run started inside another becomes its child.
+The store is chosen by `kiln.configure(store=...)`, else `KILN_STORE`, else the embedded
+default. Runs started without `with` are ended as `finished` at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import traceback
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from kiln._exceptions import NoActiveRunError, TrackingError
+from kiln._settings import get_setting
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kiln.tracking._client import TrackingClient
+    from kiln.tracking._records import ArtifactInfo, DatasetInfo, Metric, Run
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "configure",
+    "end_run",
+    "get_client",
+    "get_run",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "metric_history",
+    "runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
+
+_lock = threading.RLock()
+_stack: list[ActiveRun] = []
+_store: str | None = None
+_client: TrackingClient | None = None
+_client_pid: int | None = None
+
+
+def configure(store: str | os.PathLike[str] | None = None) -> None:
+    """Choose the store the module-level API uses in this process.
+
+    Args:
+        store: A store URL or path; None goes back to `KILN_STORE` or the embedded default.
+    """
+    global _store, _client
+    with _lock:
+        if _stack:
+            raise TrackingError("Cannot change the store while a run is active; end the run first.")
+        _store = os.fspath(store) if store is not None else None
+        _client = None
+
+
+def get_client() -> TrackingClient:
+    """The `TrackingClient` behind the module-level API (opened on first use)."""
+    global _client, _client_pid
+    with _lock:
+        if _client is None or _client_pid != os.getpid():
+            from kiln.tracking._client import TrackingClient
+
+            _client = TrackingClient(_store)
+            _client_pid = os.getpid()
+        return _client
+
+
+class ActiveRun:
+    """A run in progress; a context manager that ends it.
+
+    On a normal exit the run is `finished`; on an exception `failed`, with the traceback
+    recorded; on Ctrl-C `killed`. The exception is never swallowed.
+
+    Attributes:
+        id: The run id.
+        name: The run's name.
+        experiment: The experiment's name.
+        parent_id: The parent run's id, for a nested run.
+    """
+
+    def __init__(
+        self, client: TrackingClient, run_id: str, name: str, experiment: str, parent_id: str | None
+    ) -> None:
+        self.client = client
+        self.id = run_id
+        self.name = name
+        self.experiment = experiment
+        self.parent_id = parent_id
+        self.ended = False
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.id[:12]} {self.name!r} experiment={self.experiment!r}>"
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.end("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.end("killed", error="KeyboardInterrupt")
+        else:
+            self.end("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        """End the run (and any runs nested in it that are still active)."""
+        with _lock:
+            if self.ended:
+                return
+            while self in _stack:
+                top = _stack.pop()
+                top.ended = True
+                top.client.end_run(top.id, status, error if top is self else None)
+
+    # The same logging calls as the module-level API, bound to this run.
+    def log_param(self, key: str, value: Any) -> None:
+        """Record one param on this run."""
+        self.client.log_params(self.id, {key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record params on this run."""
+        self.client.log_params(self.id, params)
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Record one metric value on this run."""
+        self.client.log_metrics(self.id, [(key, value, step, None)])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record several metric values (at one step) on this run."""
+        _check_mapping(metrics, "log_metrics")
+        self.client.log_metrics(self.id, [(k, v, step, None) for k, v in metrics.items()])
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set one tag on this run."""
+        self.client.set_tags(self.id, {key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags on this run."""
+        self.client.set_tags(self.id, tags)
+
+    def log_artifact(self, obj: Any, name: str | None = None) -> list[ArtifactInfo]:
+        """Store a file, folder or object as artifacts of this run."""
+        return self.client.log_artifact(self.id, obj, name)
+
+    def log_text(self, text: str, name: str) -> ArtifactInfo:
+        """Store a string as a text artifact of this run."""
+        return self.client.log_text(self.id, text, name)
+
+    def log_dataset(self, data: Any, role: str = "train", **kwargs: Any) -> DatasetInfo:
+        """Record a dataset read (or, with `direction="output"`, written) by this run."""
+        return self.client.log_dataset(self.id, data, role=role, **kwargs)
+
+    def info(self) -> Run:
+        """A snapshot of this run as stored so far."""
+        return self.client.get_run(self.id)
+
+
+def _check_mapping(value: Any, fn: str) -> None:
+    if not isinstance(value, Mapping):
+        raise TrackingError(f"{fn} expects a dict of name -> value; got {type(value).__name__}.")
+
+
+def start_run(
+    name: str | None = None,
+    *,
+    experiment: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent: str | None = None,
+) -> ActiveRun:
+    """Start a run and make it the active one; use it as a context manager.
+
+    ```python
+    with kiln.start_run(experiment="churn", params={"alpha": 0.1}) as run:
+        kiln.log_metric("auc", 0.91)
+    ```
+
+    Args:
+        name: A human name (a memorable one is made up when omitted).
+        experiment: The experiment, created on first use. Nested runs default to the
+            parent's experiment; others to "Default".
+        params: Params to record at once.
+        tags: Tags to set at once.
+        parent: The parent run id. By default a run started while another is active
+            is nested in it.
+
+    Returns:
+        The `ActiveRun`.
+    """
+    from kiln.tracking._client import DEFAULT_EXPERIMENT, new_run_name
+    from kiln.tracking._env import capture_environment
+
+    client = get_client()
+    with _lock:
+        parent_run = _stack[-1] if _stack else None
+        if parent is not None:
+            parent_id: str | None = client.resolve_run_id(parent)
+        else:
+            parent_id = parent_run.id if parent_run else None
+        if experiment is None:
+            if parent is not None:
+                experiment = client.get_run(parent).experiment
+            elif parent_run is not None:
+                experiment = parent_run.experiment
+            else:
+                experiment = DEFAULT_EXPERIMENT
+        name = name or new_run_name()
+        environment = capture_environment(
+            packages=parent_id is None and bool(get_setting("capture_packages")),
+            git=parent_id is None,
+        )
+        run_id = client.create_run(
+            experiment=experiment,
+            name=name,
+            parent_id=parent_id,
+            tags=tags,
+            environment=environment,
+        )
+        run = ActiveRun(client, run_id, name, experiment, parent_id)
+        _stack.append(run)
+    if params:
+        try:
+            client.log_params(run_id, params)
+        except BaseException:
+            run.end("failed", error="The params given to start_run were refused.")
+            raise
+    return run
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run, or None."""
+    with _lock:
+        return _stack[-1] if _stack else None
+
+
+def end_run(status: str = "finished") -> None:
+    """End the innermost active run (for runs started without `with`)."""
+    run = active_run()
+    if run is None:
+        raise NoActiveRunError("kiln.end_run() was called, but no run is active.")
+    run.end(status)
+
+
+def _active(fn: str) -> ActiveRun:
+    run = active_run()
+    if run is None:
+        raise NoActiveRunError(
+            f"kiln.{fn}() was called outside a run. Start one first:\n"
+            "    with kiln.start_run(experiment='my-experiment'):\n"
+            f"        kiln.{fn}(...)"
+        )
+    return run
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record a param (an input of the run; it cannot change once logged)."""
+    _active("log_param").log_param(key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Record several params."""
+    _active("log_params").log_params(params)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record a metric value; without `step`, the key's series continues (0, 1, 2, ...)."""
+    _active("log_metric").log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Record several metric values at one step."""
+    _active("log_metrics").log_metrics(metrics, step)
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set a tag (tags, unlike params, may change)."""
+    _active("set_tag").set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set several tags."""
+    _active("set_tags").set_tags(tags)
+
+
+def log_artifact(obj: Any, name: str | None = None) -> list[ArtifactInfo]:
+    """Store a file, a folder, or (with `name`) bytes, a dict, a DataFrame or a figure."""
+    return _active("log_artifact").log_artifact(obj, name)
+
+
+def log_text(text: str, name: str) -> ArtifactInfo:
+    """Store a string as a text artifact."""
+    return _active("log_text").log_text(text, name)
+
+
+def log_dataset(
+    data: Any,
+    role: str = "train",
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    direction: str = "input",
+) -> DatasetInfo:
+    """Record a dataset's fingerprint, schema and summary statistics with the active run.
+
+    Args:
+        data: A pandas DataFrame or Series, a numpy array or a dict of columns.
+        role: What the run used it for: train, test, validation, ...
+        name: A human name for the dataset.
+        source: Where it came from (a path or URL).
+        direction: "input" (read by the run) or "output" (written by it).
+    """
+    return _active("log_dataset").log_dataset(
+        data, role, name=name, source=source, direction=direction
+    )
+
+
+def get_run(run_id: str) -> Run:
+    """A run with its params, metrics, tags, datasets, artifacts and environment.
+
+    Args:
+        run_id: The id or a unique prefix of it.
+    """
+    return get_client().get_run(run_id)
+
+
+def metric_history(run_id: str, key: str) -> list[Metric]:
+    """Every value logged for one metric of a run, in step order."""
+    return get_client().metric_history(run_id, key)
+
+
+def runs(
+    experiment: str | list[str] | None = None,
+    filter: str | None = None,
+    order_by: str | list[str] | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Runs as a pandas DataFrame, one row per run.
+
+    Columns: run_id, experiment, name, status, start_time, end_time, duration, parent_id,
+    user, git_commit, then `params.*`, `metrics.*` (latest values) and `tags.*`.
+
+    ```python
+    kiln.runs(experiment="churn", filter="metrics.acc > 0.9 and params.model = 'rf'",
+              order_by="metrics.acc desc", limit=100)
+    ```
+    """
+    import pandas as pd
+
+    found = get_client().search_runs(experiment, filter, order_by, limit)
+    records = []
+    for r in found:
+        row: dict[str, Any] = {
+            "run_id": r.id,
+            "experiment": r.experiment,
+            "name": r.name,
+            "status": r.status,
+            "start_time": pd.Timestamp(r.start_time, unit="ms", tz="UTC"),
+            "end_time": pd.Timestamp(r.end_time, unit="ms", tz="UTC") if r.end_time else pd.NaT,
+            "duration": r.duration,
+            "parent_id": r.parent_id,
+            "user": r.environment.get("user"),
+            "git_commit": r.environment.get("git_commit"),
+        }
+        row.update({f"params.{k}": v for k, v in r.params.items()})
+        row.update({f"metrics.{k}": v for k, v in r.metrics.items()})
+        row.update({f"tags.{k}": v for k, v in r.tags.items()})
+        records.append(row)
+    base = [
+        "run_id",
+        "experiment",
+        "name",
+        "status",
+        "start_time",
+        "end_time",
+        "duration",
+        "parent_id",
+        "user",
+        "git_commit",
+    ]
+    df = pd.DataFrame.from_records(records)
+    if df.empty:
+        return pd.DataFrame(columns=base)
+    extra = sorted(c for c in df.columns if c not in base)
+    ordered = [c for c in extra if c.startswith("params.")]
+    ordered += [c for c in extra if c.startswith("metrics.")]
+    ordered += [c for c in extra if c.startswith("tags.")]
+    return df[base + ordered]
+
+
+@atexit.register
+def _end_open_runs() -> None:
+    with _lock:
+        while _stack:
+            run = _stack[-1]
+            try:
+                run.end("finished")
+            except Exception:
+                _stack.pop()

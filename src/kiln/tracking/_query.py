@@ -1,0 +1,166 @@
+"""Compiling the filter language (`_filter`) to SQL over the runs table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, false, func, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from kiln._exceptions import FilterSyntaxError
+from kiln.store import _schema as s
+from kiln.tracking._filter import And, Compare, Field, Node, Not, Or, OrderKey
+
+__all__ = ["compile_filter", "order_clauses"]
+
+
+def _attr_column(name: str) -> Any:
+    if name == "experiment":
+        return s.experiments.c.name
+    if name == "duration":
+        return (s.runs.c.end_time - s.runs.c.start_time) / 1000.0
+    return s.runs.c[name]
+
+
+def _time_value(value: Any, expression: str, pos: int) -> int:
+    if isinstance(value, bool):
+        raise FilterSyntaxError("Times compare with a number (ms) or an ISO date", expression, pos)
+    if isinstance(value, float):
+        return int(value)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FilterSyntaxError(
+            f"{value!r} is not an ISO date such as '2026-11-01' or '2026-11-01T12:00'",
+            expression,
+            pos,
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return column == value
+    if op == "!=":
+        return column != value
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    if op == ">=":
+        return column >= value
+    if op == "like":
+        return column.like(value)
+    if op == "notlike":
+        return not_(column.like(value))
+    if op == "in":
+        return column.in_(list(value))
+    if op == "notin":
+        return not_(column.in_(list(value)))
+    raise AssertionError(op)
+
+
+def _keyed(table: Any, key: str, cond: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists(select(1).where(table.c.run_id == s.runs.c.id, table.c.key == key, cond))
+
+
+def _missing(table: Any, key: str) -> ColumnElement[bool]:
+    return not_(exists(select(1).where(table.c.run_id == s.runs.c.id, table.c.key == key)))
+
+
+def _leaf(node: Compare, expression: str) -> ColumnElement[bool]:
+    field, op, value = node.field, node.op, node.value
+    values = value if isinstance(value, tuple) else (value,)
+    if field.kind == "attribute":
+        column = _attr_column(field.name)
+        if op == "isnull":
+            return column.is_(None)
+        if op == "notnull":
+            return column.is_not(None)
+        if field.name in ("start_time", "end_time"):
+            converted = tuple(_time_value(v, expression, node.pos) for v in values)
+            value = converted if isinstance(value, tuple) else converted[0]
+        elif field.name == "git_dirty":
+            value = tuple(bool(v) for v in values) if isinstance(value, tuple) else bool(value)
+        return _compare(column, op, value)
+    table = {"metrics": s.latest_metrics, "params": s.params, "tags": s.tags}[field.kind]
+    if op == "isnull":
+        return _missing(table, field.name)
+    if op == "notnull":
+        return not_(_missing(table, field.name))
+    numeric = all(isinstance(v, float) for v in values)
+    if field.kind == "metrics":
+        if not numeric:
+            raise FilterSyntaxError(
+                f"metrics.{field.name} is a number; compare it with a number, not {values[0]!r}",
+                expression,
+                node.pos,
+            )
+        return _keyed(table, field.name, _compare(table.c.value, op, value))
+    if field.kind == "params" and numeric:
+        return _keyed(table, field.name, _compare(table.c.value_num, op, value))
+    as_text = tuple(_text(v) for v in values)
+    return _keyed(
+        table,
+        field.name,
+        _compare(table.c.value, op, as_text if isinstance(value, tuple) else as_text[0]),
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def compile_filter(node: Node | None, expression: str = "") -> ColumnElement[bool]:
+    """Compile a parsed filter to a SQL condition on `runs` joined with `experiments`."""
+    if node is None:
+        return true()
+    if isinstance(node, Compare):
+        return _leaf(node, expression)
+    if isinstance(node, And):
+        return and_(compile_filter(node.left, expression), compile_filter(node.right, expression))
+    if isinstance(node, Or):
+        return or_(compile_filter(node.left, expression), compile_filter(node.right, expression))
+    if isinstance(node, Not):
+        return not_(compile_filter(node.inner, expression))
+    return false()
+
+
+def order_clauses(keys: list[OrderKey], query: Any) -> tuple[Any, list[Any]]:
+    """Join what the order-by keys need onto `query` and return it with its ORDER BY terms."""
+    terms: list[Any] = []
+    for i, key in enumerate(keys):
+        field: Field = key.field
+        if field.kind == "attribute":
+            cols = [_attr_column(field.name)]
+        else:
+            table = {"metrics": s.latest_metrics, "params": s.params, "tags": s.tags}[field.kind]
+            alias = table.alias(f"ord{i}")
+            query = query.outerjoin(
+                alias, and_(alias.c.run_id == s.runs.c.id, alias.c.key == field.name)
+            )
+            cols = [alias.c.value_num, alias.c.value] if field.kind == "params" else [alias.c.value]
+        for col in cols:
+            terms.append((col.desc() if key.descending else col.asc()).nulls_last())
+    terms.append(s.runs.c.start_time.desc())
+    terms.append(s.runs.c.id)
+    return query, terms
+
+
+def count_runs(conn: Any, where: ColumnElement[bool]) -> int:
+    """How many live runs match `where`."""
+    q = (
+        select(func.count())
+        .select_from(s.runs.join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id))
+        .where(s.runs.c.deleted_at.is_(None), where)
+    )
+    return int(conn.execute(q).scalar() or 0)
