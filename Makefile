@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
-PYTEST_ARGS ?=
+export UV_COMPILE_BYTECODE := 1
+PYTEST_ARGS ?= -n auto
 
 .PHONY: help demo test lint docs bench env env-dev clean
 
@@ -40,10 +41,10 @@ lint: env-dev
 	$(BIN)/mypy
 
 docs: env-dev
-	$(BIN)/python -m kiln._docs docs/_build
+	$(BIN)/python docs/build.py docs/_build
 
 bench: env-dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -61,7 +61,7 @@ def _pg_admin():  # type: ignore[no-untyped-def]
         )
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
         _pg_state["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
         _pg_state["engine"] = None
         return None

@@ -68,7 +68,35 @@ if TYPE_CHECKING:
     )
 
 # Public name -> module that defines it; loaded on first attribute access.
-_LAZY: dict[str, str] = dict.fromkeys(("ActiveRun", "ArtifactInfo", "DatasetInfo", "Experiment", "Metric", "Run", "TrackingClient", "active_run", "configure", "end_run", "get_client", "get_run", "log_artifact", "log_dataset", "log_metric", "log_metrics", "log_param", "log_params", "log_text", "metric_history", "runs", "set_tag", "set_tags", "start_run"), "kiln.tracking")
+_LAZY: dict[str, str] = dict.fromkeys(
+    (
+        "ActiveRun",
+        "ArtifactInfo",
+        "DatasetInfo",
+        "Experiment",
+        "Metric",
+        "Run",
+        "TrackingClient",
+        "active_run",
+        "configure",
+        "end_run",
+        "get_client",
+        "get_run",
+        "log_artifact",
+        "log_dataset",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "log_text",
+        "metric_history",
+        "runs",
+        "set_tag",
+        "set_tags",
+        "start_run",
+    ),
+    "kiln.tracking",
+)
 
 __all__ = [
     "ActiveRun",

@@ -67,7 +67,11 @@ class ArtifactStore:
         sha, size = sha256_file(path)
         key = self._key(sha)
         if self.fs.exists(key):
-            return sha, size
+            try:
+                self.verify(sha)
+                return sha, size
+            except ArtifactIntegrityError:
+                pass  # the stored copy is damaged: write it again from this good source
         self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
         if self.local:
             # Copy to a unique temporary name, then rename: readers never see half a blob.

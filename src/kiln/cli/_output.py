@@ -27,7 +27,8 @@ def print_error(exc: BaseException) -> None:
     """Print a kiln error as `Error: ...` in red on stderr."""
     from rich.markup import escape
 
-    console(stderr=True).print(f"[bold red]Error:[/] {escape(str(exc))}")
+    # soft_wrap: never fold the message, or a command it suggests breaks when copied.
+    console(stderr=True).print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True)
 
 
 def echo_json(data: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from kiln.cli._common import client_from, json_option
+from kiln.cli._common import client_from, json_option, resolve_run
 from kiln.cli._output import echo_json, fmt_time, fmt_value, table
 
 __all__ = ["runs"]
@@ -32,6 +32,7 @@ def runs() -> None:
     "-o", "--order-by", metavar="KEYS", help='e.g. "metrics.acc desc"; default newest first.'
 )
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--ids", "ids_only", is_flag=True, help="Print only the run ids, one per line.")
 @json_option
 @click.pass_context
 def list_runs(
@@ -40,6 +41,7 @@ def list_runs(
     filter_: str | None,
     order_by: str | None,
     limit: int,
+    ids_only: bool,
     as_json: bool,
 ) -> None:
     """List runs, newest first, with their latest metrics."""
@@ -48,6 +50,10 @@ def list_runs(
     )
     if as_json:
         echo_json([r.to_dict() for r in found])
+        return
+    if ids_only:
+        for r in found:
+            click.echo(r.id)
         return
     if not found:
         click.echo(
@@ -78,9 +84,10 @@ def list_runs(
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: params, metrics, tags, datasets, artifacts, environment.
 
-    RUN_ID may be any unique prefix of the id.
+    RUN_ID may be any unique prefix of the id, or `latest` for the newest run.
     """
-    run = client_from(ctx).get_run(run_id)
+    client = client_from(ctx)
+    run = client.get_run(resolve_run(client, run_id))
     if as_json:
         echo_json(run.to_dict())
         return
@@ -159,7 +166,7 @@ def compare(ctx: click.Context, run_ids: tuple[str, ...], show_all: bool, as_jso
     if len(run_ids) < 2:
         raise click.UsageError("Give at least two run ids to compare.")
     client = client_from(ctx)
-    found = [client.get_run(r) for r in run_ids]
+    found = [client.get_run(resolve_run(client, r)) for r in run_ids]
     if as_json:
         echo_json(
             {
@@ -208,7 +215,7 @@ def _best(key: str, values: list[Any]) -> int | None:
 def delete(ctx: click.Context, run_ids: tuple[str, ...], yes: bool) -> None:
     """Delete runs and their child runs. `kiln store gc` then frees their artifacts."""
     client = client_from(ctx)
-    full = [client.resolve_run_id(r) for r in run_ids]
+    full = [resolve_run(client, r) for r in run_ids]
     if not yes:
         click.confirm(f"Delete {len(full)} run(s) and their child runs?", abort=True)
     deleted = client.delete_runs(full)

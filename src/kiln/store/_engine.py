@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kiln._exceptions import (
     ConfigurationError,
     SchemaVersionError,
+    StoreError,
     StoreUnavailableError,
 )
 from kiln._extras import require
@@ -43,8 +44,10 @@ def _now_ms() -> int:
 def find_home(start: Path | None = None) -> Path:
     """Return the embedded store's folder for `start` (default: the working directory).
 
-    The nearest `.kiln/` folder walking up, as git finds `.git/`; where there is none,
-    `<git root>/.kiln`; else `<start>/.kiln`. `KILN_HOME` overrides all of this.
+    The nearest `.kiln/` folder walking up, as git finds `.git/`, but not past the root
+    of the git repository `start` is in (a stray `~/.kiln` must not capture every
+    project under the home folder); where there is none, `<git root>/.kiln`; outside a
+    repository, `<start>/.kiln`. `KILN_HOME` overrides all of this.
     """
     env = get_setting("home")
     if env:
@@ -53,7 +56,6 @@ def find_home(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / ".kiln").is_dir():
             return folder / ".kiln"
-    for folder in (here, *here.parents):
         if (folder / ".git").exists():
             return folder / ".kiln"
     return here / ".kiln"
@@ -79,8 +81,9 @@ def resolve_url(store: str | os.PathLike[str] | None = None) -> str:
         scheme = raw.split("://", 1)[0]
         if scheme not in ("sqlite", "postgresql+psycopg"):
             raise ConfigurationError(
-                f"Store URL scheme {scheme!r} is not supported. Expected sqlite:///path/kiln.db, "
-                "postgresql://user@host/db, or a path to a SQLite file."
+                f"Store URL {_safe(raw)} has the scheme {scheme!r}, which kiln does not support. "
+                "Expected sqlite:///path/kiln.db, postgresql://user@host/db, or a path to a "
+                "SQLite file (--store or KILN_STORE)."
             )
         return raw
     path = Path(raw).expanduser()
@@ -94,7 +97,7 @@ def _safe(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - only used to print a URL
         return url
 
 
@@ -183,6 +186,20 @@ class Store:
             if self._revision() != SCHEMA_REVISIONS[-1]:
                 self.migrate()
 
+    def _refuse_foreign_database(self) -> None:
+        """Refuse a SQLite file that has tables but no kiln schema: it is someone else's."""
+        from sqlalchemy import inspect
+
+        with self.engine.connect() as conn:
+            tables = sorted(inspect(conn).get_table_names())
+        if tables:
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreUnavailableError(
+                f"The SQLite database at {self.display_url} is not a kiln store: it has other "
+                f"tables ({shown}) and no kiln schema, and kiln will not add its own to it. "
+                "Point --store or KILN_STORE at a kiln.db file (a new path is created)."
+            )
+
     # --------------------------------------------------------------- revision
     def _revision(self) -> str | None:
         from sqlalchemy import inspect, text
@@ -194,9 +211,14 @@ class Store:
                     return None
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except SQLAlchemyError as exc:
+            advice = (
+                "Check that the file is a kiln store (kiln.db) you can read and write, or "
+                "choose another with --store or KILN_STORE."
+                if self.dialect == "sqlite"
+                else "Check that the server is running and the URL is right (KILN_STORE or --store)."
+            )
             raise StoreUnavailableError(
-                f"Cannot open the store at {self.display_url}: {_first_line(exc)}\n"
-                "Check that the server is running and the URL is right (KILN_STORE or --store)."
+                f"Cannot open the store at {self.display_url}: {_first_line(exc)}\n{advice}"
             ) from exc
 
     def _check_revision(self, revision: str | None, *, allow_upgrade: bool) -> None:
@@ -236,18 +258,31 @@ class Store:
 
         Returns:
             The revision before and after.
+
+        Raises:
+            StoreError: The migration failed (it is rolled back).
         """
         from alembic import command
         from alembic.config import Config
+        from sqlalchemy.exc import SQLAlchemyError
 
         before = self._revision()
         self._check_revision(before, allow_upgrade=True)
+        if before is None and self.dialect == "sqlite":
+            self._refuse_foreign_database()
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            self._init_meta(conn, artifacts)
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                self._init_meta(conn, artifacts)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"Migrating the store at {self.display_url} from revision {before or '(empty)'} "
+                f"failed and was rolled back: {_first_line(exc)}\nIf the database holds another "
+                "application's tables with the same names, give kiln a database of its own."
+            ) from exc
         self.artifact_root = self._artifact_root()
         return before, SCHEMA_REVISIONS[-1]
 
@@ -272,6 +307,10 @@ class Store:
                         "folder, or KILN_ARTIFACTS)."
                     )
                 root = "artifacts"  # relative to the folder that holds kiln.db
+            elif "://" not in root:
+                # A folder given by the user means the folder they see now: record it
+                # absolute, or every client would resolve it against its own directory.
+                root = str(Path(root).expanduser().resolve())
             new["artifact_root"] = root
         if new:
             conn.execute(store_meta.insert(), [{"key": k, "value": v} for k, v in new.items()])
@@ -337,9 +376,14 @@ def _make_engine(url: str, *, create: bool) -> Engine:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            blocker = next(
+                (p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()),
+                None,
+            )
+            why = f"{blocker} is a file, not a folder" if blocker else exc.strerror
             raise StoreUnavailableError(
-                f"Cannot create the store folder {path.parent}: {exc.strerror}. "
-                "Set KILN_HOME or --store to a writable place."
+                f"Cannot create the store {_safe(url)}: cannot create the folder {path.parent} "
+                f"({why}). Set KILN_HOME or --store to a writable place."
             ) from exc
     elif path.is_dir():
         raise StoreUnavailableError(f"{path} is a folder, not a SQLite file.")

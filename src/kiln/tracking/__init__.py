@@ -14,7 +14,8 @@ metrics.`val loss` < 0.2 and metrics.auc is not null
   git_dirty, parent_id, start_time, end_time, duration (seconds). Keys with spaces or
   other characters are written in back-quotes.
 - Operators: `= == != <> < <= > >= like`, `not like`, `in (...)`, `not in (...)`,
-  `is null`, `is not null`; combined with `and`, `or`, `not` and parentheses.
+  `is null`, `is not null`; combined with `and`, `or`, `not` and parentheses. `like`
+  ignores case (`%` matches any text, `_` one character).
 - Values: numbers, 'single' or "double" quoted strings, true/false; times also as ISO
   dates. A param is compared as a number when the value is a number.
 - A comparison on a metric, param or tag that a run lacks is false.

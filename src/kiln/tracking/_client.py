@@ -38,8 +38,90 @@ DEFAULT_EXPERIMENT = "Default"
 _MAX_KEY = 250
 _MAX_PARAM = 8000
 _STATUSES = ("running", "finished", "failed", "killed")
-_ADJECTIVES = ["amber", "bold", "brisk", "calm", "clever", "crisp", "dapper", "eager", "fair", "fleet", "gentle", "glad", "grand", "hardy", "jolly", "keen", "lively", "lucid", "merry", "nimble", "noble", "plucky", "proud", "quick", "quiet", "rapid", "ready", "serene", "sharp", "shiny", "sleek", "smart", "snappy", "steady", "stout", "sunny", "swift", "tidy", "vivid", "warm", "wise"]
-_NOUNS = ["badger", "bison", "crane", "dingo", "eagle", "falcon", "ferret", "finch", "gecko", "heron", "ibex", "jackal", "koala", "lemur", "lynx", "marten", "moose", "newt", "otter", "owl", "panda", "puffin", "quail", "raven", "robin", "salmon", "seal", "shrew", "stork", "swan", "tapir", "tiger", "toucan", "trout", "viper", "walrus", "wombat", "yak", "zebra"]
+_ADJECTIVES = [
+    "amber",
+    "bold",
+    "brisk",
+    "calm",
+    "clever",
+    "crisp",
+    "dapper",
+    "eager",
+    "fair",
+    "fleet",
+    "gentle",
+    "glad",
+    "grand",
+    "hardy",
+    "jolly",
+    "keen",
+    "lively",
+    "lucid",
+    "merry",
+    "nimble",
+    "noble",
+    "plucky",
+    "proud",
+    "quick",
+    "quiet",
+    "rapid",
+    "ready",
+    "serene",
+    "sharp",
+    "shiny",
+    "sleek",
+    "smart",
+    "snappy",
+    "steady",
+    "stout",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "warm",
+    "wise",
+]
+_NOUNS = [
+    "badger",
+    "bison",
+    "crane",
+    "dingo",
+    "eagle",
+    "falcon",
+    "ferret",
+    "finch",
+    "gecko",
+    "heron",
+    "ibex",
+    "jackal",
+    "koala",
+    "lemur",
+    "lynx",
+    "marten",
+    "moose",
+    "newt",
+    "otter",
+    "owl",
+    "panda",
+    "puffin",
+    "quail",
+    "raven",
+    "robin",
+    "salmon",
+    "seal",
+    "shrew",
+    "stork",
+    "swan",
+    "tapir",
+    "tiger",
+    "toucan",
+    "trout",
+    "viper",
+    "walrus",
+    "wombat",
+    "yak",
+    "zebra",
+]
 
 
 def now_ms() -> int:
@@ -339,6 +421,8 @@ class TrackingClient:
                 if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id, live)).first():
                     return run_id
                 matches: list[str] = []
+            elif any(c not in "0123456789abcdef" for c in run_id):
+                matches = []  # not a hex prefix (and '%' or '_' would be LIKE wildcards)
             else:
                 matches = list(
                     conn.execute(
@@ -423,13 +507,14 @@ class TrackingClient:
         """
         rows: list[dict[str, Any]] = []
         stamp = now_ms()
-        for key, value, step, ts in metrics:
-            number = check_metric(key, value, step)
+        # Validate the whole batch first: a refused value must not advance any series.
+        checked = [(k, check_metric(k, v, step), step, ts) for k, v, step, ts in metrics]
+        for key, number, step, ts in checked:
             if step is None:
                 step = self._next_step(run_id, key)
             else:
                 step = int(step)
-                self._steps[(run_id, key)] = max(self._steps.get((run_id, key), 0), step + 1)
+                self._steps[(run_id, key)] = max(self._peek_step(run_id, key), step + 1)
             rows.append(
                 {
                     "run_id": run_id,
@@ -442,7 +527,8 @@ class TrackingClient:
         if rows:
             self.write_metric_rows(rows)
 
-    def _next_step(self, run_id: str, key: str) -> int:
+    def _peek_step(self, run_id: str, key: str) -> int:
+        """The step the key's series continues at (one past the highest stored step)."""
         from sqlalchemy import func, select
 
         from kiln.store import _schema as s
@@ -456,6 +542,10 @@ class TrackingClient:
                     )
                 ).scalar()
             step = 0 if last is None else int(last) + 1
+        return step
+
+    def _next_step(self, run_id: str, key: str) -> int:
+        step = self._peek_step(run_id, key)
         self._steps[(run_id, key)] = step + 1
         return step
 
@@ -645,7 +735,8 @@ class TrackingClient:
         prefix = path.rstrip("/")
         cond = a.c.run_id == run_id
         if prefix:
-            cond = cond & or_(a.c.path == prefix, a.c.path.like(prefix + "/%"))
+            inside = a.c.path.startswith(prefix + "/", autoescape=True)  # not a LIKE pattern
+            cond = cond & or_(a.c.path == prefix, inside)
         with self.store.read() as conn:
             rows = conn.execute(select(a.c.path, a.c.sha256).where(cond)).all()
         if not rows:

@@ -253,9 +253,19 @@ class _Parser:
         if tok.kind == "word":
             # Keys may contain dots (metrics.val.loss): take word(.word)* greedily.
             parts = [tok.text]
-            while self.tok.text == "." and self.toks[self.i + 1].kind in ("word", "number"):
-                self.take()
-                parts.append(self.take().text.lstrip("."))
+            while True:
+                if self.tok.text == "." and self.toks[self.i + 1].kind in ("word", "number"):
+                    self.take()
+                    parts.append(self.take().text.lstrip("."))
+                elif (
+                    self.tok.kind == "number"
+                    and self.tok.text.startswith(".")
+                    and self.tok.pos == self.toks[self.i - 1].pos + len(self.toks[self.i - 1].text)
+                ):
+                    # `layer.0` lexes as word `layer` and number `.0`.
+                    parts.append(self.take().text.lstrip("."))
+                else:
+                    break
             return ".".join(parts)
         if tok.kind == "backq" or (tok.kind == "string" and tok.text[0] == '"'):
             return _unquote(tok)

@@ -122,6 +122,9 @@ class ActiveRun:
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         """End the run (and any runs nested in it that are still active)."""
+        if status not in ("finished", "failed", "killed"):
+            # Refuse before popping the stack: the run must stay active and endable.
+            raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
         with _lock:
             if self.ended:
                 return
@@ -412,5 +415,5 @@ def _end_open_runs() -> None:
             run = _stack[-1]
             try:
                 run.end("finished")
-            except Exception:
+            except Exception:  # noqa: BLE001 - never fail interpreter exit
                 _stack.pop()

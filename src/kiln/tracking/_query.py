@@ -10,7 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kiln._exceptions import FilterSyntaxError
 from kiln.store import _schema as s
-from kiln.tracking._filter import And, Compare, Field, Node, Not, Or, OrderKey
+from kiln.tracking._filter import ATTRIBUTES, And, Compare, Field, Node, Not, Or, OrderKey
 
 __all__ = ["compile_filter", "order_clauses"]
 
@@ -54,10 +54,11 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         return column > value
     if op == ">=":
         return column >= value
+    # `like` ignores case on every backend (SQLite's LIKE does; PostgreSQL's does not).
     if op == "like":
-        return column.like(value)
+        return column.ilike(value)
     if op == "notlike":
-        return not_(column.like(value))
+        return not_(column.ilike(value))
     if op == "in":
         return column.in_(list(value))
     if op == "notin":
@@ -82,12 +83,24 @@ def _leaf(node: Compare, expression: str) -> ColumnElement[bool]:
             return column.is_(None)
         if op == "notnull":
             return column.is_not(None)
-        if field.name in ("start_time", "end_time"):
+        kind = ATTRIBUTES[field.name]
+        if kind == "time":
             converted = tuple(_time_value(v, expression, node.pos) for v in values)
             value = converted if isinstance(value, tuple) else converted[0]
-        elif field.name == "git_dirty":
+        elif kind == "bool":
             value = tuple(bool(v) for v in values) if isinstance(value, tuple) else bool(value)
-        return _compare(column, op, value)
+        elif kind == "number":
+            if not all(isinstance(v, float) for v in values):
+                raise FilterSyntaxError(
+                    f"{field.name} is a number; compare it with a number, not {values[0]!r}",
+                    expression,
+                    node.pos,
+                )
+        else:  # text: a number literal compares as its text, as for tags
+            as_text = tuple(_text(v) for v in values)
+            value = as_text if isinstance(value, tuple) else as_text[0]
+        # A comparison on a missing (NULL) attribute is false, so `not` gives its complement.
+        return and_(column.is_not(None), _compare(column, op, value))
     table = {"metrics": s.latest_metrics, "params": s.params, "tags": s.tags}[field.kind]
     if op == "isnull":
         return _missing(table, field.name)
@@ -102,14 +115,19 @@ def _leaf(node: Compare, expression: str) -> ColumnElement[bool]:
                 node.pos,
             )
         return _keyed(table, field.name, _compare(table.c.value, op, value))
-    if field.kind == "params" and numeric:
-        return _keyed(table, field.name, _compare(table.c.value_num, op, value))
     as_text = tuple(_text(v) for v in values)
-    return _keyed(
-        table,
-        field.name,
-        _compare(table.c.value, op, as_text if isinstance(value, tuple) else as_text[0]),
-    )
+    text_cond = _compare(table.c.value, op, as_text if isinstance(value, tuple) else as_text[0])
+    if field.kind == "params" and numeric:
+        # A number when the param parses as one, else text (value_num is NULL then).
+        return _keyed(
+            table,
+            field.name,
+            or_(
+                and_(table.c.value_num.is_not(None), _compare(table.c.value_num, op, value)),
+                and_(table.c.value_num.is_(None), text_cond),
+            ),
+        )
+    return _keyed(table, field.name, text_cond)
 
 
 def _text(value: Any) -> str:

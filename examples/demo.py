@@ -1,0 +1,126 @@
+"""kiln's demo: train a model on a dataset that ships with scikit-learn and track it.
+
+Run with `make demo` (or `python examples/demo.py` in the project's env). It logs to the
+embedded store (the nearest .kiln/ folder) unless KILN_STORE or KILN_HOME say otherwise.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+import kiln
+
+PARAMS = {"n_estimators": 200, "max_depth": 6, "min_samples_leaf": 2, "folds": 5, "seed": 42}
+
+
+def main() -> str:
+    console = Console()
+    data = load_breast_cancer(as_frame=True)
+    X: pd.DataFrame = data.data
+    y: pd.Series = data.target
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=PARAMS["seed"]
+    )
+
+    with kiln.start_run(name="breast-cancer-rf", experiment="demo", params=PARAMS) as run:
+        kiln.set_tags({"dataset": "sklearn.datasets.load_breast_cancer", "model": "RandomForest"})
+        kiln.log_dataset(X_train.assign(target=y_train), role="train", name="breast_cancer")
+        kiln.log_dataset(X_test.assign(target=y_test), role="test", name="breast_cancer")
+
+        folds = StratifiedKFold(PARAMS["folds"], shuffle=True, random_state=PARAMS["seed"])
+        with console.status("Cross-validating...") as status:
+            for fold, (tr, va) in enumerate(folds.split(X_train, y_train)):
+                status.update(f"Cross-validating: fold {fold + 1}/{PARAMS['folds']}")
+                model = _model().fit(X_train.iloc[tr], y_train.iloc[tr])
+                proba = model.predict_proba(X_train.iloc[va])[:, 1]
+                kiln.log_metrics(
+                    {
+                        "cv_auc": roc_auc_score(y_train.iloc[va], proba),
+                        "cv_accuracy": accuracy_score(y_train.iloc[va], proba > 0.5),
+                    },
+                    step=fold,
+                )
+
+        start = time.perf_counter()
+        model = _model().fit(X_train, y_train)
+        kiln.log_metric("fit_seconds", time.perf_counter() - start)
+        proba = model.predict_proba(X_test)[:, 1]
+        kiln.log_metrics(
+            {
+                "test_auc": roc_auc_score(y_test, proba),
+                "test_accuracy": accuracy_score(y_test, proba > 0.5),
+            }
+        )
+        importances = pd.DataFrame(
+            {"feature": X.columns, "importance": model.feature_importances_}
+        ).sort_values("importance", ascending=False)
+        kiln.log_artifact(importances, name="feature_importance.parquet")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.skops"
+            _save(model, path)
+            kiln.log_artifact(path)
+
+    _report(console, run.id)
+    return run.id
+
+
+def _model() -> RandomForestClassifier:
+    return RandomForestClassifier(
+        n_estimators=PARAMS["n_estimators"],
+        max_depth=PARAMS["max_depth"],
+        min_samples_leaf=PARAMS["min_samples_leaf"],
+        random_state=PARAMS["seed"],
+        n_jobs=-1,
+    )
+
+
+def _save(model: RandomForestClassifier, path: Path) -> None:
+    import skops.io
+
+    skops.io.dump(model, path)
+
+
+def _report(console: Console, run_id: str) -> None:
+    run = kiln.get_run(run_id)
+    history = kiln.metric_history(run_id, "cv_auc")
+    console.print(
+        f"\n[bold green]Tracked run {run.id}[/] ({run.name}) in experiment {run.experiment!r}"
+    )
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("logged")
+    table.add_column("what")
+    table.add_row("params", ", ".join(f"{k}={v}" for k, v in run.params.items()))
+    table.add_row(
+        "metrics",
+        ", ".join(f"{k}={v:.4f}" for k, v in run.metrics.items())
+        + f"\ncv_auc per fold: {', '.join(f'{m.value:.4f}' for m in history)}"
+        + f" (mean {np.mean([m.value for m in history]):.4f})",
+    )
+    table.add_row("datasets", ", ".join(f"{d.role}: {d.n_rows}x{d.n_cols}" for d in run.datasets))
+    table.add_row("artifacts", ", ".join(f"{a.path} ({a.size:,} B)" for a in run.artifacts))
+    git = run.environment.get("git_commit")
+    table.add_row(
+        "environment", f"{run.environment.get('python_version')}, git {git[:12] if git else 'none'}"
+    )
+    console.print(table)
+    console.print("\nSee it again with:")
+    console.print(
+        f"  kiln runs list --experiment demo\n  kiln runs show {run.id[:12]}", markup=False
+    )
+    console.print("(inside the env: .venv/bin/kiln, or `source .venv/bin/activate` first)")
+
+
+if __name__ == "__main__":
+    main()
