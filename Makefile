@@ -36,8 +36,8 @@ test: env-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: env-dev
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples docs $(wildcard bench)
+	$(BIN)/ruff format --check src tests examples docs $(wildcard bench)
 	$(BIN)/mypy
 
 docs: env-dev

@@ -33,7 +33,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("KILN_HOME", str(tmp_path / "home" / ".kiln"))
     yield
     import kiln.tracking._fluent as fluent
+    from kiln.tracking._writer import _flush_at_exit
 
+    _flush_at_exit()  # write what the test queued while its store still exists
     while fluent._stack:
         fluent._stack.pop()
     kiln_configure_reset()

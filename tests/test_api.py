@@ -40,6 +40,7 @@ EXPECTED_KILN = {
     "active_run",
     "configure",
     "end_run",
+    "flush",
     "get_client",
     "get_run",
     "log_artifact",

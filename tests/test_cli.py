@@ -330,6 +330,7 @@ def test_runs_delete_unknown_id_deletes_nothing(populated: Populated) -> None:
 # ------------------------------------------------------------------- kiln experiments
 def test_experiments_list(populated: Populated) -> None:
     populated.client.create_run(experiment="baseline")
+    populated.client.flush()  # the CLI is another client: hand off after a flush
 
     listed = as_json(populated.url, "experiments", "list")
 
@@ -344,6 +345,7 @@ def test_experiments_list_when_empty(store_url: str) -> None:
 
 def test_experiments_rename(populated: Populated) -> None:
     populated.client.create_run(experiment="baseline")
+    populated.client.flush()  # the CLI is another client: hand off after a flush
 
     out = ok(populated.url, "experiments", "rename", "churn", "churn-2026").stdout
 
@@ -366,6 +368,7 @@ def test_experiments_delete_then_the_name_is_reused(populated: Populated) -> Non
     assert as_json(populated.url, "experiments", "list") == []
     assert as_json(populated.url, "runs", "list") == []
     fresh = populated.client.create_run(experiment="churn", name="second-life")
+    populated.client.flush()
     [after] = as_json(populated.url, "experiments", "list")
     assert after["name"] == "churn"
     assert after["id"] != before["id"]

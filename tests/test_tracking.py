@@ -15,6 +15,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from kiln import (
     TrackingError,
 )
 from kiln.tracking import DEFAULT_EXPERIMENT, TrackingClient
+from kiln.tracking._env import GIT_TTL
 
 # ------------------------------------------------------------------ a run's record
 
@@ -159,6 +161,7 @@ def test_series_continues_from_the_store_in_a_new_client(
 ) -> None:
     rid = client.create_run()
     client.log_metrics(rid, [("loss", v, None, None) for v in (0.3, 0.2, 0.1)])  # steps 0-2
+    client.flush()  # a hand-off to another process flushes first (kiln.flush())
     # Another process (a new client) goes on logging to the same run.
     later = TrackingClient(store_url)
     later.log_metrics(rid, [("loss", 0.05, None, None)])
@@ -673,6 +676,9 @@ def test_git_state_is_recorded(
     with kiln.start_run(experiment="git") as clean, kiln.start_run() as nested:
         pass
     (repo / "train.py").write_text("print('v2')\n")
+    # Runs started within GIT_TTL seconds of each other share one reading of the
+    # repository (reading it costs ~8 ms of subprocesses); after that it is read again.
+    time.sleep(GIT_TTL + 0.1)
     with kiln.start_run(experiment="git") as dirty:
         pass
 

@@ -80,6 +80,8 @@ runs = Table(
     Column("start_time", BigInteger, nullable=False),
     Column("end_time", BigInteger, nullable=True),
     Column("heartbeat_at", BigInteger, nullable=True),
+    # Seconds between heartbeats of the process that runs it; 3 missed ones read as crashed.
+    Column("heartbeat_interval", Float, nullable=True),
     Column("parent_id", String(32), ForeignKey("runs.id"), nullable=True),
     Column("user", String(255), nullable=True),
     Column("host", String(255), nullable=True),

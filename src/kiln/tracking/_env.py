@@ -10,9 +10,10 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
-__all__ = ["capture_environment", "git_state"]
+__all__ = ["GIT_TTL", "capture_environment", "git_state"]
 
 _MAX_DIFF = 1_000_000  # bytes of uncommitted diff kept with a run
 
@@ -77,6 +78,20 @@ def _entry_point() -> str | None:
     return "<interactive>" if hasattr(sys, "ps1") else None
 
 
+GIT_TTL = 1.0  # seconds a repository's state is reused for runs started in a row
+_git_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def _cached_git_state() -> dict[str, Any]:
+    cwd = os.getcwd()
+    now = time.monotonic()
+    hit = _git_cache.get(cwd)
+    if hit is None or now - hit[0] > GIT_TTL:
+        hit = (now, git_state(cwd))
+        _git_cache[cwd] = hit
+    return dict(hit[1])
+
+
 def capture_environment(*, packages: bool = True, git: bool = True) -> dict[str, Any]:
     """Everything a run records about its environment, as columns of the runs table."""
     try:
@@ -93,5 +108,5 @@ def capture_environment(*, packages: bool = True, git: bool = True) -> dict[str,
         "packages": _packages() if packages else None,
     }
     if git:
-        env.update(git_state())
+        env.update(_cached_git_state())
     return env

@@ -29,6 +29,7 @@ __all__ = [
     "active_run",
     "configure",
     "end_run",
+    "flush",
     "get_client",
     "get_run",
     "log_artifact",
@@ -100,6 +101,7 @@ class ActiveRun:
         self.experiment = experiment
         self.parent_id = parent_id
         self.ended = False
+        self._sampler: Any = None
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id[:12]} {self.name!r} experiment={self.experiment!r}>"
@@ -131,6 +133,8 @@ class ActiveRun:
             while self in _stack:
                 top = _stack.pop()
                 top.ended = True
+                if top._sampler is not None:
+                    top._sampler.stop()
                 top.client.end_run(top.id, status, error if top is self else None)
 
     # The same logging calls as the module-level API, bound to this run.
@@ -188,6 +192,7 @@ def start_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     parent: str | None = None,
+    system_metrics: bool | None = None,
 ) -> ActiveRun:
     """Start a run and make it the active one; use it as a context manager.
 
@@ -204,6 +209,9 @@ def start_run(
         tags: Tags to set at once.
         parent: The parent run id. By default a run started while another is active
             is nested in it.
+        system_metrics: Sample CPU, memory and GPU use into `system/*` metrics, every
+            `KILN_SYSTEM_METRICS_INTERVAL` seconds from 5 seconds in (so short runs record
+            none). Default: `KILN_SYSTEM_METRICS` (on) for top-level runs.
 
     Returns:
         The `ActiveRun`.
@@ -239,6 +247,10 @@ def start_run(
         )
         run = ActiveRun(client, run_id, name, experiment, parent_id)
         _stack.append(run)
+    if system_metrics is None:
+        system_metrics = parent_id is None and bool(get_setting("system_metrics"))
+    if system_metrics:
+        run._sampler = _sampler(client, run_id)
     if params:
         try:
             client.log_params(run_id, params)
@@ -246,6 +258,31 @@ def start_run(
             run.end("failed", error="The params given to start_run were refused.")
             raise
     return run
+
+
+def _sampler(client: TrackingClient, run_id: str) -> Any:
+    from kiln.tracking._sysmetrics import SystemSampler
+
+    def emit(values: dict[str, float], step: int) -> None:
+        client.log_metrics(run_id, [(k, v, step, None) for k, v in values.items()])
+
+    sampler = SystemSampler(emit, every=float(get_setting("system_metrics_interval")))
+    sampler.start()
+    return sampler
+
+
+def flush() -> None:
+    """Write everything logged so far to the store before returning.
+
+    Logging calls return at once and a background thread writes within
+    `KILN_FLUSH_INTERVAL` seconds; a run's end, reads, and interpreter exit flush too.
+    Call this before handing a run id to another process that reads it.
+    """
+    from kiln.tracking._writer import flush_all
+
+    if _client is not None:
+        _client.flush()
+    flush_all()
 
 
 def active_run() -> ActiveRun | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import and_, case, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from kiln._exceptions import FilterSyntaxError
@@ -16,6 +16,14 @@ __all__ = ["compile_filter", "order_clauses"]
 
 
 def _attr_column(name: str) -> Any:
+    if name == "status":
+        # As it reads now: a running run whose heartbeat stopped three intervals ago is
+        # crashed. (The same-host "process is gone" check needs Python; see `_reads`.)
+        from kiln.tracking._validate import now_ms
+
+        r = s.runs
+        stale = r.c.heartbeat_at < now_ms() - 3000 * func.coalesce(r.c.heartbeat_interval, 10.0)
+        return case((and_(r.c.status == "running", stale), literal("crashed")), else_=r.c.status)
     if name == "experiment":
         return s.experiments.c.name
     if name == "duration":

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("start_time", _BIGINT, nullable=False),
         sa.Column("end_time", _BIGINT, nullable=True),
         sa.Column("heartbeat_at", _BIGINT, nullable=True),
+        sa.Column("heartbeat_interval", sa.Float, nullable=True),
         sa.Column("parent_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=True),
         sa.Column("user", sa.String(255), nullable=True),
         sa.Column("host", sa.String(255), nullable=True),

@@ -1,0 +1,233 @@
+"""Experiments and store maintenance: listing, renaming, deleting, garbage collection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kiln._exceptions import (
+    TrackingError,
+)
+from kiln.tracking._base import _ClientBase
+from kiln.tracking._records import Experiment
+from kiln.tracking._validate import now_ms
+
+__all__ = ["Maintenance"]
+
+
+class Maintenance(_ClientBase):
+    """Experiment and maintenance methods of `TrackingClient`."""
+
+    def _experiment_names(self) -> list[str]:
+        from sqlalchemy import select
+
+        from kiln.store import _schema as s
+
+        with self.store.read() as conn:
+            return list(
+                conn.execute(
+                    select(s.experiments.c.name).where(s.experiments.c.deleted_at.is_(None))
+                ).scalars()
+            )
+
+    def list_experiments(self) -> list[Experiment]:
+        """Live experiments with their number of live runs, oldest first."""
+        self._flush_pending()
+        from sqlalchemy import and_, func, select
+
+        from kiln.store import _schema as s
+
+        query = (
+            select(
+                s.experiments.c.id,
+                s.experiments.c.name,
+                s.experiments.c.created_at,
+                func.count(s.runs.c.id),
+            )
+            .select_from(
+                s.experiments.outerjoin(
+                    s.runs,
+                    and_(
+                        s.runs.c.experiment_id == s.experiments.c.id, s.runs.c.deleted_at.is_(None)
+                    ),
+                )
+            )
+            .where(s.experiments.c.deleted_at.is_(None))
+            .group_by(s.experiments.c.id, s.experiments.c.name, s.experiments.c.created_at)
+            .order_by(s.experiments.c.id)
+        )
+        with self.store.read() as conn:
+            return [Experiment(int(i), n, int(c), int(k)) for i, n, c, k in conn.execute(query)]
+
+    def rename_experiment(self, old: str, new: str) -> None:
+        """Rename a live experiment; the new name must be free."""
+        self._flush_pending()
+        from sqlalchemy import update
+        from sqlalchemy.exc import IntegrityError
+
+        from kiln.store import _schema as s
+
+        exp_id = self.experiment_id(old)
+        if not isinstance(new, str) or not new.strip():
+            raise TrackingError(f"An experiment name must be a non-empty string; got {new!r}.")
+        try:
+            with self.store.write() as conn:
+                conn.execute(
+                    update(s.experiments).where(s.experiments.c.id == exp_id).values(name=new)
+                )
+        except IntegrityError as exc:
+            raise TrackingError(
+                f"Cannot rename {old!r} to {new!r}: an experiment called {new!r} already exists."
+            ) from exc
+
+    def delete_experiment(self, name: str) -> int:
+        """Delete an experiment and its runs (artifacts are freed by `gc`); its name can be reused.
+
+        Returns:
+            The number of runs deleted.
+        """
+        self._flush_pending()
+        from sqlalchemy import update
+
+        from kiln.store import _schema as s
+
+        exp_id = self.experiment_id(name)
+        stamp = now_ms()
+        with self.store.write() as conn:
+            n = conn.execute(
+                update(s.runs)
+                .where(s.runs.c.experiment_id == exp_id, s.runs.c.deleted_at.is_(None))
+                .values(deleted_at=stamp)
+            ).rowcount
+            conn.execute(
+                update(s.experiments).where(s.experiments.c.id == exp_id).values(deleted_at=stamp)
+            )
+        return int(n or 0)
+
+    # ------------------------------------------------------------ maintenance
+    def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Delete runs and their descendants (their artifacts are freed by `gc`).
+
+        Returns:
+            The full ids deleted, children included.
+        """
+        self._flush_pending()
+        from sqlalchemy import select, update
+
+        from kiln.store import _schema as s
+
+        todo = [self.resolve_run_id(r) for r in run_ids]
+        seen: list[str] = []
+        with self.store.write() as conn:
+            while todo:
+                seen.extend(i for i in todo if i not in seen)
+                todo = [
+                    c
+                    for c in conn.execute(
+                        select(s.runs.c.id).where(
+                            s.runs.c.parent_id.in_(todo), s.runs.c.deleted_at.is_(None)
+                        )
+                    ).scalars()
+                    if c not in seen
+                ]
+            conn.execute(update(s.runs).where(s.runs.c.id.in_(seen)).values(deleted_at=now_ms()))
+        return seen
+
+    def gc(self, *, dry_run: bool = False) -> dict[str, int]:
+        """Purge deleted runs and experiments, then remove artifacts no run references.
+
+        Returns:
+            `runs_purged`, `blobs_removed` and `bytes_freed`.
+        """
+        self._flush_pending()
+        from sqlalchemy import delete, select, update
+
+        from kiln.store import _schema as s
+
+        with self.store.read() as conn:
+            dead = list(
+                conn.execute(select(s.runs.c.id).where(s.runs.c.deleted_at.is_not(None))).scalars()
+            )
+            live_blobs = set(
+                conn.execute(
+                    select(s.artifacts.c.sha256)
+                    .select_from(s.artifacts.join(s.runs, s.runs.c.id == s.artifacts.c.run_id))
+                    .where(s.runs.c.deleted_at.is_(None))
+                ).scalars()
+            )
+        if not dry_run and dead:
+            with self.store.write() as conn:
+                conn.execute(
+                    update(s.runs).where(s.runs.c.parent_id.in_(dead)).values(parent_id=None)
+                )
+                for table in (
+                    s.params,
+                    s.metrics,
+                    s.latest_metrics,
+                    s.tags,
+                    s.artifacts,
+                    s.run_datasets,
+                ):
+                    for i in range(0, len(dead), 500):
+                        conn.execute(delete(table).where(table.c.run_id.in_(dead[i : i + 500])))
+                for i in range(0, len(dead), 500):
+                    conn.execute(delete(s.runs).where(s.runs.c.id.in_(dead[i : i + 500])))
+                conn.execute(
+                    delete(s.experiments).where(
+                        s.experiments.c.deleted_at.is_not(None),
+                        ~s.experiments.c.id.in_(select(s.runs.c.experiment_id)),
+                    )
+                )
+        removed = freed = 0
+        for sha, size in list(self.artifacts.iter_digests()):
+            if sha in live_blobs:
+                continue
+            removed += 1
+            freed += size
+            if not dry_run:
+                # Re-check: a run may have logged this blob since we read the table.
+                with self.store.read() as conn:
+                    if conn.execute(
+                        select(s.artifacts.c.id).where(s.artifacts.c.sha256 == sha).limit(1)
+                    ).first():
+                        removed -= 1
+                        freed -= size
+                        continue
+                self.artifacts.delete(sha)
+        return {"runs_purged": len(dead), "blobs_removed": removed, "bytes_freed": freed}
+
+    def info(self) -> dict[str, Any]:
+        """The store's URL, backend, schema revision, artifact root and counts."""
+        self._flush_pending()
+        from sqlalchemy import func, select
+
+        from kiln.store import SCHEMA_REVISIONS
+        from kiln.store import _schema as s
+
+        counts: dict[str, int] = {}
+        with self.store.read() as conn:
+            for label, table, cond in (
+                ("experiments", s.experiments, s.experiments.c.deleted_at.is_(None)),
+                ("runs", s.runs, s.runs.c.deleted_at.is_(None)),
+                ("deleted_runs", s.runs, s.runs.c.deleted_at.is_not(None)),
+                ("metrics", s.metrics, None),
+                ("artifacts", s.artifacts, None),
+                ("datasets", s.datasets, None),
+            ):
+                q = select(func.count()).select_from(table)
+                if cond is not None:
+                    q = q.where(cond)
+                counts[label] = int(conn.execute(q).scalar() or 0)
+            size = conn.execute(select(func.coalesce(func.sum(s.artifacts.c.size), 0))).scalar()
+        meta = self.store.meta()
+        return {
+            "url": self.store.display_url,
+            "backend": self.store.dialect,
+            "schema_revision": self.store.revision,
+            "client_schema_revision": SCHEMA_REVISIONS[-1],
+            "artifact_root": self.store.artifact_root,
+            "store_id": meta.get("store_id"),
+            "created_at": int(meta["created_at"]) if "created_at" in meta else None,
+            "artifact_bytes": int(size or 0),
+            **counts,
+        }

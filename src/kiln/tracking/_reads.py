@@ -1,0 +1,299 @@
+"""Reading runs: ids, single runs, searches and metric histories."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Sequence
+
+from kiln._exceptions import (
+    RunNotFoundError,
+    TrackingError,
+    did_you_mean,
+)
+from kiln.tracking._base import _ClientBase
+from kiln.tracking._records import ArtifactInfo, DatasetInfo, Metric, Run
+from kiln.tracking._validate import now_ms
+
+__all__ = ["RunReads", "effective_status"]
+
+_HOST = socket.gethostname()
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def effective_status(
+    status: str,
+    heartbeat_at: int | None,
+    interval: float | None,
+    host: str | None,
+    pid: int | None,
+    now: int,
+) -> str:
+    """A stored status as it reads now: a `running` run whose process is gone from this
+    host, or whose heartbeat is more than three intervals old, is `crashed`."""
+    if status != "running":
+        return status
+    if heartbeat_at is not None and now - heartbeat_at > 3 * 1000 * (interval or 10.0):
+        return "crashed"
+    if pid and host == _HOST and pid != os.getpid() and _process_gone(int(pid)):
+        return "crashed"
+    return status
+
+
+class RunReads(_ClientBase):
+    """Read methods of `TrackingClient`."""
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full id of the live run whose id is or starts with `run_id`.
+
+        Raises:
+            RunNotFoundError: None matches, or the prefix is ambiguous.
+        """
+        self._flush_pending()
+        from sqlalchemy import select
+
+        from kiln.store import _schema as s
+
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise RunNotFoundError(f"A run id must be a non-empty string; got {run_id!r}.")
+        run_id = run_id.strip().lower()
+        live = s.runs.c.deleted_at.is_(None)
+        with self.store.read() as conn:
+            if len(run_id) == 32:
+                if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id, live)).first():
+                    return run_id
+                matches: list[str] = []
+            elif any(c not in "0123456789abcdef" for c in run_id):
+                matches = []  # not a hex prefix (and '%' or '_' would be LIKE wildcards)
+            else:
+                matches = list(
+                    conn.execute(
+                        select(s.runs.c.id).where(s.runs.c.id.like(run_id + "%"), live).limit(6)
+                    ).scalars()
+                )
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise RunNotFoundError(
+                    f"Run id prefix {run_id!r} matches several runs ({', '.join(m[:12] for m in matches[:5])}"
+                    f"{', ...' if len(matches) > 5 else ''}); give more characters."
+                )
+            recent = conn.execute(
+                select(s.runs.c.id).where(live).order_by(s.runs.c.start_time.desc()).limit(2000)
+            ).scalars()
+            hint = did_you_mean(run_id, [r[: len(run_id)] for r in recent])
+        raise RunNotFoundError(
+            f"No run with id {run_id!r} in the store at {self.store.display_url}.{hint} "
+            "List runs with: kiln runs list"
+        )
+
+    # ---------------------------------------------------------------- reading
+    def get_run(self, run_id: str) -> Run:
+        """A run with its params, latest metrics, tags, datasets, artifacts and environment."""
+        self._flush_pending()
+        from sqlalchemy import select
+
+        from kiln.store import _schema as s
+
+        run_id = self.resolve_run_id(run_id)
+        runs = self._load_runs([run_id], full=True)
+        run = runs[0]
+        d, link, a = s.datasets, s.run_datasets, s.artifacts
+        with self.store.read() as conn:
+            ds = conn.execute(
+                select(
+                    d.c.fingerprint,
+                    link.c.name,
+                    link.c.role,
+                    link.c.direction,
+                    d.c.n_rows,
+                    d.c.n_cols,
+                    d.c.schema,
+                    d.c.summary,
+                    d.c.source,
+                )
+                .select_from(link.join(d, d.c.id == link.c.dataset_id))
+                .where(link.c.run_id == run_id)
+                .order_by(link.c.direction, link.c.role)
+            ).all()
+            arts = conn.execute(
+                select(a.c.path, a.c.sha256, a.c.size, a.c.created_at)
+                .where(a.c.run_id == run_id)
+                .order_by(a.c.path)
+            ).all()
+        datasets = [
+            DatasetInfo(fp, nm, role, dr, int(nr), int(nc), json.loads(sc), json.loads(sm), src)
+            for fp, nm, role, dr, nr, nc, sc, sm, src in ds
+        ]
+        artifacts = [ArtifactInfo(p, sha, int(sz), int(ts)) for p, sha, sz, ts in arts]
+        return Run(**{**run.__dict__, "datasets": datasets, "artifacts": artifacts})
+
+    def _load_runs(self, ids: Sequence[str], *, full: bool) -> list[Run]:
+        from sqlalchemy import select
+
+        from kiln.store import _schema as s
+
+        if not ids:
+            return []
+        r = s.runs
+        cols = [
+            r.c.id,
+            r.c.name,
+            s.experiments.c.name,
+            r.c.status,
+            r.c.start_time,
+            r.c.end_time,
+            r.c.parent_id,
+            r.c.error,
+            r.c.heartbeat_at,
+            r.c.heartbeat_interval,
+        ]
+        env_cols = [
+            r.c.user,
+            r.c.host,
+            r.c.pid,
+            r.c.entry_point,
+            r.c.command,
+            r.c.git_commit,
+            r.c.git_branch,
+            r.c.git_dirty,
+            r.c.python_version,
+        ]
+        if full:
+            env_cols += [r.c.git_diff, r.c.packages]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        out: dict[str, Run] = {}
+        with self.store.read() as conn:
+            for chunk_start in range(0, len(ids), 500):
+                chunk = list(ids[chunk_start : chunk_start + 500])
+                for rid, k, v in conn.execute(
+                    select(s.params.c.run_id, s.params.c.key, s.params.c.value).where(
+                        s.params.c.run_id.in_(chunk)
+                    )
+                ):
+                    params[rid][k] = v
+                lm = s.latest_metrics
+                for rid, k, v in conn.execute(
+                    select(lm.c.run_id, lm.c.key, lm.c.value).where(lm.c.run_id.in_(chunk))
+                ):
+                    metrics[rid][k] = float(v)
+                for rid, k, v in conn.execute(
+                    select(s.tags.c.run_id, s.tags.c.key, s.tags.c.value).where(
+                        s.tags.c.run_id.in_(chunk)
+                    )
+                ):
+                    tags[rid][k] = v
+                rows = conn.execute(
+                    select(*cols, *env_cols)
+                    .select_from(r.join(s.experiments, s.experiments.c.id == r.c.experiment_id))
+                    .where(r.c.id.in_(chunk))
+                ).all()
+                now = now_ms()
+                for row in rows:
+                    rid, name, exp, status, start, end, parent, error, beat, every = row[
+                        : len(cols)
+                    ]
+                    env = dict(zip([c.name for c in env_cols], row[len(cols) :], strict=True))
+                    status = effective_status(status, beat, every, env["host"], env["pid"], now)
+                    if env.get("packages"):
+                        env["packages"] = json.loads(env["packages"])
+                    out[rid] = Run(
+                        id=rid,
+                        name=name,
+                        experiment=exp,
+                        status=status,
+                        start_time=int(start),
+                        end_time=None if end is None else int(end),
+                        parent_id=parent,
+                        params=dict(sorted(params[rid].items())),
+                        metrics=dict(sorted(metrics[rid].items())),
+                        tags=dict(sorted(tags[rid].items())),
+                        environment=env,
+                        error=error,
+                    )
+        return [out[i] for i in ids if i in out]
+
+    def search_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs matching a filter, newest first unless `order_by` says otherwise.
+
+        Args:
+            experiment: One experiment name or several; None means all.
+            filter: An expression in the filter language (see `kiln.tracking` docs), e.g.
+                `"metrics.acc > 0.9 and params.model = 'rf'"`.
+            order_by: e.g. `"metrics.acc desc"`; several keys separated by commas.
+            limit: At most this many runs.
+        """
+        self._flush_pending()
+        from sqlalchemy import select
+
+        from kiln.store import _schema as s
+        from kiln.tracking._filter import parse_filter, parse_order_by
+        from kiln.tracking._query import compile_filter, order_clauses
+
+        where = compile_filter(parse_filter(filter or ""), filter or "")
+        keys = parse_order_by(
+            order_by if isinstance(order_by, (str, type(None))) else list(order_by)
+        )
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise TrackingError(f"limit must be a positive integer; got {limit!r}.")
+        query = select(s.runs.c.id).select_from(
+            s.runs.join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
+        )
+        conds = [s.runs.c.deleted_at.is_(None), where]
+        if experiment is not None:
+            names = [experiment] if isinstance(experiment, str) else list(experiment)
+            exp_ids = [self.experiment_id(n) for n in names]
+            conds.append(s.runs.c.experiment_id.in_(exp_ids))
+        query, terms = order_clauses(keys, query)
+        query = query.where(*conds).order_by(*terms)
+        if limit:
+            query = query.limit(limit)
+        with self.store.read() as conn:
+            ids = list(conn.execute(query).scalars())
+        return self._load_runs(ids, full=False)
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every value logged for a metric, by step then time."""
+        self._flush_pending()
+        from sqlalchemy import select
+
+        from kiln.store import _schema as s
+
+        run_id = self.resolve_run_id(run_id)
+        m = s.metrics
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(m.c.key, m.c.value, m.c.step, m.c.timestamp)
+                .where(m.c.run_id == run_id, m.c.key == key)
+                .order_by(m.c.step, m.c.timestamp, m.c.id)
+            ).all()
+            if not rows:
+                keys = list(
+                    conn.execute(select(m.c.key).where(m.c.run_id == run_id).distinct()).scalars()
+                )
+        if not rows:
+            have = f" It has: {', '.join(sorted(keys))}." if keys else " It has no metrics."
+            raise TrackingError(
+                f"Run {run_id[:12]} has no metric {key!r}.{did_you_mean(key, keys)}{have}"
+            )
+        return [Metric(k, float(v), int(st), int(ts)) for k, v, st, ts in rows]

@@ -1,0 +1,209 @@
+"""The background writer: logging calls enqueue, one transaction per batch writes them.
+
+`log_metric` and friends append to a bounded queue and return. A writer thread commits
+what is queued at most `interval` seconds after it was queued (sooner when a batch
+fills). `flush()` writes everything queued so far in the calling thread, so a run's end,
+an exception in a run, `kiln.flush()` and reads of the store never wait for a thread
+switch. Interpreter exit flushes (atexit), and so does a multiprocessing worker's exit,
+which skips atexit. A full queue makes the caller wait; nothing is dropped.
+
+After `fork`, the child starts with an empty queue of its own (the parent writes what it
+had queued).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Op", "Writer", "flush_all"]
+
+#: A queued write: (kind, payload). The client that owns the writer defines the kinds.
+Op = tuple[str, Any]
+
+_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+_MAX_FAILURES = 3
+
+
+class Writer:
+    """Batches writes for one store.
+
+    Args:
+        write: Commits a list of ops in one transaction (raises on failure).
+        interval: Longest time (seconds) an op waits in the queue.
+        tick: Called by the writer thread at every wake-up; returns ops to queue
+            (heartbeats).
+        max_queue: Ops queued before callers wait.
+        batch: Most ops committed in one transaction.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Op]], None],
+        *,
+        interval: float = 0.5,
+        tick: Callable[[], list[Op]] | None = None,
+        max_queue: int = 200_000,
+        batch: int = 20_000,
+    ) -> None:
+        self._write = write
+        self._tick = tick
+        self.interval = interval
+        self.max_queue = max_queue
+        self.batch = batch
+        self._init_state()
+        _writers.add(self)
+
+    def _init_state(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._write_lock = threading.Lock()  # one writer at a time keeps ops in order
+        self._queue: collections.deque[Op] = collections.deque()
+        self._submitted = 0
+        self._committed = 0
+        self._error: BaseException | None = None
+        self._failures = 0
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ producers
+    def submit(self, op: Op) -> None:
+        """Queue one op; waits while the queue is full."""
+        with self._cond:
+            while len(self._queue) >= self.max_queue:
+                self._cond.notify_all()
+                self._cond.wait(0.05)
+            self._queue.append(op)
+            self._submitted += 1
+            if self._thread is None:
+                self._start()
+            elif len(self._queue) >= self.batch:
+                self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """Ops queued and not yet committed."""
+        return self._submitted - self._committed
+
+    def flush(self) -> None:
+        """Write everything submitted so far, in this thread.
+
+        Raises:
+            TrackingError: The store refused the writes several times in a row (they
+                stay queued and are retried).
+        """
+        from kiln._exceptions import TrackingError
+
+        target = self._submitted
+        while self._committed < target:
+            with self._write_lock:
+                self._drain()
+            if self._committed < target and self._failures >= _MAX_FAILURES:
+                raise TrackingError(
+                    f"kiln could not write {target - self._committed} queued record(s) to the "
+                    f"store: {self._error}. They stay queued and will be retried."
+                ) from self._error
+            if self._failures:
+                time.sleep(0.05 * 2**self._failures)
+
+    # --------------------------------------------------------------- writing
+    def _drain(self) -> None:
+        """Write one batch; the caller holds `_write_lock`."""
+        with self._cond:
+            n = min(len(self._queue), self.batch)
+            ops = [self._queue.popleft() for _ in range(n)]
+        if not ops:
+            return
+        try:
+            self._write(ops)
+        except BaseException as exc:  # noqa: BLE001 - keep the ops; flush() reports
+            with self._cond:
+                self._queue.extendleft(reversed(ops))
+                self._error = exc
+                self._failures += 1
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self._committed += n
+            self._error = None
+            self._failures = 0
+            self._cond.notify_all()
+
+    def _start(self) -> None:
+        # The thread holds the writer weakly: a writer nobody uses any more is collected
+        # and its thread ends.
+        self._thread = threading.Thread(
+            target=_loop, args=(weakref.ref(self),), name="kiln-writer", daemon=True
+        )
+        self._thread.start()
+        if "multiprocessing" in sys.modules:
+            # Worker processes leave through os._exit, which skips atexit; this does not.
+            from multiprocessing import util
+
+            util.Finalize(self, _flush_quietly, args=(weakref.ref(self),), exitpriority=100)
+
+    def _step(self) -> None:
+        """One wake-up of the writer thread: heartbeats, then a batch if one is due."""
+        if self._tick is not None:
+            try:
+                extra = self._tick()
+            except Exception:  # noqa: BLE001 - a failed heartbeat must not stop writing
+                extra = []
+            with self._cond:
+                self._queue.extend(extra)
+                self._submitted += len(extra)
+        if self._queue:
+            with self._write_lock:
+                self._drain()
+
+
+def _loop(ref: weakref.ref[Writer]) -> None:
+    while True:
+        writer = ref()
+        if writer is None:
+            return
+        cond, interval = writer._cond, writer.interval
+        with cond:
+            cond.wait_for(lambda w=writer: len(w._queue) >= w.batch, interval)  # type: ignore[misc]
+        writer._step()
+        failures = writer._failures
+        del writer
+        if failures:
+            time.sleep(min(2.0, 0.05 * 2**failures))
+
+
+def _flush_quietly(ref: weakref.ref[Writer]) -> None:
+    writer = ref()
+    if writer is None or not writer.pending:
+        return
+    try:
+        writer.flush()
+    except Exception as exc:  # noqa: BLE001 - at exit, report rather than raise
+        print(f"kiln: {exc}", file=sys.stderr)
+
+
+def flush_all() -> None:
+    """Write everything queued by every writer in this process."""
+    for writer in list(_writers):
+        if writer.pending:
+            writer.flush()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_writers):
+        writer._init_state()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for writer in list(_writers):
+        _flush_quietly(weakref.ref(writer))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
