@@ -141,10 +141,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     engine = _pg_state.get("engine")
     if not engine:
         return
+    import gc
+
     import sqlalchemy as sa
 
     from kiln.store import Store
+    from kiln.tracking._writer import _flush_at_exit, _writers
 
+    gc.collect()  # clients of finished tests, and their writer threads, go away
+    _flush_at_exit()
+    for writer in list(_writers):
+        writer._tick = None  # no more heartbeats for runs whose databases are dropped now
     Store.close_all()
     names = list(_pg_state.get("created", []))  # type: ignore[call-overload]
     if "template" in _pg_state:

@@ -376,6 +376,27 @@ class Store:
             yield conn
 
 
+# The parent's pools, kept by a forked child so that it never closes their connections.
+_INHERITED: list[Any] = []
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child, give every open store a fresh pool (SQLAlchemy's fork recipe).
+
+    The pooled connections belong to the parent: a child that used them would interleave
+    its statements with the parent's on one PostgreSQL socket, or share SQLite's locks
+    with it. `close=False` leaves them open for the parent, and keeping the old pools
+    referenced stops the child from closing them when they are collected.
+    """
+    for store in list(Store._open.values()):
+        _INHERITED.append(store.engine.pool)
+        store.engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

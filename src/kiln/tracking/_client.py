@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,11 +48,17 @@ _RUN_COLUMNS = (
 )  # fmt: skip
 
 
+def _schema() -> Any:
+    from kiln.store import _schema as s
+
+    return s
+
+
 @dataclass
 class _OwnRun:
     """A run this process started and has not ended: its writes go through the queue."""
 
-    experiment_id: int
+    experiment: str
     params: dict[str, str] = field(default_factory=dict)
 
 
@@ -108,7 +115,11 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         if self._writer is None:
             from kiln.tracking._writer import Writer
 
-            self._writer = Writer(self._write_ops, interval=self.flush_interval, tick=self._tick)
+            # The writer thread sends heartbeats when it wakes: it must wake at least once
+            # per heartbeat interval, or a live run with a long flush interval would read
+            # as crashed.
+            interval = min(self.flush_interval, self.heartbeat_interval)
+            self._writer = Writer(self._write_ops, interval=interval, tick=self._tick)
         return self._writer
 
     def _submit(self, run_id: str, kind: str, payload: Any) -> None:
@@ -132,13 +143,16 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             )
 
     def _flush_pending(self) -> None:
+        """Before a read: write what any client of this process has queued, so reads in
+        this process always see its own writes."""
+        from kiln.tracking._writer import flush_all
+
         self._check_fork()
+        flush_all(key=self.store.url)
         self.flush()
 
     def _tick(self) -> list[tuple[str, Any]]:
         """Heartbeats for our running runs, called by the writer thread."""
-        import time
-
         now = time.monotonic()
         if not self._own or now - self._last_beat < self.heartbeat_interval:
             return []
@@ -154,17 +168,21 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         from kiln.store import _schema as s
 
         runs: list[dict[str, Any]] = []
+        wanted_experiments: dict[str, str] = {}
         params: list[dict[str, Any]] = []
-        metrics: list[dict[str, Any]] = []
+        metrics: list[tuple[str, str, float, int, int]] = []
         tags: dict[tuple[str, str], dict[str, Any]] = {}
         updates: dict[str, dict[str, Any]] = {}
         for kind, payload in ops:
-            if kind == "metrics":
+            if kind == "metric":
+                metrics.append(payload)
+            elif kind == "metrics":
                 metrics.extend(payload)
             elif kind == "params":
                 params.extend(payload)
             elif kind == "run":
-                runs.append(payload)
+                runs.append(payload[0])
+                wanted_experiments[payload[0]["id"]] = payload[1]
             elif kind == "tags":
                 tags.update({(r["run_id"], r["key"]): r for r in payload})
             elif kind == "update":
@@ -172,13 +190,16 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         try:
             with self.store.write() as conn:
                 if runs:
-                    conn.execute(s.runs.insert(), runs)
+                    ids = self._experiment_ids(conn, set(wanted_experiments.values()))
+                    for row in runs:
+                        row["experiment_id"] = ids[wanted_experiments[row["id"]]]
+                    conn.execute(self._stmt("runs"), runs)
                 if params:
-                    conn.execute(self._insert_ignore(s.params), params)
+                    conn.execute(self._stmt("params"), params)
                 if metrics:
                     self._insert_metrics(conn, metrics)
                 if tags:
-                    conn.execute(self._upsert_tags(), list(tags.values()))
+                    conn.execute(self._stmt("tags"), list(tags.values()))
                 for run_id, values in updates.items():
                     conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
         except IntegrityError as exc:
@@ -194,24 +215,67 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 except IntegrityError:
                     continue
 
-    def _insert_ignore(self, table: Any) -> Any:
+    def _experiment_ids(self, conn: Any, names: set[str]) -> dict[str, int]:
+        """Ids of the live experiments called `names`, creating the missing ones."""
+        from sqlalchemy import select, text
+
+        s = _schema()
+        e = s.experiments
+        query = select(e.c.name, e.c.id).where(e.c.name.in_(names), e.c.deleted_at.is_(None))
+        found = dict(conn.execute(query).all())
+        missing = names - set(found)
+        if missing:
+            stamp = now_ms()
+            insert = self._insert_ignore(e, ["name"], text("deleted_at IS NULL"))
+            conn.execute(insert, [{"name": n, "created_at": stamp} for n in sorted(missing)])
+            found = dict(conn.execute(query).all())
+        return {name: int(i) for name, i in found.items()}
+
+    def _insert_ignore(
+        self, table: Any, columns: list[str] | None = None, where: Any = None
+    ) -> Any:
         if self.store.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        return insert(table).on_conflict_do_nothing()
+        if columns is None:
+            return insert(table).on_conflict_do_nothing()
+        return insert(table).on_conflict_do_nothing(index_elements=columns, index_where=where)
 
-    def _insert_metrics(self, conn: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        from kiln.store import _schema as s
+    def _insert_metrics(self, conn: Any, rows: Sequence[tuple[str, str, float, int, int]]) -> None:
+        """Insert `(run_id, key, value, step, timestamp)` rows and update latest values.
 
-        latest: dict[tuple[str, str], Mapping[str, Any]] = {}
+        The rows go to the driver as one prepared statement with plain tuples: at tens of
+        thousands of rows per batch, building a dict per row would dominate.
+        """
+        latest: dict[tuple[str, str], tuple[str, str, float, int, int]] = {}
         for row in rows:
-            k = (row["run_id"], row["key"])
+            k = (row[0], row[1])
             cur = latest.get(k)
-            if cur is None or (row["step"], row["timestamp"]) >= (cur["step"], cur["timestamp"]):
+            if cur is None or (row[3], row[4]) >= (cur[3], cur[4]):
                 latest[k] = row
-        conn.execute(s.metrics.insert(), list(rows))
-        conn.execute(self._upsert_latest(), list(latest.values()))
+        mark = "?" if self.store.dialect == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            "INSERT INTO metrics (run_id, key, value, step, timestamp) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
+            list(rows),
+        )
+        keys = ("run_id", "key", "value", "step", "timestamp")
+        conn.execute(
+            self._stmt("latest"), [dict(zip(keys, r, strict=True)) for r in latest.values()]
+        )
+
+    def _stmt(self, name: str) -> Any:
+        """A statement built once per client (building upserts costs more than running them)."""
+        stmts = self.__dict__.setdefault("_stmts", {})
+        if name not in stmts:
+            stmts[name] = {
+                "latest": self._upsert_latest,
+                "tags": self._upsert_tags,
+                "params": lambda: self._insert_ignore(_schema().params),
+                "runs": lambda: _schema().runs.insert(),
+            }[name]()
+        return stmts[name]
 
     # ------------------------------------------------------------ experiments
     def experiment_id(self, name: str, *, create: bool = False) -> int:
@@ -267,25 +331,20 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             tags: Tags to set at once.
             environment: Columns from `capture_environment` (user, host, git state, ...).
         """
-        from sqlalchemy import select
-
-        from kiln.store import _schema as s
-
         self._check_fork()
         parent_own = self._own.get(parent_id) if parent_id is not None else None
         if parent_id is not None and parent_own is None:
             parent_id = self.resolve_run_id(parent_id)
         if experiment is None and parent_own is not None:
-            exp_id = parent_own.experiment_id
+            experiment = parent_own.experiment
         elif experiment is None and parent_id is not None:
-            with self.store.read() as conn:
-                exp_id = int(
-                    conn.execute(
-                        select(s.runs.c.experiment_id).where(s.runs.c.id == parent_id)
-                    ).scalar_one()
-                )
-        else:
-            exp_id = self.experiment_id(experiment or DEFAULT_EXPERIMENT, create=True)
+            experiment = self.get_run(parent_id).experiment
+        experiment = experiment or DEFAULT_EXPERIMENT
+        if not isinstance(experiment, str) or not experiment.strip() or len(experiment) > 255:
+            raise TrackingError(
+                "An experiment name must be a non-empty string of at most 255 characters; "
+                f"got {experiment!r}."
+            )
         if name is not None and (not isinstance(name, str) or len(name) > 255):
             raise TrackingError(
                 f"A run name must be a string of at most 255 characters; got {name!r}."
@@ -299,7 +358,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 "pid": os.getpid(),
                 **{k: v for k, v in (environment or {}).items() if k in _RUN_COLUMNS},
                 "id": run_id,
-                "experiment_id": exp_id,
+                "experiment_id": None,  # resolved from the name when written
                 "name": name or new_run_name(),
                 "status": "running",
                 "start_time": start,
@@ -308,23 +367,34 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 "parent_id": parent_id,
             }
         )
-        self._own[run_id] = _OwnRun(exp_id)
-        self._queue().submit(("run", row))
+        self._own[run_id] = _OwnRun(experiment)
+        # The experiment is found (or created) by name in the same transaction that
+        # inserts the run: starting a run touches no database.
+        self._queue().submit(("run", (row, experiment)))
         if tags:
             self.set_tags(run_id, tags)
         return run_id
 
     def end_run(self, run_id: str, status: str = "finished", error: str | None = None) -> None:
-        """Mark a run ended with `status` (finished, failed or killed) and write everything queued."""
+        """Mark a run ended with `status` (finished, failed or killed).
+
+        Everything queued for the run is written at once by the writer thread; call
+        `flush()` to wait for it (reads and interpreter exit do).
+        """
         if status not in STATUSES[1:]:
             raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
         self._check_fork()
         if run_id not in self._own:
             run_id = self.resolve_run_id(run_id)
         values = {"status": status, "end_time": now_ms(), "error": error}
+        own = self._own.pop(run_id, None)
         self._queue().submit(("update", (run_id, values)))
-        self.flush()
-        self._own.pop(run_id, None)
+        if own is None:
+            self.flush()
+        else:
+            # Written within moments by the writer thread (and at exit, and before any
+            # read); ending a run does not wait on the disk.
+            self._queue().kick()
 
     def heartbeat(self, run_id: str) -> None:
         """Record that the run's process is alive."""
@@ -392,6 +462,40 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 ).all()
             )
 
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: Any,
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Record one metric value (the hot path of `kiln.log_metric`).
+
+        A `None` step continues the key's series (0, 1, 2, ...); a `None` timestamp
+        (milliseconds since the epoch) means now.
+        """
+        number = check_metric(key, value, step)
+        if self._pid != os.getpid():
+            self._check_fork()
+        own = run_id in self._own
+        if not own:
+            run_id = self.resolve_run_id(run_id)
+        k = (run_id, key)
+        if step is None:
+            step = self._next_step(run_id, key)
+        else:
+            step = int(step)
+            following = self._steps.get(k)
+            if following is None:
+                following = self._peek_step(run_id, key)
+            if step >= following:
+                self._steps[k] = step + 1
+        writer = self._writer or self._queue()
+        writer.submit(("metric", (run_id, key, number, step, timestamp or int(time.time() * 1000))))
+        if not own:
+            self.flush()
+
     def log_metrics(
         self,
         run_id: str,
@@ -409,34 +513,26 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         if run_id not in self._own:
             run_id = self.resolve_run_id(run_id)
         stamp = now_ms()
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[str, str, float, int, int]] = []
         for key, number, step, ts in checked:
             if step is None:
                 step = self._next_step(run_id, key)
             else:
                 step = int(step)
                 self._steps[(run_id, key)] = max(self._peek_step(run_id, key), step + 1)
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "key": key,
-                    "value": number,
-                    "step": step,
-                    "timestamp": ts or stamp,
-                }
-            )
+            rows.append((run_id, key, number, step, ts or stamp))
         self._submit(run_id, "metrics", rows)
 
     def _peek_step(self, run_id: str, key: str) -> int:
         """The step the key's series continues at (one past the highest stored step)."""
-        from sqlalchemy import func, select
-
-        from kiln.store import _schema as s
-
         step = self._steps.get((run_id, key))
         if step is None:
             if run_id in self._own:
                 return 0  # started here: every value it has went through this client
+            from sqlalchemy import func, select
+
+            from kiln.store import _schema as s
+
             self.flush()
             with self.store.read() as conn:
                 last = conn.execute(
@@ -452,8 +548,9 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         self._steps[(run_id, key)] = step + 1
         return step
 
-    def write_metric_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert validated metric rows and update each key's latest value, in one transaction."""
+    def write_metric_rows(self, rows: Sequence[tuple[str, str, float, int, int]]) -> None:
+        """Insert validated `(run_id, key, value, step, timestamp_ms)` rows and update each
+        key's latest value, in one transaction."""
         self.flush()
         with self.store.write() as conn:
             self._insert_metrics(conn, rows)

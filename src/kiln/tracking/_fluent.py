@@ -101,7 +101,8 @@ class ActiveRun:
         self.experiment = experiment
         self.parent_id = parent_id
         self.ended = False
-        self._sampler: Any = None
+        self._pid = os.getpid()  # a forked child inherits the stack, not the run
+        self._sampled = False
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id[:12]} {self.name!r} experiment={self.experiment!r}>"
@@ -133,8 +134,10 @@ class ActiveRun:
             while self in _stack:
                 top = _stack.pop()
                 top.ended = True
-                if top._sampler is not None:
-                    top._sampler.stop()
+                if top._sampled:
+                    from kiln.tracking._sysmetrics import unwatch
+
+                    unwatch(top.id)
                 top.client.end_run(top.id, status, error if top is self else None)
 
     # The same logging calls as the module-level API, bound to this run.
@@ -148,7 +151,7 @@ class ActiveRun:
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Record one metric value on this run."""
-        self.client.log_metrics(self.id, [(key, value, step, None)])
+        self.client.log_metric(self.id, key, value, step)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record several metric values (at one step) on this run."""
@@ -250,7 +253,8 @@ def start_run(
     if system_metrics is None:
         system_metrics = parent_id is None and bool(get_setting("system_metrics"))
     if system_metrics:
-        run._sampler = _sampler(client, run_id)
+        _sample(client, run_id)
+        run._sampled = True
     if params:
         try:
             client.log_params(run_id, params)
@@ -260,15 +264,13 @@ def start_run(
     return run
 
 
-def _sampler(client: TrackingClient, run_id: str) -> Any:
-    from kiln.tracking._sysmetrics import SystemSampler
+def _sample(client: TrackingClient, run_id: str) -> None:
+    from kiln.tracking._sysmetrics import watch
 
     def emit(values: dict[str, float], step: int) -> None:
         client.log_metrics(run_id, [(k, v, step, None) for k, v in values.items()])
 
-    sampler = SystemSampler(emit, every=float(get_setting("system_metrics_interval")))
-    sampler.start()
-    return sampler
+    watch(run_id, emit, every=float(get_setting("system_metrics_interval")))
 
 
 def flush() -> None:
@@ -300,14 +302,14 @@ def end_run(status: str = "finished") -> None:
 
 
 def _active(fn: str) -> ActiveRun:
-    run = active_run()
-    if run is None:
+    try:
+        return _stack[-1]  # a list read is atomic: no lock on the logging hot path
+    except IndexError:
         raise NoActiveRunError(
             f"kiln.{fn}() was called outside a run. Start one first:\n"
             "    with kiln.start_run(experiment='my-experiment'):\n"
             f"        kiln.{fn}(...)"
-        )
-    return run
+        ) from None
 
 
 def log_param(key: str, value: Any) -> None:
@@ -450,7 +452,17 @@ def _end_open_runs() -> None:
     with _lock:
         while _stack:
             run = _stack[-1]
+            if run._pid != os.getpid():
+                # Inherited through fork: the parent is still running it, and ends it.
+                _stack.pop()
+                continue
             try:
                 run.end("finished")
             except Exception:  # noqa: BLE001 - never fail interpreter exit
                 _stack.pop()
+    # The writers' own exit flush may already have run (atexit runs handlers in reverse
+    # order of registration): write the ends just queued now.
+    try:
+        flush()
+    except Exception as exc:  # noqa: BLE001 - report, never fail interpreter exit
+        print(f"kiln: {exc}", file=sys.stderr)

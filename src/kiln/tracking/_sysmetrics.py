@@ -1,12 +1,51 @@
-"""Sampling CPU, memory and GPU utilisation into a run as `system/*` metrics."""
+"""Sampling CPU, memory and GPU utilisation into runs as `system/*` metrics.
+
+One daemon thread per process samples for every run that asked for it: starting a run
+adds it to a table, ending it removes it, so short runs cost a dict insert, not a thread.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SystemSampler"]
+__all__ = ["unwatch", "watch"]
+
+Emit = Callable[[dict[str, float], int], None]
+
+_lock = threading.Lock()
+_watched: dict[str, tuple[Emit, float, list[int]]] = {}  # run id -> (emit, since, [step])
+_wake = threading.Event()
+_thread: threading.Thread | None = None
+_every = 10.0
+_delay = 5.0
+
+
+def watch(run_id: str, emit: Emit, *, every: float = 10.0, delay: float | None = None) -> None:
+    """Sample into `run_id` every `every` seconds, the first time after `delay` seconds.
+
+    `delay` defaults to 5 seconds (or `every`, if shorter), so runs shorter than that
+    record nothing. Metrics: system/cpu_percent (this process; 100 = one core),
+    system/memory_mb (this process's RSS), system/memory_percent (the machine), and per
+    GPU where NVML is present: system/gpu<i>_utilization_percent, system/gpu<i>_memory_mb.
+    """
+    global _thread, _every, _delay
+    with _lock:
+        _every = min(_every, every) if _watched else every
+        _delay = min(5.0, every) if delay is None else delay
+        _watched[run_id] = (emit, time.monotonic(), [0])
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_loop, name="kiln-system-metrics", daemon=True)
+            _thread.start()
+    _wake.set()
+
+
+def unwatch(run_id: str) -> None:
+    """Stop sampling into `run_id`."""
+    with _lock:
+        _watched.pop(run_id, None)
 
 
 def _gpu_reader() -> Callable[[], dict[str, float]] | None:
@@ -34,62 +73,37 @@ def _gpu_reader() -> Callable[[], dict[str, float]] | None:
     return read
 
 
-class SystemSampler:
-    """Samples the process's and machine's resource use every `every` seconds.
-
-    The first sample is taken after `delay` seconds, so short runs record nothing.
-    Metrics: system/cpu_percent (this process, 100 = one core), system/memory_mb (this
-    process's RSS), system/memory_percent (the machine), and per GPU where NVML is present.
-    """
-
-    def __init__(
-        self,
-        emit: Callable[[dict[str, float], int], None],
-        *,
-        every: float = 10.0,
-        delay: float = 5.0,
-    ) -> None:
-        self._emit = emit
-        self.every = every
-        self.delay = delay
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start sampling in a daemon thread."""
-        self._thread = threading.Thread(target=self._run, name="kiln-system-metrics", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sampling (returns at once; the thread ends at its next wake-up)."""
-        self._stop.set()
-
-    def _run(self) -> None:
-        try:
-            import psutil
-        except ImportError:
-            return
-        proc: Any = psutil.Process()
-        proc.cpu_percent(None)  # prime the counter
-        gpu = _gpu_reader()
-        step = 0
-        if self._stop.wait(self.delay):
-            return
-        while True:
-            values = {
-                "system/cpu_percent": float(proc.cpu_percent(None)),
-                "system/memory_mb": proc.memory_info().rss / 1e6,
-                "system/memory_percent": float(psutil.virtual_memory().percent),
-            }
-            if gpu is not None:
-                try:
-                    values.update(gpu())
-                except Exception:  # noqa: BLE001 - a GPU read failing must not stop sampling
-                    gpu = None
+def _loop() -> None:
+    try:
+        import psutil
+    except ImportError:
+        return
+    proc: Any = psutil.Process()
+    proc.cpu_percent(None)  # prime the counter
+    gpu = _gpu_reader()
+    while True:
+        _wake.wait(min(_every, _delay))
+        _wake.clear()
+        now = time.monotonic()
+        with _lock:
+            due = [(rid, w) for rid, w in _watched.items() if now - w[1] >= _delay]
+        if not due:
+            continue
+        values = {
+            "system/cpu_percent": float(proc.cpu_percent(None)),
+            "system/memory_mb": proc.memory_info().rss / 1e6,
+            "system/memory_percent": float(psutil.virtual_memory().percent),
+        }
+        if gpu is not None:
             try:
-                self._emit(values, step)
+                values.update(gpu())
+            except Exception:  # noqa: BLE001 - a GPU read failing must not stop sampling
+                gpu = None
+        for run_id, (emit, _since, step) in due:
+            try:
+                emit(values, step[0])
             except Exception:  # noqa: BLE001 - the run ended meanwhile
-                return
-            step += 1
-            if self._stop.wait(self.every):
-                return
+                unwatch(run_id)
+                continue
+            step[0] += 1
+        time.sleep(max(0.0, _every - (time.monotonic() - now)))

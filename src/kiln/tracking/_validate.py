@@ -118,13 +118,23 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_rng = random.Random()  # kiln's own: never draws from (or reseeds) the user's random
+
+
 def new_run_name() -> str:
     """A memorable run name such as `swift-otter-42`."""
-    rng = random.Random()
+    rng = _rng
     return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randint(1, 99)}"
 
 
+_valid_keys: set[str] = set()  # keys already checked: logging in a loop checks each once
+
+
 def check_key(key: Any, what: str) -> str:
+    """Return `key` if it is a usable key (non-empty text, at most 250 characters, no
+    control characters); raise `TrackingError` saying what is wrong otherwise."""
+    if key in _valid_keys and type(key) is str:
+        return key
     if not isinstance(key, str) or not key.strip():
         raise TrackingError(f"A {what} key must be a non-empty string; got {key!r}.")
     if len(key) > _MAX_KEY:
@@ -135,6 +145,8 @@ def check_key(key: Any, what: str) -> str:
         raise TrackingError(
             f"The {what} key {key!r} contains a control character (newline, tab...)."
         )
+    if len(_valid_keys) < 100_000:
+        _valid_keys.add(key)
     return key
 
 
@@ -166,6 +178,11 @@ def check_metric(key: Any, value: Any, step: Any = None) -> float:
     comparisons on them are meaningless. Stop a diverged run or record the event as a tag.
     """
     check_key(key, "metric")
+    kind = type(value)
+    if (kind is float or kind is int) and (step is None or type(step) is int):
+        number = float(value)
+        if math.isfinite(number):
+            return number  # the common case, checked without ABC lookups
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
             return check_metric(key, value.item(), step)

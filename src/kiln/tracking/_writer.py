@@ -7,8 +7,9 @@ an exception in a run, `kiln.flush()` and reads of the store never wait for a th
 switch. Interpreter exit flushes (atexit), and so does a multiprocessing worker's exit,
 which skips atexit. A full queue makes the caller wait; nothing is dropped.
 
-After `fork`, the child starts with an empty queue of its own (the parent writes what it
-had queued).
+Before `fork`, the parent writes what it has queued, so that a child (a process-pool
+worker, say) finds the runs it inherits in the store; the child starts with an empty
+queue of its own.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Writer:
             (heartbeats).
         max_queue: Ops queued before callers wait.
         batch: Most ops committed in one transaction.
+        key: Names the store written to, for `flush_all(key=...)`.
     """
 
     def __init__(
@@ -52,8 +54,10 @@ class Writer:
         tick: Callable[[], list[Op]] | None = None,
         max_queue: int = 200_000,
         batch: int = 20_000,
+        key: str = "",
     ) -> None:
         self._write = write
+        self.key = key
         self._tick = tick
         self.interval = interval
         self.max_queue = max_queue
@@ -65,30 +69,47 @@ class Writer:
         self._cond = threading.Condition(threading.Lock())
         self._write_lock = threading.Lock()  # one writer at a time keeps ops in order
         self._queue: collections.deque[Op] = collections.deque()
-        self._submitted = 0
-        self._committed = 0
+        self._in_flight = 0  # ops taken from the queue and not yet committed
         self._error: BaseException | None = None
         self._failures = 0
         self._thread: threading.Thread | None = None
+        self._kicked = False
 
     # ------------------------------------------------------------ producers
     def submit(self, op: Op) -> None:
-        """Queue one op; waits while the queue is full."""
+        """Queue one op; waits while the queue is full.
+
+        The common case takes no lock: `deque.append` is atomic, and the writer thread
+        polls the queue's length.
+        """
+        queue = self._queue
+        if len(queue) >= min(self.batch, self.max_queue):
+            self._make_room()
+        queue.append(op)
+        if self._thread is None:
+            with self._cond:
+                if self._thread is None:
+                    self._start()
+
+    def _make_room(self) -> None:
         with self._cond:
+            self._kicked = True
+            self._cond.notify_all()
             while len(self._queue) >= self.max_queue:
-                self._cond.notify_all()
                 self._cond.wait(0.05)
-            self._queue.append(op)
-            self._submitted += 1
+
+    def kick(self) -> None:
+        """Ask the writer thread to write what is queued now, without waiting for it."""
+        with self._cond:
+            self._kicked = True
             if self._thread is None:
                 self._start()
-            elif len(self._queue) >= self.batch:
-                self._cond.notify_all()
+            self._cond.notify_all()
 
     @property
     def pending(self) -> int:
-        """Ops queued and not yet committed."""
-        return self._submitted - self._committed
+        """Ops queued or being written, not yet committed."""
+        return len(self._queue) + self._in_flight
 
     def flush(self) -> None:
         """Write everything submitted so far, in this thread.
@@ -99,40 +120,49 @@ class Writer:
         """
         from kiln._exceptions import TrackingError
 
-        target = self._submitted
-        while self._committed < target:
+        # Everything queued now is written when the queue has been drained of as many ops
+        # (later ones may be written too); the write lock waits out a batch in flight.
+        owed = len(self._queue)
+        while True:
             with self._write_lock:
-                self._drain()
-            if self._committed < target and self._failures >= _MAX_FAILURES:
+                written = self._drain()
+            owed -= written
+            if (owed <= 0 or not self._queue) and not self._failures:
+                return
+            if self._failures >= _MAX_FAILURES:
                 raise TrackingError(
-                    f"kiln could not write {target - self._committed} queued record(s) to the "
+                    f"kiln could not write {len(self._queue)} queued record(s) to the "
                     f"store: {self._error}. They stay queued and will be retried."
                 ) from self._error
             if self._failures:
                 time.sleep(0.05 * 2**self._failures)
 
     # --------------------------------------------------------------- writing
-    def _drain(self) -> None:
-        """Write one batch; the caller holds `_write_lock`."""
-        with self._cond:
-            n = min(len(self._queue), self.batch)
-            ops = [self._queue.popleft() for _ in range(n)]
+    def _drain(self) -> int:
+        """Write one batch; the caller holds `_write_lock`. Returns the ops written."""
+        queue = self._queue
+        ops: list[Op] = []
+        while queue and len(ops) < self.batch:
+            ops.append(queue.popleft())
         if not ops:
-            return
+            return 0
+        self._in_flight = len(ops)
         try:
             self._write(ops)
         except BaseException as exc:  # noqa: BLE001 - keep the ops; flush() reports
+            queue.extendleft(reversed(ops))
+            self._in_flight = 0
             with self._cond:
-                self._queue.extendleft(reversed(ops))
                 self._error = exc
                 self._failures += 1
                 self._cond.notify_all()
-            return
+            return 0
+        self._in_flight = 0
         with self._cond:
-            self._committed += n
             self._error = None
             self._failures = 0
             self._cond.notify_all()
+        return len(ops)
 
     def _start(self) -> None:
         # The thread holds the writer weakly: a writer nobody uses any more is collected
@@ -154,9 +184,7 @@ class Writer:
                 extra = self._tick()
             except Exception:  # noqa: BLE001 - a failed heartbeat must not stop writing
                 extra = []
-            with self._cond:
-                self._queue.extend(extra)
-                self._submitted += len(extra)
+            self._queue.extend(extra)
         if self._queue:
             with self._write_lock:
                 self._drain()
@@ -169,7 +197,11 @@ def _loop(ref: weakref.ref[Writer]) -> None:
             return
         cond, interval = writer._cond, writer.interval
         with cond:
-            cond.wait_for(lambda w=writer: len(w._queue) >= w.batch, interval)  # type: ignore[misc]
+            cond.wait_for(
+                lambda w=writer: w._kicked or len(w._queue) >= w.batch,  # type: ignore[misc]
+                interval,
+            )
+            writer._kicked = False
         writer._step()
         failures = writer._failures
         del writer
@@ -187,11 +219,16 @@ def _flush_quietly(ref: weakref.ref[Writer]) -> None:
         print(f"kiln: {exc}", file=sys.stderr)
 
 
-def flush_all() -> None:
-    """Write everything queued by every writer in this process."""
+def flush_all(key: str | None = None) -> None:
+    """Write everything queued by every writer in this process (or only those of `key`)."""
     for writer in list(_writers):
-        if writer.pending:
+        if writer.pending and (key is None or writer.key == key):
             writer.flush()
+
+
+def _flush_before_fork() -> None:
+    for writer in list(_writers):
+        _flush_quietly(weakref.ref(writer))
 
 
 def _after_fork_in_child() -> None:
@@ -206,4 +243,4 @@ def _flush_at_exit() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_flush_before_fork, after_in_child=_after_fork_in_child)
