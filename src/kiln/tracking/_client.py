@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +47,12 @@ _RUN_COLUMNS = (
     "heartbeat_interval", "parent_id", "user", "host", "pid", "entry_point", "command",
     "git_commit", "git_branch", "git_dirty", "git_diff", "python_version", "packages",
 )  # fmt: skip
+
+
+def _in_worker_process() -> bool:
+    """Whether this process was started by multiprocessing (a pool worker, say)."""
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
 
 
 def _schema() -> Any:
@@ -119,7 +126,9 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             # per heartbeat interval, or a live run with a long flush interval would read
             # as crashed.
             interval = min(self.flush_interval, self.heartbeat_interval)
-            self._writer = Writer(self._write_ops, interval=interval, tick=self._tick)
+            self._writer = Writer(
+                self._write_ops, interval=interval, tick=self._tick, key=self.store.url
+            )
         return self._writer
 
     def _submit(self, run_id: str, kind: str, payload: Any) -> None:
@@ -379,7 +388,8 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         """Mark a run ended with `status` (finished, failed or killed).
 
         Everything queued for the run is written at once by the writer thread; call
-        `flush()` to wait for it (reads and interpreter exit do).
+        `flush()` to wait for it (reads and interpreter exit do). In a multiprocessing
+        worker, which may be terminated as soon as its task returns, this waits.
         """
         if status not in STATUSES[1:]:
             raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
@@ -389,11 +399,14 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         values = {"status": status, "end_time": now_ms(), "error": error}
         own = self._own.pop(run_id, None)
         self._queue().submit(("update", (run_id, values)))
-        if own is None:
+        if own is None or _in_worker_process():
+            # Pool workers can be terminated, or leave through os._exit, as soon as their
+            # task returns: a run they end is written before end_run returns.
             self.flush()
         else:
-            # Written within moments by the writer thread (and at exit, and before any
-            # read); ending a run does not wait on the disk.
+            # Written at once by the writer thread (and at exit, and before any read in
+            # this process): ending a run does not wait on the disk. Like Python's own
+            # buffered files, os._exit skips this; call kiln.flush() before it.
             self._queue().kick()
 
     def heartbeat(self, run_id: str) -> None:

@@ -92,19 +92,27 @@ def _cached_git_state() -> dict[str, Any]:
     return dict(hit[1])
 
 
-def capture_environment(*, packages: bool = True, git: bool = True) -> dict[str, Any]:
-    """Everything a run records about its environment, as columns of the runs table."""
+@functools.cache
+def _process_facts() -> tuple[str | None, str, str]:
+    """User, host and Python: fixed for the process (looking the user up can take ms)."""
     try:
-        user = getpass.getuser()
+        user: str | None = getpass.getuser()
     except (KeyError, OSError):
         user = None
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return user, socket.gethostname(), python
+
+
+def capture_environment(*, packages: bool = True, git: bool = True) -> dict[str, Any]:
+    """Everything a run records about its environment, as columns of the runs table."""
+    user, host, python = _process_facts()
     env: dict[str, Any] = {
         "user": user,
-        "host": socket.gethostname(),
+        "host": host,
         "pid": os.getpid(),
         "entry_point": _entry_point(),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
-        "python_version": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_version": python,
         "packages": _packages() if packages else None,
     }
     if git:

@@ -176,24 +176,22 @@ class RunReads(_ClientBase):
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         out: dict[str, Run] = {}
         with self.store.read() as conn:
-            for chunk_start in range(0, len(ids), 500):
-                chunk = list(ids[chunk_start : chunk_start + 500])
+            # Few round trips: one query per table for up to 5,000 runs (SQLite allows
+            # 32,766 bound values), rows fetched all at once.
+            for chunk_start in range(0, len(ids), 5000):
+                chunk = list(ids[chunk_start : chunk_start + 5000])
+                p, lm, t = s.params, s.latest_metrics, s.tags
                 for rid, k, v in conn.execute(
-                    select(s.params.c.run_id, s.params.c.key, s.params.c.value).where(
-                        s.params.c.run_id.in_(chunk)
-                    )
-                ):
+                    select(p.c.run_id, p.c.key, p.c.value).where(p.c.run_id.in_(chunk))
+                ).all():
                     params[rid][k] = v
-                lm = s.latest_metrics
                 for rid, k, v in conn.execute(
                     select(lm.c.run_id, lm.c.key, lm.c.value).where(lm.c.run_id.in_(chunk))
-                ):
+                ).all():
                     metrics[rid][k] = float(v)
                 for rid, k, v in conn.execute(
-                    select(s.tags.c.run_id, s.tags.c.key, s.tags.c.value).where(
-                        s.tags.c.run_id.in_(chunk)
-                    )
-                ):
+                    select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(chunk))
+                ).all():
                     tags[rid][k] = v
                 rows = conn.execute(
                     select(*cols, *env_cols)

@@ -141,12 +141,14 @@ class Writer:
     def _drain(self) -> int:
         """Write one batch; the caller holds `_write_lock`. Returns the ops written."""
         queue = self._queue
-        ops: list[Op] = []
-        while queue and len(ops) < self.batch:
-            ops.append(queue.popleft())
-        if not ops:
+        n = min(len(queue), self.batch)
+        if not n:
             return 0
-        self._in_flight = len(ops)
+        # Counted in flight before they leave the queue: `pending` (queue, then in
+        # flight) must never read 0 while these ops are uncommitted, or a reader skips
+        # the flush that would wait for them.
+        self._in_flight = n
+        ops = [queue.popleft() for _ in range(n)]
         try:
             self._write(ops)
         except BaseException as exc:  # noqa: BLE001 - keep the ops; flush() reports
