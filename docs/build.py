@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PUBLIC_MODULES = ["kiln", "kiln.tracking", "kiln.store", "kiln.artifacts", "kiln.cli"]
+PUBLIC_MODULES = [
+    "kiln",
+    "kiln.tracking",
+    "kiln.store",
+    "kiln.artifacts",
+    "kiln.cli",
+    "kiln.models",
+    "kiln.registry",
+]
 
 
 def cli_reference() -> str:

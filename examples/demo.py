@@ -6,10 +6,6 @@ embedded store (the nearest .kiln/ folder) unless KILN_STORE or KILN_HOME say ot
 
 from __future__ import annotations
 
-import tempfile
-import time
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from rich.console import Console
@@ -20,6 +16,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 import kiln
+from kiln.registry import set_alias
 
 PARAMS = {"n_estimators": 200, "max_depth": 6, "min_samples_leaf": 2, "folds": 5, "seed": 42}
 
@@ -52,9 +49,8 @@ def main() -> str:
                     step=fold,
                 )
 
-        start = time.perf_counter()
-        model = _model().fit(X_train, y_train)
-        kiln.log_metric("fit_seconds", time.perf_counter() - start)
+        # kiln.Model logs the estimator's params, the fit time and the training data.
+        model = kiln.Model(_model()).fit(X_train, y_train)
         proba = model.predict_proba(X_test)[:, 1]
         kiln.log_metrics(
             {
@@ -63,16 +59,15 @@ def main() -> str:
             }
         )
         importances = pd.DataFrame(
-            {"feature": X.columns, "importance": model.feature_importances_}
+            {"feature": X.columns, "importance": model.estimator_.feature_importances_}
         ).sort_values("importance", ascending=False)
         kiln.log_artifact(importances, name="feature_importance.parquet")
+        # The saved model: skops file, signature, reference profile, file hashes.
+        uri = model.save()
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.skops"
-            _save(model, path)
-            kiln.log_artifact(path)
-
-    _report(console, run.id)
+    version = kiln.register(uri, "breast-cancer")
+    set_alias("breast-cancer", "production", version.version)
+    _report(console, run.id, version.version)
     return run.id
 
 
@@ -86,13 +81,7 @@ def _model() -> RandomForestClassifier:
     )
 
 
-def _save(model: RandomForestClassifier, path: Path) -> None:
-    import skops.io
-
-    skops.io.dump(model, path)
-
-
-def _report(console: Console, run_id: str) -> None:
+def _report(console: Console, run_id: str, version: int) -> None:
     run = kiln.get_run(run_id)
     history = kiln.metric_history(run_id, "cv_auc")
     console.print(
@@ -110,6 +99,7 @@ def _report(console: Console, run_id: str) -> None:
     )
     table.add_row("datasets", ", ".join(f"{d.role}: {d.n_rows}x{d.n_cols}" for d in run.datasets))
     table.add_row("artifacts", ", ".join(f"{a.path} ({a.size:,} B)" for a in run.artifacts))
+    table.add_row("registry", f"breast-cancer version {version}, alias production")
     git = run.environment.get("git_commit")
     table.add_row(
         "environment", f"{run.environment.get('python_version')}, git {git[:12] if git else 'none'}"
@@ -117,7 +107,9 @@ def _report(console: Console, run_id: str) -> None:
     console.print(table)
     console.print("\nSee it again with:")
     console.print(
-        f"  kiln runs list --experiment demo\n  kiln runs show {run.id[:12]}", markup=False
+        f"  kiln runs list --experiment demo\n  kiln runs show {run.id[:12]}\n"
+        "  kiln models show breast-cancer@production",
+        markup=False,
     )
     console.print("(inside the env: .venv/bin/kiln, or `source .venv/bin/activate` first)")
 

@@ -26,7 +26,11 @@ EXPECTED_KILN = {
     "KilnError",
     "Metric",
     "MissingExtraError",
+    "Model",
+    "ModelError",
+    "ModelFormatError",
     "NoActiveRunError",
+    "NotFittedError",
     "NotFoundError",
     "ParamConflictError",
     "Run",
@@ -36,6 +40,7 @@ EXPECTED_KILN = {
     "StoreUnavailableError",
     "TrackingClient",
     "TrackingError",
+    "ValidationError",
     "__version__",
     "active_run",
     "configure",
@@ -43,6 +48,7 @@ EXPECTED_KILN = {
     "flush",
     "get_client",
     "get_run",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_metric",
@@ -51,12 +57,21 @@ EXPECTED_KILN = {
     "log_params",
     "log_text",
     "metric_history",
+    "register",
     "runs",
     "set_tag",
     "set_tags",
     "start_run",
 }
-PUBLIC_MODULES = ["kiln", "kiln.tracking", "kiln.store", "kiln.artifacts", "kiln.cli"]
+PUBLIC_MODULES = [
+    "kiln",
+    "kiln.tracking",
+    "kiln.store",
+    "kiln.artifacts",
+    "kiln.cli",
+    "kiln.models",
+    "kiln.registry",
+]
 
 
 def test_exported_members_are_pinned() -> None:

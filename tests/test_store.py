@@ -391,12 +391,13 @@ def test_an_older_postgres_schema_is_refused_with_the_migrate_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = make_pg_database(tmp_path / "artifacts")
-    # A client one migration ahead of this database: "0002" stands for its next revision.
-    monkeypatch.setattr(engine_module, "SCHEMA_REVISIONS", (*SCHEMA_REVISIONS, "0002"))
+    # A client one migration ahead of this database: NEXT stands for its next revision.
+    NEXT = f"{int(SCHEMA_REVISIONS[-1]) + 1:04d}"
+    monkeypatch.setattr(engine_module, "SCHEMA_REVISIONS", (*SCHEMA_REVISIONS, NEXT))
 
     with pytest.raises(
         SchemaVersionError,
-        match=rf"schema revision {HEAD}; this kiln client needs 0002\. A shared store is never migrated implicitly: run  kiln store migrate --store",
+        match=rf"schema revision {HEAD}; this kiln client needs {NEXT}\. A shared store is never migrated implicitly: run  kiln store migrate --store",
     ):
         Store.open(url)
     monkeypatch.undo()  # the refusal changed nothing: today's client opens it as before

@@ -28,7 +28,10 @@ from kiln._exceptions import (
     InvalidMetricError,
     KilnError,
     MissingExtraError,
+    ModelError,
+    ModelFormatError,
     NoActiveRunError,
+    NotFittedError,
     NotFoundError,
     ParamConflictError,
     RunNotFoundError,
@@ -36,10 +39,13 @@ from kiln._exceptions import (
     StoreError,
     StoreUnavailableError,
     TrackingError,
+    ValidationError,
 )
 from kiln._version import __version__
 
 if TYPE_CHECKING:
+    from kiln.models import Model, load_model
+    from kiln.registry import register
     from kiln.tracking import (
         ActiveRun,
         ArtifactInfo,
@@ -99,6 +105,13 @@ _LAZY: dict[str, str] = dict.fromkeys(
     ),
     "kiln.tracking",
 )
+_LAZY.update(
+    {
+        "Model": "kiln.models",
+        "load_model": "kiln.models",
+        "register": "kiln.registry",
+    }
+)
 
 __all__ = [
     "ActiveRun",
@@ -115,7 +128,11 @@ __all__ = [
     "KilnError",
     "Metric",
     "MissingExtraError",
+    "Model",
+    "ModelError",
+    "ModelFormatError",
     "NoActiveRunError",
+    "NotFittedError",
     "NotFoundError",
     "ParamConflictError",
     "Run",
@@ -125,6 +142,7 @@ __all__ = [
     "StoreUnavailableError",
     "TrackingClient",
     "TrackingError",
+    "ValidationError",
     "__version__",
     "active_run",
     "configure",
@@ -132,6 +150,7 @@ __all__ = [
     "flush",
     "get_client",
     "get_run",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_metric",
@@ -140,6 +159,7 @@ __all__ = [
     "log_params",
     "log_text",
     "metric_history",
+    "register",
     "runs",
     "set_tag",
     "set_tags",

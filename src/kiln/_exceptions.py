@@ -14,10 +14,18 @@ KilnError
 │   ├── ParamConflictError      a param is logged again with a different value
 │   ├── NoActiveRunError        a logging call made outside any run
 │   └── FilterSyntaxError       a run filter or order-by cannot be parsed
-└── NotFoundError               an experiment, run or artifact does not exist
+├── ModelError                  a model cannot be fitted, saved, loaded or called
+│   ├── ModelFormatError        a folder is not a kiln saved model, or a newer format
+│   └── NotFittedError          a model was used before fit or load
+├── ValidationError             input does not match a model's signature (names columns)
+├── RegistryError               a registry call was given a bad name, alias or URI
+└── NotFoundError               an experiment, run, artifact or model does not exist
     ├── ExperimentNotFoundError
     ├── RunNotFoundError
-    └── ArtifactNotFoundError
+    ├── ArtifactNotFoundError
+    ├── ModelNotFoundError          no registered model has the name
+    └── ModelVersionNotFoundError   the model has no such version
+        └── AliasNotFoundError      the model has no such alias
 ```
 
 Messages say what was wrong, what was expected and how to fix it. Errors that wrap a
@@ -28,8 +36,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
+    "AliasNotFoundError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
@@ -39,14 +49,21 @@ __all__ = [
     "InvalidMetricError",
     "KilnError",
     "MissingExtraError",
+    "ModelError",
+    "ModelFormatError",
+    "ModelNotFoundError",
+    "ModelVersionNotFoundError",
     "NoActiveRunError",
+    "NotFittedError",
     "NotFoundError",
     "ParamConflictError",
+    "RegistryError",
     "RunNotFoundError",
     "SchemaVersionError",
     "StoreError",
     "StoreUnavailableError",
     "TrackingError",
+    "ValidationError",
 ]
 
 
@@ -121,6 +138,42 @@ class FilterSyntaxError(TrackingError):
         super().__init__(f"{message} (at position {position})\n  {expression}\n  {caret}")
 
 
+class ModelError(KilnError):
+    """A model cannot be fitted, saved, loaded or called as asked."""
+
+
+class ModelFormatError(ModelError):
+    """A folder is not a kiln saved model, or was saved by a newer format version."""
+
+
+class NotFittedError(ModelError, AttributeError):
+    """A model was used before `fit` (or loading) gave it its learned state."""
+
+
+class ValidationError(KilnError, ValueError):
+    """Data does not match a model signature (or a signature cannot be made or read).
+
+    Attributes:
+        errors: One dict per problem with keys `column` (the column name, or None for a
+            problem with the input as a whole), `problem` (a short code: missing, type,
+            null, category, range, input, shape; unsupported, name, format when making
+            or reading a signature), `expected`, `found` (a short description with at
+            most 3 example values), `rows` (up to 5 zero-based row positions) and
+            `count` (how many rows have the problem).
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        self.errors: list[dict[str, Any]] = list(errors or [])
+        super().__init__(message)
+
+    @classmethod
+    def from_errors(cls, errors: list[dict[str, Any]]) -> ValidationError:
+        """An error whose message names every problem and its column."""
+        from kiln.models._validator import describe
+
+        return cls(describe(errors, "The input does not match the model signature"), errors)
+
+
 class NotFoundError(KilnError, LookupError):
     """Something asked for by name or id does not exist."""
 
@@ -135,6 +188,23 @@ class RunNotFoundError(NotFoundError):
 
 class ArtifactNotFoundError(NotFoundError, ArtifactError):
     """The run has no artifact at the given path."""
+
+
+class RegistryError(KilnError, ValueError):
+    """A registry call was given input it cannot use: a bad model name, alias or URI, or
+    a run without a saved model."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model has the given name."""
+
+
+class ModelVersionNotFoundError(NotFoundError):
+    """The registered model has no such version (or alias, or no versions at all)."""
+
+
+class AliasNotFoundError(ModelVersionNotFoundError):
+    """The registered model has no alias of the given name."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -31,11 +32,16 @@ __all__ = [
     "latest_metrics",
     "metadata",
     "metrics",
+    "model_alias_history",
+    "model_aliases",
+    "model_versions",
     "params",
+    "registered_models",
     "run_datasets",
     "runs",
     "store_meta",
     "tags",
+    "texts",
 ]
 
 metadata = MetaData(
@@ -70,6 +76,13 @@ experiments = Table(
     ),
 )
 
+texts = Table(
+    "texts",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
 runs = Table(
     "runs",
     metadata,
@@ -91,9 +104,11 @@ runs = Table(
     Column("git_commit", String(64), nullable=True),
     Column("git_branch", String(255), nullable=True),
     Column("git_dirty", Boolean, nullable=True),
-    Column("git_diff", Text, nullable=True),
+    # Large texts live once in `texts`, by sha256: scans of runs stay fast, and the same
+    # package list or diff shared by a thousand runs is stored once.
+    Column("git_diff_sha", String(64), nullable=True),
     Column("python_version", String(64), nullable=True),
-    Column("packages", Text, nullable=True),
+    Column("packages_sha", String(64), nullable=True),
     Column("error", Text, nullable=True),
     Column("deleted_at", BigInteger, nullable=True),
     Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
@@ -179,4 +194,63 @@ run_datasets = Table(
     Column("role", String(64), primary_key=True),
     Column("direction", String(8), nullable=False),
     Column("name", String(255), nullable=True),
+)
+
+# ------------------------------------------------------------------ model registry
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One row per registered version; `version` counts 1, 2, 3... per model name. The run
+# is referenced without cascade: a run whose model is registered must not be purged.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(255), ForeignKey("registered_models.name"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("user", String(255), nullable=True),
+    # JSON: the run's params, metrics, datasets, git state and the model's files and flavor.
+    Column("lineage", Text, nullable=False),
+    # JSON object of string tags.
+    Column("tags", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Index("ix_model_versions_run_id", "run_id"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        name="fk_model_aliases_name_model_versions",
+    ),
+)
+
+# Every set, move and removal of an alias, in the order they were committed (by id).
+model_alias_history = Table(
+    "model_alias_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", String(255), ForeignKey("registered_models.name"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("old_version", Integer, nullable=True),
+    Column("new_version", Integer, nullable=True),
+    Column("user", String(255), nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("at", BigInteger, nullable=False),
+    Column("action", String(8), nullable=False),
+    Index("ix_model_alias_history_name_alias", "name", "alias"),
 )

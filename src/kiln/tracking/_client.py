@@ -45,7 +45,7 @@ __all__ = ["DEFAULT_EXPERIMENT", "TrackingClient"]
 _RUN_COLUMNS = (
     "id", "experiment_id", "name", "status", "start_time", "heartbeat_at",
     "heartbeat_interval", "parent_id", "user", "host", "pid", "entry_point", "command",
-    "git_commit", "git_branch", "git_dirty", "git_diff", "python_version", "packages",
+    "git_commit", "git_branch", "git_dirty", "git_diff_sha", "python_version", "packages_sha",
 )  # fmt: skip
 
 
@@ -100,6 +100,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         self._pid = os.getpid()
         self._last_beat = 0.0
         self._refused: list[str] = []
+        self._texts: dict[str, str] = {}  # recent large texts -> sha256, written once
 
     @property
     def artifacts(self) -> Any:
@@ -177,6 +178,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         from kiln.store import _schema as s
 
         runs: list[dict[str, Any]] = []
+        texts: dict[str, dict[str, str]] = {}
         wanted_experiments: dict[str, str] = {}
         params: list[dict[str, Any]] = []
         metrics: list[tuple[str, str, float, int, int]] = []
@@ -189,6 +191,8 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 metrics.extend(payload)
             elif kind == "params":
                 params.extend(payload)
+            elif kind == "text":
+                texts[payload["sha256"]] = payload
             elif kind == "run":
                 runs.append(payload[0])
                 wanted_experiments[payload[0]["id"]] = payload[1]
@@ -198,6 +202,8 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 updates.setdefault(payload[0], {}).update(payload[1])
         try:
             with self.store.write() as conn:
+                if texts:
+                    conn.execute(self._stmt("texts"), list(texts.values()))
                 if runs:
                     ids = self._experiment_ids(conn, set(wanted_experiments.values()))
                     for row in runs:
@@ -283,6 +289,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 "tags": self._upsert_tags,
                 "params": lambda: self._insert_ignore(_schema().params),
                 "runs": lambda: _schema().runs.insert(),
+                "texts": lambda: self._insert_ignore(_schema().texts),
             }[name]()
         return stmts[name]
 
@@ -361,11 +368,16 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         run_id = uuid.uuid4().hex
         start = now_ms()
         row: dict[str, Any] = dict.fromkeys(_RUN_COLUMNS)
+        env = dict(environment or {})
+        for field_name in ("packages", "git_diff"):
+            text = env.pop(field_name, None)
+            if text:
+                env[f"{field_name}_sha"] = self._text(text)
         row.update(
             {
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                **{k: v for k, v in (environment or {}).items() if k in _RUN_COLUMNS},
+                **{k: v for k, v in env.items() if k in _RUN_COLUMNS},
                 "id": run_id,
                 "experiment_id": None,  # resolved from the name when written
                 "name": name or new_run_name(),
@@ -408,6 +420,20 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             # this process): ending a run does not wait on the disk. Like Python's own
             # buffered files, os._exit skips this; call kiln.flush() before it.
             self._queue().kick()
+
+    def _text(self, body: str) -> str:
+        """Queue a large text for the `texts` table (once per process); return its sha256."""
+        import hashlib
+
+        cached = self._texts.get(body)
+        if cached is not None:
+            return cached
+        sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
+        if len(self._texts) > 64:
+            self._texts.clear()
+        self._texts[body] = sha
+        self._queue().submit(("text", {"sha256": sha, "body": body}))
+        return sha
 
     def heartbeat(self, run_id: str) -> None:
         """Record that the run's process is alive."""

@@ -144,15 +144,17 @@ class Maintenance(_ClientBase):
 
         from kiln.store import _schema as s
 
+        # A deleted run that backs a registered model version is kept, with its
+        # artifacts: the registry still serves that model.
+        registered = select(s.model_versions.c.run_id).where(s.model_versions.c.run_id.is_not(None))
+        kept = s.runs.c.deleted_at.is_(None) | s.runs.c.id.in_(registered)
         with self.store.read() as conn:
-            dead = list(
-                conn.execute(select(s.runs.c.id).where(s.runs.c.deleted_at.is_not(None))).scalars()
-            )
+            dead = list(conn.execute(select(s.runs.c.id).where(~kept)).scalars())
             live_blobs = set(
                 conn.execute(
                     select(s.artifacts.c.sha256)
                     .select_from(s.artifacts.join(s.runs, s.runs.c.id == s.artifacts.c.run_id))
-                    .where(s.runs.c.deleted_at.is_(None))
+                    .where(kept)
                 ).scalars()
             )
         if not dry_run and dead:

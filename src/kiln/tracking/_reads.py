@@ -6,6 +6,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 from kiln._exceptions import (
     RunNotFoundError,
@@ -158,7 +159,7 @@ class RunReads(_ClientBase):
             r.c.heartbeat_at,
             r.c.heartbeat_interval,
         ]
-        env_cols = [
+        env_cols: list[Any] = [
             r.c.user,
             r.c.host,
             r.c.pid,
@@ -169,8 +170,14 @@ class RunReads(_ClientBase):
             r.c.git_dirty,
             r.c.python_version,
         ]
+        joined = r.join(s.experiments, s.experiments.c.id == r.c.experiment_id)
         if full:
-            env_cols += [r.c.git_diff, r.c.packages]
+            diff, packages = s.texts.alias("diff"), s.texts.alias("packages")
+            env_cols += [diff.c.body.label("git_diff"), packages.c.body.label("packages")]
+            joined = joined.outerjoin(diff, diff.c.sha256 == r.c.git_diff_sha).outerjoin(
+                packages, packages.c.sha256 == r.c.packages_sha
+            )
+        env_names = [c.name for c in env_cols]
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
@@ -194,16 +201,14 @@ class RunReads(_ClientBase):
                 ).all():
                     tags[rid][k] = v
                 rows = conn.execute(
-                    select(*cols, *env_cols)
-                    .select_from(r.join(s.experiments, s.experiments.c.id == r.c.experiment_id))
-                    .where(r.c.id.in_(chunk))
+                    select(*cols, *env_cols).select_from(joined).where(r.c.id.in_(chunk))
                 ).all()
                 now = now_ms()
                 for row in rows:
                     rid, name, exp, status, start, end, parent, error, beat, every = row[
                         : len(cols)
                     ]
-                    env = dict(zip([c.name for c in env_cols], row[len(cols) :], strict=True))
+                    env = dict(zip(env_names, row[len(cols) :], strict=True))
                     status = effective_status(status, beat, every, env["host"], env["pid"], now)
                     if env.get("packages"):
                         env["packages"] = json.loads(env["packages"])

@@ -41,6 +41,11 @@ def upgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.create_table(
+        "texts",
+        sa.Column("sha256", sa.String(64), primary_key=True),
+        sa.Column("body", sa.Text, nullable=False),
+    )
+    op.create_table(
         "runs",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False),
@@ -59,9 +64,9 @@ def upgrade() -> None:
         sa.Column("git_commit", sa.String(64), nullable=True),
         sa.Column("git_branch", sa.String(255), nullable=True),
         sa.Column("git_dirty", sa.Boolean, nullable=True),
-        sa.Column("git_diff", sa.Text, nullable=True),
+        sa.Column("git_diff_sha", sa.String(64), nullable=True),
         sa.Column("python_version", sa.String(64), nullable=True),
-        sa.Column("packages", sa.Text, nullable=True),
+        sa.Column("packages_sha", sa.String(64), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("deleted_at", _BIGINT, nullable=True),
     )
@@ -148,6 +153,7 @@ def downgrade() -> None:
         "metrics",
         "params",
         "runs",
+        "texts",
         "experiments",
         "store_meta",
     ):

@@ -1,0 +1,273 @@
+"""`kiln models`: list, show, register and alias registered models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kiln.cli._common import client_from, json_option
+from kiln.cli._output import echo_json, fmt_time, table
+
+if TYPE_CHECKING:
+    from kiln.registry import AliasChange, ModelVersion, RegistryClient
+
+__all__ = ["models"]
+
+
+def _registry(ctx: click.Context) -> RegistryClient:
+    from kiln.registry import RegistryClient
+
+    return RegistryClient(client_from(ctx))
+
+
+@click.group()
+def models() -> None:
+    """List, show, register and alias registered models."""
+
+
+@models.command("list")
+@json_option
+@click.pass_context
+def list_models(ctx: click.Context, as_json: bool) -> None:
+    """List registered models with their latest version and aliases."""
+    found = _registry(ctx).list_models()
+    if as_json:
+        echo_json([m.to_dict() for m in found])
+        return
+    if not found:
+        click.echo("No registered models. Register one with: kiln models register RUN_ID NAME")
+        return
+    rows = [
+        [
+            m.name,
+            m.latest_version,
+            m.n_versions,
+            _aliases_text(m.aliases),
+            fmt_time(m.created_at),
+            m.description or "",
+        ]
+        for m in found
+    ]
+    table(None, ["name", "latest", "versions", "aliases", "created", "description"], rows)
+
+
+@models.command("show")
+@click.argument("model")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, model: str, as_json: bool) -> None:
+    """Show a model and its versions, or one version with its lineage.
+
+    MODEL is NAME, NAME/VERSION, NAME@ALIAS, NAME/latest, or a models:/ URI.
+    """
+    from kiln.registry._names import parse_model_ref
+
+    registry = _registry(ctx)
+    name, ref = parse_model_ref(model)
+    if ref is not None:
+        _show_version(registry.get_model_version(name, ref), as_json)
+        return
+    info = registry.get_model(name)
+    versions = registry.list_versions(name)
+    if as_json:
+        echo_json({**info.to_dict(), "versions": [v.to_dict() for v in versions]})
+        return
+    from kiln.cli._output import console
+
+    out = console()
+    out.print(f"[bold]Model {info.name}[/]", highlight=False)
+    for key, value in (
+        ("description", info.description or ""),
+        ("created", fmt_time(info.created_at)),
+        ("aliases", _aliases_text(info.aliases)),
+    ):
+        if value:
+            out.print(f"  {key:<11} {value}", markup=False)
+    table(
+        "Versions",
+        ["version", "aliases", "registered", "user", "run", "flavor", "source"],
+        [
+            [
+                v.version,
+                ", ".join(v.aliases),
+                fmt_time(v.created_at),
+                v.user or "",
+                _run_text(v),
+                v.flavor or "",
+                v.source,
+            ]
+            for v in versions
+        ],
+    )
+
+
+def _show_version(version: ModelVersion, as_json: bool) -> None:
+    if as_json:
+        echo_json(version.to_dict())
+        return
+    from kiln.cli._output import console
+
+    out = console()
+    lineage = version.lineage
+    out.print(f"[bold]{version.uri}[/]", highlight=False)
+    git = ""
+    if lineage.get("git_commit"):
+        dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
+        git = f"{lineage['git_commit'][:12]}{dirty}"
+    for key, value in (
+        ("source", version.source),
+        ("aliases", ", ".join(version.aliases)),
+        ("registered", fmt_time(version.created_at)),
+        ("user", version.user or ""),
+        ("run", _run_text(version)),
+        ("experiment", lineage.get("experiment") or ""),
+        ("flavor", version.flavor or ""),
+        ("git", git),
+        ("copied from", lineage.get("registered_from") or ""),
+    ):
+        if value:
+            out.print(f"  {key:<11} {value}", markup=False)
+    if version.tags:
+        table("Tags", ["key", "value"], sorted(version.tags.items()))
+    if lineage.get("params"):
+        table("Params", ["key", "value"], sorted(lineage["params"].items()))
+    if lineage.get("metrics"):
+        table("Metrics", ["key", "value"], sorted(lineage["metrics"].items()))
+    if lineage.get("datasets"):
+        table(
+            "Datasets",
+            ["role", "direction", "name", "rows", "cols", "fingerprint"],
+            [
+                [
+                    d.get("role"),
+                    d.get("direction"),
+                    d.get("name") or "",
+                    *(d.get("shape") or ["", ""]),
+                    (d.get("fingerprint") or "")[:16],
+                ]
+                for d in lineage["datasets"]
+            ],
+        )
+    files = lineage.get("model_files") or {}
+    if files:
+        table("Files", ["path", "sha256"], [[p, sha[:16]] for p, sha in sorted(files.items())])
+
+
+def _run_text(version: ModelVersion) -> str:
+    if not version.run_id:
+        return ""
+    name = version.lineage.get("run_name")
+    return f"{version.run_id[:12]} {name}" if name else version.run_id[:12]
+
+
+def _aliases_text(aliases: dict[str, int]) -> str:
+    return ", ".join(f"{alias}={version}" for alias, version in sorted(aliases.items()))
+
+
+@models.command("register")
+@click.argument("model")
+@click.argument("name")
+@click.option("-d", "--description", help="The model's description (replaces the old one).")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@json_option
+@click.pass_context
+def register(
+    ctx: click.Context,
+    model: str,
+    name: str,
+    description: str | None,
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register a saved model as the next version of NAME.
+
+    MODEL is a run id (its artifact folder model/), runs:/RUN_ID/PATH, a local folder
+    holding kiln-model.json, or a models:/ URI to register again.
+    """
+    parsed: dict[str, str] = {}
+    for tag in tags:
+        key, eq, value = tag.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE; got {tag!r}.", param_hint="--tag")
+        parsed[key] = value
+    version = _registry(ctx).register(model, name, description=description, tags=parsed)
+    if as_json:
+        echo_json(version.to_dict())
+        return
+    click.echo(f"Registered {version.uri} from {version.source}")
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version", required=False)
+@click.option("--delete", is_flag=True, help="Remove the alias instead of setting it.")
+@json_option
+@click.pass_context
+def alias(
+    ctx: click.Context, name: str, alias: str, version: str | None, delete: bool, as_json: bool
+) -> None:
+    """Point ALIAS of model NAME at VERSION, or remove it with --delete.
+
+    VERSION is a version number, `latest`, or another alias (e.g. promote `staging`
+    to `production` with: kiln models alias churn production staging).
+    """
+    if delete and version is not None:
+        raise click.UsageError("Give either a VERSION or --delete, not both.")
+    if not delete and version is None:
+        raise click.UsageError(
+            f"Missing VERSION: kiln models alias {name} {alias} VERSION (or --delete)."
+        )
+    registry = _registry(ctx)
+    if delete:
+        change = registry.delete_alias(name, alias)
+    else:
+        assert version is not None
+        change = registry.set_alias(name, alias, version)
+    if as_json:
+        echo_json(change.to_dict())
+        return
+    click.echo(_change_text(change))
+
+
+def _change_text(change: AliasChange) -> str:
+    where = f"{change.name}@{change.alias}"
+    if change.action == "set":
+        return f"Set {where} -> version {change.new_version}."
+    if change.action == "move":
+        return f"Moved {where} from version {change.old_version} to {change.new_version}."
+    if change.action == "remove":
+        return f"Removed {where} (it pointed at version {change.old_version})."
+    return f"{where} already points at version {change.new_version}; nothing changed."
+
+
+@models.command("history")
+@click.argument("name")
+@click.argument("alias", required=False)
+@json_option
+@click.pass_context
+def history(ctx: click.Context, name: str, alias: str | None, as_json: bool) -> None:
+    """Show every set, move and removal of the aliases of NAME (or of one ALIAS)."""
+    changes = _registry(ctx).alias_history(name, alias)
+    if as_json:
+        echo_json([c.to_dict() for c in changes])
+        return
+    if not changes:
+        click.echo(
+            f"No alias of {name} has been set yet. Set one with: "
+            f"kiln models alias {name} ALIAS VERSION"
+        )
+        return
+    rows: list[list[Any]] = [
+        [
+            fmt_time(c.at),
+            c.alias,
+            c.action,
+            "" if c.old_version is None else c.old_version,
+            "" if c.new_version is None else c.new_version,
+            f"{c.user or ''}@{c.host or ''}",
+        ]
+        for c in changes
+    ]
+    table(f"Alias history of {name}", ["at", "alias", "action", "from", "to", "by"], rows)

@@ -1,0 +1,20 @@
+"""One model interface: train, save, load, validate and call any model the same way.
+
+`kiln.Model` wraps scikit-learn, LightGBM, XGBoost and plain functions; `save()` writes
+the saved-model folder (see `kiln.models._format`) with its signature and reference
+profile; `kiln.load_model(uri)` reads it back after checking every file's hash.
+"""
+
+from kiln.models._flavors import UnsafeSerializationWarning
+from kiln.models._format import ModelFormatError
+from kiln.models._model import Model, ModelVersionWarning, NotFittedError
+from kiln.models._uri import load_model
+
+__all__ = [
+    "Model",
+    "ModelFormatError",
+    "ModelVersionWarning",
+    "NotFittedError",
+    "UnsafeSerializationWarning",
+    "load_model",
+]

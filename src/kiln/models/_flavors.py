@@ -1,0 +1,318 @@
+"""Flavors: how each library's models are saved, loaded and called.
+
+Every flavor saves in its library's own safe format: skops for scikit-learn, LightGBM's
+text format, XGBoost's UBJSON, an import reference for a Python function. Pickle is used
+only when the safe format cannot hold the object, and then the manifest records it and
+a warning says so.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import json
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+from kiln._exceptions import KilnError
+
+__all__ = ["FLAVORS", "Flavor", "UnsafeSerializationWarning", "flavor_for", "flavor_named"]
+
+
+class UnsafeSerializationWarning(UserWarning):
+    """A model had to be saved with pickle, which runs code when it is loaded."""
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+class Flavor(abc.ABC):
+    """How one library's models are saved, loaded and called."""
+
+    name: ClassVar[str]
+    distribution: ClassVar[str]  # the PyPI name whose version is recorded
+
+    @classmethod
+    @abc.abstractmethod
+    def matches(cls, estimator: Any) -> bool:
+        """Whether this flavor handles `estimator`."""
+
+    @abc.abstractmethod
+    def save(self, estimator: Any, folder: Path) -> dict[str, Any]:
+        """Write the model into `folder`; return manifest fields (serialization, ...)."""
+
+    @abc.abstractmethod
+    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        """Read the model back from `folder`."""
+
+    def predict(self, estimator: Any, X: Any) -> Any:
+        """Predictions for a validated frame."""
+        return estimator.predict(X)
+
+    def predict_proba(self, estimator: Any, X: Any) -> Any:
+        """Class probabilities for a validated frame."""
+        return estimator.predict_proba(X)
+
+    def params(self, estimator: Any) -> dict[str, Any]:
+        """The estimator's hyper-parameters, flattened for logging."""
+        get = getattr(estimator, "get_params", None)
+        if get is None:
+            return {}
+        out = {}
+        for key, value in get(deep=True).items():
+            if isinstance(value, (str, int, float, bool, type(None))):
+                out[key] = value
+        return out
+
+    def library_version(self) -> str | None:
+        """The installed version of the flavor's library."""
+        return _version(self.distribution)
+
+
+class SklearnFlavor(Flavor):
+    """scikit-learn estimators and Pipelines (and anything with their API), via skops."""
+
+    name = "sklearn"
+    distribution = "scikit-learn"
+
+    @classmethod
+    def matches(cls, estimator: Any) -> bool:
+        return hasattr(estimator, "fit") and hasattr(estimator, "get_params")
+
+    def save(self, estimator: Any, folder: Path) -> dict[str, Any]:
+        try:
+            import skops.io as sio
+        except ImportError:
+            sio = None
+        if sio is not None:
+            path = folder / "model.skops"
+            try:
+                sio.dump(estimator, path)
+                trusted = sio.get_untrusted_types(file=path)
+                return {"serialization": "skops", "model_file": path.name, "skops_trusted": trusted}
+            except Exception as exc:  # noqa: BLE001 - skops cannot hold every object
+                path.unlink(missing_ok=True)
+                reason = f"skops could not save {type(estimator).__name__}: {exc}"
+        else:
+            reason = "skops is not installed (pip install 'kiln-ml[sklearn]')"
+        return _pickle_fallback(estimator, folder, reason)
+
+    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        if manifest.get("serialization") == "pickle":
+            return _pickle_load(folder, manifest)
+        from kiln._extras import require
+
+        sio = require("skops.io", "sklearn", "Loading a scikit-learn model")
+        path = folder / manifest["model_file"]
+        found = set(sio.get_untrusted_types(file=path))
+        allowed = set(manifest.get("skops_trusted") or [])
+        if not found <= allowed:
+            raise KilnError(
+                f"{path} asks to load types that were not in it when it was saved: "
+                f"{sorted(found - allowed)}. Refusing to load it."
+            )
+        return sio.load(path, trusted=sorted(found))
+
+
+class LightGBMFlavor(Flavor):
+    """LightGBM models through their scikit-learn API, saved in LightGBM's text format."""
+
+    name = "lightgbm"
+    distribution = "lightgbm"
+
+    @classmethod
+    def matches(cls, estimator: Any) -> bool:
+        return any(c.__module__.startswith("lightgbm") for c in type(estimator).__mro__)
+
+    def save(self, estimator: Any, folder: Path) -> dict[str, Any]:
+        booster = getattr(estimator, "booster_", estimator)
+        booster.save_model(str(folder / "model.txt"))
+        classes = getattr(estimator, "classes_", None)
+        return {
+            "serialization": "lightgbm-text",
+            "model_file": "model.txt",
+            "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
+            "classes": None if classes is None else [_py(c) for c in classes],
+        }
+
+    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        from kiln._extras import require
+
+        lgb = require("lightgbm", "lightgbm", "Loading a LightGBM model")
+        booster = lgb.Booster(model_file=str(folder / manifest["model_file"]))
+        return _BoosterModel(booster, manifest.get("classes"))
+
+
+class _BoosterModel:
+    """A LightGBM booster answering like its scikit-learn wrapper."""
+
+    def __init__(self, booster: Any, classes: list[Any] | None) -> None:
+        self.booster = booster
+        self.classes_ = None if classes is None else __import__("numpy").asarray(classes)
+
+    def predict_proba(self, X: Any) -> Any:
+        import numpy as np
+
+        raw = self.booster.predict(X)
+        if raw.ndim == 1:
+            return np.column_stack([1 - raw, raw])
+        return raw
+
+    def predict(self, X: Any) -> Any:
+        if self.classes_ is None:
+            return self.booster.predict(X)
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class XGBoostFlavor(Flavor):
+    """XGBoost models through their scikit-learn API, saved as UBJSON."""
+
+    name = "xgboost"
+    distribution = "xgboost"
+
+    @classmethod
+    def matches(cls, estimator: Any) -> bool:
+        return any(c.__module__.startswith("xgboost") for c in type(estimator).__mro__)
+
+    def save(self, estimator: Any, folder: Path) -> dict[str, Any]:
+        estimator.save_model(str(folder / "model.ubj"))
+        return {
+            "serialization": "xgboost-ubj",
+            "model_file": "model.ubj",
+            "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
+        }
+
+    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        from kiln._extras import require
+
+        xgb = require("xgboost", "xgboost", "Loading an XGBoost model")
+        name = manifest.get("estimator_class", "xgboost.sklearn.XGBRegressor").rsplit(".", 1)[-1]
+        estimator = getattr(xgb, name, xgb.XGBRegressor)()
+        estimator.load_model(str(folder / manifest["model_file"]))
+        return estimator
+
+    def library_version(self) -> str | None:
+        return _version("xgboost") or _version("xgboost-cpu")
+
+
+class FunctionFlavor(Flavor):
+    """Any Python callable `fn(frame) -> predictions`, saved as an import reference."""
+
+    name = "function"
+    distribution = "kiln-ml"
+
+    @classmethod
+    def matches(cls, estimator: Any) -> bool:
+        return callable(estimator) and not hasattr(estimator, "fit")
+
+    def save(self, estimator: Any, folder: Path) -> dict[str, Any]:
+        module = getattr(estimator, "__module__", None)
+        qualname = getattr(estimator, "__qualname__", "")
+        importable = module not in (None, "__main__") and "<" not in qualname
+        if importable:
+            try:
+                found = _import(f"{module}:{qualname}")
+            except (ImportError, AttributeError):
+                found = None
+            if found is estimator:
+                ref = {"callable": f"{module}:{qualname}"}
+                (folder / "function.json").write_text(json.dumps(ref), encoding="utf-8")
+                return {"serialization": "import", "model_file": "function.json"}
+        return _pickle_fallback(
+            estimator,
+            folder,
+            f"{qualname or estimator!r} cannot be imported by name (define it at the top "
+            "level of an importable module to save it safely)",
+        )
+
+    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        if manifest.get("serialization") == "pickle":
+            return _pickle_load(folder, manifest)
+        ref = json.loads((folder / manifest["model_file"]).read_text(encoding="utf-8"))
+        try:
+            return _import(ref["callable"])
+        except (ImportError, AttributeError) as exc:
+            raise KilnError(
+                f"The saved model calls {ref['callable']}, which cannot be imported here: "
+                f"{exc}. Install the package that defines it."
+            ) from exc
+
+    def predict(self, estimator: Any, X: Any) -> Any:
+        return estimator(X)
+
+    def predict_proba(self, estimator: Any, X: Any) -> Any:
+        raise KilnError("A function model has no predict_proba.")
+
+
+def _import(ref: str) -> Any:
+    module, _, qualname = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _pickle_fallback(obj: Any, folder: Path, reason: str) -> dict[str, Any]:
+    warnings.warn(
+        f"Saving with pickle, which runs code when loaded: {reason}. The manifest records "
+        "this; load the model only from a store you trust.",
+        UnsafeSerializationWarning,
+        stacklevel=4,
+    )
+    with open(folder / "model.pkl", "wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"serialization": "pickle", "model_file": "model.pkl", "pickle_reason": reason}
+
+
+def _pickle_load(folder: Path, manifest: dict[str, Any]) -> Any:
+    warnings.warn(
+        f"Loading a model saved with pickle ({manifest.get('pickle_reason', 'no reason recorded')}).",
+        UnsafeSerializationWarning,
+        stacklevel=4,
+    )
+    with open(folder / manifest["model_file"], "rb") as fh:
+        # A recorded, warned fallback; the files were checked against their hashes first.
+        return pickle.load(fh)
+
+
+def _py(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+# Most specific first: LightGBM and XGBoost models also look like scikit-learn's.
+FLAVORS: tuple[type[Flavor], ...] = (LightGBMFlavor, XGBoostFlavor, SklearnFlavor, FunctionFlavor)
+
+
+def flavor_for(estimator: Any) -> Flavor:
+    """The flavor that handles `estimator`.
+
+    Raises:
+        KilnError: No flavor does; the message lists what kiln supports.
+    """
+    for flavor in FLAVORS:
+        if flavor.matches(estimator):
+            return flavor()
+    raise KilnError(
+        f"kiln cannot wrap a {type(estimator).__module__}.{type(estimator).__name__}: expected a "
+        "scikit-learn-compatible estimator (fit/predict/get_params), a LightGBM or XGBoost "
+        "model, or a callable (kiln.Model.from_function)."
+    )
+
+
+def flavor_named(name: str) -> Flavor:
+    """The flavor recorded in a manifest under `name`."""
+    for flavor in FLAVORS:
+        if flavor.name == name:
+            return flavor()
+    raise KilnError(
+        f"This kiln cannot load models of flavor {name!r} (it knows "
+        f"{', '.join(f.name for f in FLAVORS)}). Upgrade kiln or install the flavor's extra."
+    )

@@ -1,0 +1,373 @@
+"""`kiln.Model`: one interface to train, save, load and call any model."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from kiln._exceptions import (
+    ConfigurationError,
+    KilnError,
+    NoActiveRunError,
+    NotFittedError,
+    ParamConflictError,
+)
+
+__all__ = ["Model", "NotFittedError"]
+
+_MODES = ("strict", "warn", "off")
+
+
+class Model:
+    """One interface over scikit-learn, LightGBM, XGBoost and plain Python functions.
+
+    Follows scikit-learn's conventions: constructor arguments are stored as given and
+    checked in `fit`; learned state ends in `_`; `fit` returns `self`.
+
+    ```python
+    model = kiln.Model(RandomForestClassifier(n_estimators=200)).fit(X_train, y_train)
+    uri = model.save()                  # into the active run: runs:/<run id>/model
+    kiln.load_model(uri).predict(X_new)  # validated against the training signature
+    ```
+
+    Args:
+        estimator: The model to wrap: a scikit-learn estimator or Pipeline, a LightGBM or
+            XGBoost scikit-learn model. (For a plain function use `Model.from_function`.)
+        validation: How `predict` treats values outside what training saw (unseen
+            categories, out-of-range numbers, unseen nulls): "warn" (the default: held-out
+            data often strays a little past the training range) warns with a
+            `DataDriftWarning` naming the columns, "strict" refuses them, "off" lets them
+            through. Missing columns and wrong types are always refused.
+        task: "classification" or "regression"; detected from the estimator when None.
+
+    Attributes:
+        estimator_: The fitted estimator (a fitted copy of `estimator`).
+        signature_: The input and output schema seen in training (`Signature`).
+        profile_: The training data's reference profile, for monitoring.
+        flavor_: The flavor name: sklearn, lightgbm, xgboost or function.
+        task_: "classification", "regression" or None.
+        classes_: Class labels, for classifiers.
+        source_uri_: Where a loaded model came from.
+    """
+
+    # Learned state, set by fit, from_function or loading (absent before).
+    estimator_: Any
+    signature_: Any
+    profile_: dict[str, Any] | None
+    reference_sample_: Any
+    flavor_: str
+    task_: str | None
+    classes_: list[Any] | None
+    fit_seconds_: float | None
+    manifest_: dict[str, Any]
+    source_uri_: str
+    _validator_: Any
+
+    def __init__(
+        self, estimator: Any = None, *, validation: str = "warn", task: str | None = None
+    ) -> None:
+        self.estimator = estimator
+        self.validation = validation
+        self.task = task
+
+    def __repr__(self) -> str:
+        inner = type(self.estimator).__name__ if self.estimator is not None else "None"
+        fitted = " fitted" if hasattr(self, "estimator_") else ""
+        return f"<kiln.Model {inner}{fitted}>"
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        if self.validation not in _MODES:
+            raise ConfigurationError(
+                f"validation={self.validation!r} is not one of {', '.join(_MODES)}."
+            )
+        if self.task not in (None, "classification", "regression"):
+            raise ConfigurationError(
+                f"task={self.task!r}: expected 'classification', 'regression' or None."
+            )
+        if self.estimator is None:
+            raise ConfigurationError(
+                "kiln.Model() needs an estimator to fit, e.g. kiln.Model(LogisticRegression())."
+            )
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> Model:
+        """Fit a copy of the estimator, record the signature and reference profile.
+
+        Inside a run, the estimator's parameters, the fit time and the training
+        dataset's fingerprint are logged to it.
+
+        Returns:
+            self
+        """
+        from kiln.models._flavors import FunctionFlavor, flavor_for
+        from kiln.models._profile import reference_profile
+        from kiln.models._signature import infer_signature
+
+        self._check_params()
+        flavor = flavor_for(self.estimator)
+        if isinstance(flavor, FunctionFlavor):
+            raise KilnError(
+                "A function is not fitted: use kiln.Model.from_function(fn, signature=...)."
+            )
+        estimator = _clone(self.estimator)
+        start = time.perf_counter()
+        estimator.fit(X, y, **fit_params) if y is not None else estimator.fit(X, **fit_params)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.estimator_ = estimator
+        self.flavor_ = flavor.name
+        self.task_ = self.task or _detect_task(estimator)
+        classes = getattr(estimator, "classes_", None)
+        self.classes_ = None if classes is None else list(classes)
+        self.signature_ = infer_signature(X, y)
+        self.profile_, self.reference_sample_ = reference_profile(X)
+        self._validator_ = None
+        self._log_fit(flavor, X, y)
+        return self
+
+    def _log_fit(self, flavor: Any, X: Any, y: Any) -> None:
+        import kiln
+
+        run = kiln.active_run()
+        if run is None:
+            return
+        for key, value in flavor.params(self.estimator_).items():
+            try:
+                run.log_param(key, value)
+            except ParamConflictError:
+                warnings.warn(
+                    f"Param {key!r} was already logged with another value; kept the first.",
+                    stacklevel=3,
+                )
+        run.log_metric("fit_seconds", self.fit_seconds_ or 0.0)
+        data = X
+        if y is not None:
+            from kiln.tracking._dataset import as_frame
+
+            data = as_frame(X).copy()
+            target = getattr(y, "name", None) or "target"
+            data[target if target not in data.columns else f"{target}_y"] = list(y)
+        run.log_dataset(data, role="train")
+
+    @classmethod
+    def from_function(
+        cls,
+        fn: Any,
+        *,
+        signature: Any,
+        task: str | None = None,
+        validation: str = "warn",
+    ) -> Model:
+        """Wrap a function `fn(frame) -> predictions` as a ready model.
+
+        Args:
+            fn: A callable taking a pandas DataFrame. Define it at the top level of an
+                importable module so it is saved by reference, not pickled.
+            signature: A `Signature`, or an example input (DataFrame) to infer one from.
+            task: "classification" or "regression", if known.
+            validation: See `Model`.
+        """
+        from kiln.models._flavors import FunctionFlavor
+        from kiln.models._signature import Signature, infer_signature
+
+        if not callable(fn):
+            raise ConfigurationError(f"from_function needs a callable; got {type(fn).__name__}.")
+        model = cls(fn, validation=validation, task=task)
+        model._check_params()
+        model.estimator_ = fn
+        model.flavor_ = FunctionFlavor.name
+        model.task_ = task
+        model.classes_ = None
+        model.fit_seconds_ = 0.0
+        if isinstance(signature, Signature):
+            model.signature_ = signature
+            model.profile_, model.reference_sample_ = None, None
+        else:
+            from kiln.models._profile import reference_profile
+
+            model.signature_ = infer_signature(signature)
+            model.profile_, model.reference_sample_ = reference_profile(signature)
+        model._validator_ = None
+        return model
+
+    # --------------------------------------------------------------- predicting
+    def _fitted(self) -> None:
+        if not hasattr(self, "estimator_"):
+            raise NotFittedError(
+                "This kiln.Model is not fitted yet: call fit(X, y) first, or load one with "
+                "kiln.load_model(uri)."
+            )
+
+    def _validated(self, X: Any) -> Any:
+        self._fitted()
+        validator = self._validator_
+        if validator is None:
+            from kiln.models._validator import Validator
+
+            validator = self._validator_ = Validator(self.signature_, mode=self.validation)
+        return validator.validate(X)
+
+    def predict(self, X: Any) -> Any:
+        """Predictions for `X`, after validating it against the training signature.
+
+        Raises:
+            ValidationError: Names each bad column, what was expected and what was found.
+        """
+        from kiln.models._flavors import flavor_named
+
+        frame = self._validated(X)
+        return flavor_named(self.flavor_).predict(self.estimator_, frame)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities for `X` (classifiers only), after validation."""
+        from kiln.models._flavors import flavor_named
+
+        frame = self._validated(X)
+        if self.task_ == "regression":
+            raise KilnError("predict_proba is for classifiers; this model does regression.")
+        return flavor_named(self.flavor_).predict_proba(self.estimator_, frame)
+
+    # ------------------------------------------------------------------- saving
+    def save(self, path: str | os.PathLike[str] | None = None, *, name: str = "model") -> str:
+        """Save the model; return a URI that `kiln.load_model` and `kiln.register` accept.
+
+        Args:
+            path: A folder to write (it must not exist, or be empty). Without it the model
+                is stored with the active run, as its artifact folder `name`.
+            name: The artifact folder's name within the run.
+
+        Returns:
+            `runs:/<run id>/<name>`, or the folder's absolute path.
+        """
+        import kiln
+
+        self._fitted()
+        run = kiln.active_run() if path is None else None
+        if path is None and run is None:
+            raise NoActiveRunError(
+                "model.save() without a path stores the model with the active run, and no run "
+                "is active. Use `with kiln.start_run(): model.save()`, or model.save('folder')."
+            )
+        with tempfile.TemporaryDirectory(prefix="kiln-model-") as tmp:
+            folder = Path(tmp) / "model"
+            folder.mkdir()
+            self._write(folder)
+            if run is not None:
+                run.log_artifact(folder, name=name)
+                return f"runs:/{run.id}/{name}"
+            target = Path(path).expanduser().resolve()  # type: ignore[arg-type]
+            if target.exists() and (not target.is_dir() or any(target.iterdir())):
+                raise KilnError(
+                    f"Cannot save the model to {target}: it exists and is not an empty folder."
+                )
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+            return str(target)
+
+    def _write(self, folder: Path) -> None:
+        from kiln._version import __version__
+        from kiln.models._flavors import flavor_named
+        from kiln.models._format import write_manifest
+
+        flavor = flavor_named(self.flavor_)
+        fields = flavor.save(self.estimator_, folder)
+        (folder / "signature.json").write_text(
+            json.dumps(self.signature_.to_dict(), indent=2), encoding="utf-8"
+        )
+        if self.profile_ is not None:
+            (folder / "profile.json").write_text(json.dumps(self.profile_), encoding="utf-8")
+            self.reference_sample_.to_parquet(folder / "reference_sample.parquet")
+        library = flavor.library_version()
+        requirements = [f"kiln-ml=={__version__}"]
+        if library and flavor.distribution != "kiln-ml":
+            requirements.append(f"{flavor.distribution}=={library}")
+        write_manifest(
+            folder,
+            {
+                "flavor": flavor.name,
+                "library": {"name": flavor.distribution, "version": library},
+                "task": self.task_,
+                "classes": None if self.classes_ is None else [_plain(c) for c in self.classes_],
+                "validation": self.validation,
+                "estimator": f"{type(self.estimator_).__module__}.{getattr(type(self.estimator_), '__qualname__', '')}",
+                "requirements": requirements,
+                **fields,
+            },
+        )
+
+    @classmethod
+    def _from_folder(cls, folder: Path, manifest: dict[str, Any], source: str) -> Model:
+        from kiln.models._flavors import flavor_named
+        from kiln.models._signature import Signature
+
+        flavor = flavor_named(manifest["flavor"])
+        saved, installed = (manifest.get("library") or {}).get("version"), flavor.library_version()
+        if saved and installed and saved != installed:
+            warnings.warn(
+                f"{source} was saved with {flavor.distribution} {saved}; {installed} is "
+                "installed here. Predictions may differ; pin the saved version to be sure.",
+                ModelVersionWarning,
+                stacklevel=3,
+            )
+        estimator = flavor.load(folder, manifest)
+        model = cls(None, validation=manifest.get("validation", "warn"), task=manifest.get("task"))
+        model.estimator = estimator
+        model.estimator_ = estimator
+        model.flavor_ = flavor.name
+        model.task_ = manifest.get("task")
+        model.classes_ = manifest.get("classes") or (
+            None if getattr(estimator, "classes_", None) is None else list(estimator.classes_)
+        )
+        model.signature_ = Signature.from_dict(
+            json.loads((folder / "signature.json").read_text(encoding="utf-8"))
+        )
+        profile = folder / "profile.json"
+        model.profile_ = (
+            json.loads(profile.read_text(encoding="utf-8")) if profile.exists() else None
+        )
+        model.reference_sample_ = None  # read on demand from the source: it can be large
+        model.manifest_ = manifest
+        model.source_uri_ = source
+        model.fit_seconds_ = None
+        model._validator_ = None
+        return model
+
+
+class ModelVersionWarning(UserWarning):
+    """A model was saved with another version of its library than the one installed."""
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _clone(estimator: Any) -> Any:
+    try:
+        from sklearn.base import clone
+
+        return clone(estimator)
+    except Exception:  # noqa: BLE001 - not a scikit-learn estimator: copy it
+        return copy.deepcopy(estimator)
+
+
+def _detect_task(estimator: Any) -> str | None:
+    kind = getattr(estimator, "_estimator_type", None)
+    try:
+        from sklearn.base import is_classifier, is_regressor
+
+        if is_classifier(estimator):
+            return "classification"
+        if is_regressor(estimator):
+            return "regression"
+    except Exception:  # noqa: BLE001 - tags API differs across versions
+        pass
+    if kind == "classifier" or hasattr(estimator, "classes_"):
+        return "classification"
+    if kind == "regressor":
+        return "regression"
+    return None

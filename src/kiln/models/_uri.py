@@ -1,0 +1,68 @@
+"""Model URIs: `runs:/<run id>/<path>`, `models:/<name>/<version>`, `models:/<name>@<alias>`,
+or a folder path; and `load_model`, which accepts all of them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from kiln.models._model import Model
+
+__all__ = ["load_model", "parse_runs_uri"]
+
+
+def parse_runs_uri(uri: str) -> tuple[str, str]:
+    """Split `runs:/<run id>/<path>` into the run id and the artifact path."""
+    rest = uri[len("runs:/") :].strip("/")
+    run_id, _, path = rest.partition("/")
+    if not run_id:
+        raise ConfigurationError(f"{uri!r} is not a run URI; expected runs:/<run id>/<path>.")
+    return run_id, path or "model"
+
+
+def load_model(uri: str | os.PathLike[str], *, store: str | None = None) -> Model:
+    """Load a saved model from a URI or folder, after checking every file's sha256.
+
+    Args:
+        uri: `runs:/<run id>/model`, `models:/churn/3`, `models:/churn@production`, or a
+            folder written by `Model.save(path)`.
+        store: The store to read run and registry URIs from (default: the configured one).
+
+    Raises:
+        ArtifactIntegrityError: A file changed since it was logged; it is named.
+        NotFoundError: The run, model, version or alias does not exist.
+    """
+    from kiln.models._format import read_manifest
+    from kiln.models._model import Model
+
+    text = os.fspath(uri)
+    if text.startswith("models:/"):
+        from kiln.registry import resolve_uri
+
+        text = resolve_uri(text, store=store)
+    if text.startswith("runs:/"):
+        run_id, path = parse_runs_uri(text)
+        client = _client(store)
+        with tempfile.TemporaryDirectory(prefix="kiln-load-") as tmp:
+            # Each file is checked against the sha256 the metadata store recorded.
+            folder = client.download_artifacts(run_id, path, Path(tmp))
+            manifest = read_manifest(folder)
+            return Model._from_folder(folder, manifest, os.fspath(uri))
+    folder = Path(text).expanduser()
+    manifest = read_manifest(folder)
+    return Model._from_folder(folder, manifest, str(folder.resolve()))
+
+
+def _client(store: str | None) -> Any:
+    if store is None:
+        from kiln.tracking import get_client
+
+        return get_client()
+    from kiln.tracking import TrackingClient
+
+    return TrackingClient(store)

@@ -1,0 +1,290 @@
+"""The registry client: versions, aliases and their history in one store.
+
+Every write takes the registered model's row lock first (`SELECT ... FOR UPDATE` on
+PostgreSQL; on SQLite `Store.write` begins with `BEGIN IMMEDIATE`, which already
+serializes writers), so versions of one model are numbered without gaps or duplicates
+and alias changes are applied and recorded one at a time, in the order of their history.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import socket
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from kiln.registry._errors import RegistryError
+from kiln.registry._lineage import find_origin
+from kiln.registry._names import (
+    MODELS_PREFIX,
+    check_alias,
+    check_model_name,
+    parse_models_uri,
+    parse_version_ref,
+)
+from kiln.registry._reads import RegistryReads, schema
+from kiln.registry._records import AliasChange, ModelVersion
+from kiln.store import Store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from kiln.tracking import TrackingClient
+
+__all__ = ["RegistryClient"]
+
+_MAX_TAG_KEY = 250
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@functools.cache
+def _who() -> tuple[str | None, str]:
+    """The user and host recorded with registrations and alias changes."""
+    try:
+        user: str | None = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    return user, socket.gethostname()
+
+
+class RegistryClient(RegistryReads):
+    """Registers model versions and moves their aliases, in one store.
+
+    The module-level functions (`kiln.registry.register`, ...) use one of these on the
+    store chosen by `kiln.configure`, `KILN_STORE` or the embedded default.
+
+    Args:
+        store: A store URL or path, an open `Store`, or a `TrackingClient` to share
+            (its store is used, and runs are read through it). None means
+            `KILN_STORE`, then the embedded default.
+
+    Attributes:
+        tracking: The `TrackingClient` runs are read through.
+        store: The open `Store`.
+    """
+
+    def __init__(self, store: str | os.PathLike[str] | Store | TrackingClient | None = None):
+        from kiln.tracking import TrackingClient
+
+        self.tracking = store if isinstance(store, TrackingClient) else TrackingClient(store)
+        self.store = self.tracking.store
+
+    def __repr__(self) -> str:
+        return f"<RegistryClient {self.store.display_url}>"
+
+    # -------------------------------------------------------------- register
+    def register(
+        self,
+        model: Any,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register a saved model as the next version of `name` (1 for a new name).
+
+        Args:
+            model: What to register: a model URI `runs:/<run id>/<path>`; a run id (or
+                unique prefix), or a run object with an `id` (such as the `ActiveRun`
+                from `kiln.start_run`), meaning the run's artifact folder `model/`; a
+                local folder holding `kiln-model.json`; or a `models:/` URI, to register
+                an existing version again (under another name, say).
+            name: The registered model's name; created on first registration.
+            description: The model's description (replaces the old one when given).
+            tags: Tags for this version.
+
+        Returns:
+            The new version, with a lineage snapshot of its run.
+
+        Raises:
+            RegistryError: `name` is not a valid model name, or `model` holds no saved
+                model (the message lists what it does hold).
+            RunNotFoundError: The run does not exist.
+        """
+        from sqlalchemy import func, select
+
+        check_model_name(name)
+        if description is not None and not isinstance(description, str):
+            raise RegistryError(f"A description must be a string; got {description!r}.")
+        tag_values = _check_tags(tags)
+        if isinstance(model, str) and model.startswith(MODELS_PREFIX):
+            base = self.get_model_version(*parse_models_uri(model))
+            source, run_id = base.source, base.run_id
+            lineage = {**base.lineage, "registered_from": base.uri}
+        else:
+            source, run_id, lineage = find_origin(self.tracking, model)
+        s = schema()
+        v = s.model_versions
+        user, _ = _who()
+        with self.store.write() as conn:
+            stamp = _now_ms()
+            self._lock_model(conn, name, create_at=stamp)
+            if description is not None:
+                conn.execute(
+                    s.registered_models.update()
+                    .where(s.registered_models.c.name == name)
+                    .values(description=description)
+                )
+            version = int(
+                conn.execute(
+                    select(func.coalesce(func.max(v.c.version), 0) + 1).where(v.c.name == name)
+                ).scalar_one()
+            )
+            conn.execute(
+                v.insert().values(
+                    name=name,
+                    version=version,
+                    source=source,
+                    run_id=run_id,
+                    created_at=stamp,
+                    user=user,
+                    lineage=json.dumps(lineage, sort_keys=True, default=str),
+                    tags=json.dumps(tag_values, sort_keys=True),
+                    status="ready",
+                )
+            )
+        return ModelVersion(name, version, source, run_id, stamp, user, lineage, [], tag_values)
+
+    def _lock_model(self, conn: Connection, name: str, *, create_at: int | None = None) -> None:
+        """Lock the model's row for this transaction, creating it when `create_at` is given.
+
+        Raises:
+            ModelNotFoundError: There is no such model (and `create_at` is None).
+        """
+        from sqlalchemy import select
+
+        m = schema().registered_models
+        if create_at is not None:
+            if self.store.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            # Waits for a concurrent transaction inserting the same name, then does nothing.
+            conn.execute(
+                insert(m)
+                .values(name=name, created_at=create_at)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+        # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock.
+        found = conn.execute(select(m.c.name).where(m.c.name == name).with_for_update()).first()
+        if found is None:
+            raise self._model_not_found(conn, name)
+
+    # --------------------------------------------------------------- aliases
+    def set_alias(self, name: str, alias: str, version: int | str) -> AliasChange:
+        """Point `alias` at a version of `name`, creating the alias or moving it, atomically.
+
+        Args:
+            name: The registered model's name.
+            alias: Letters, digits, `-` and `_`; not all digits; not `latest`.
+            version: A version number, `"latest"`, or another alias (whose version it
+                takes, as read in the same transaction).
+
+        Returns:
+            The change: `set`, `move`, or `unchanged` when the alias already pointed
+            there (which is not recorded in the history).
+
+        Raises:
+            RegistryError: The alias name is not valid.
+            ModelNotFoundError: No model has that name.
+            ModelVersionNotFoundError: It has no such version.
+        """
+        check_model_name(name)
+        check_alias(alias)
+        ref = parse_version_ref(version)
+        a = schema().model_aliases
+        user, host = _who()
+        from sqlalchemy import select
+
+        with self.store.write() as conn:
+            self._lock_model(conn, name)
+            target = self._resolve(conn, name, ref)
+            current = conn.execute(
+                select(a.c.version).where(a.c.name == name, a.c.alias == alias)
+            ).scalar()
+            stamp = _now_ms()
+            if current == target:
+                return AliasChange(name, alias, "unchanged", target, target, user, host, stamp)
+            if current is None:
+                conn.execute(a.insert().values(name=name, alias=alias, version=target))
+                action = "set"
+            else:
+                conn.execute(
+                    a.update().where(a.c.name == name, a.c.alias == alias).values(version=target)
+                )
+                action = "move"
+            change = AliasChange(name, alias, action, current, target, user, host, stamp)
+            self._record(conn, change)
+        return change
+
+    def delete_alias(self, name: str, alias: str) -> AliasChange:
+        """Remove an alias; the version it pointed at stays.
+
+        Returns:
+            The change, recorded in the history as `remove`.
+
+        Raises:
+            ModelNotFoundError: No model has that name.
+            AliasNotFoundError: The model has no such alias.
+        """
+        check_model_name(name)
+        check_alias(alias)
+        a = schema().model_aliases
+        user, host = _who()
+        from sqlalchemy import select
+
+        with self.store.write() as conn:
+            self._lock_model(conn, name)
+            current = conn.execute(
+                select(a.c.version).where(a.c.name == name, a.c.alias == alias)
+            ).scalar()
+            if current is None:
+                raise self._alias_not_found(conn, name, alias)
+            conn.execute(a.delete().where(a.c.name == name, a.c.alias == alias))
+            change = AliasChange(name, alias, "remove", current, None, user, host, _now_ms())
+            self._record(conn, change)
+        return change
+
+    def _record(self, conn: Connection, change: AliasChange) -> None:
+        conn.execute(
+            schema()
+            .model_alias_history.insert()
+            .values(
+                name=change.name,
+                alias=change.alias,
+                old_version=change.old_version,
+                new_version=change.new_version,
+                user=change.user,
+                host=change.host,
+                at=change.at,
+                action=change.action,
+            )
+        )
+
+
+def _check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise RegistryError(f"tags must be a dict of name -> value; got {type(tags).__name__}.")
+    out: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > _MAX_TAG_KEY:
+            raise RegistryError(
+                f"A tag key must be a non-empty string of at most {_MAX_TAG_KEY} characters; "
+                f"got {key!r}."
+            )
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, (list, tuple, dict)):
+            out[key] = json.dumps(value, default=str, sort_keys=isinstance(value, dict))
+        else:
+            out[key] = str(value)
+    return dict(sorted(out.items()))
