@@ -7,6 +7,7 @@ calls it `reps` times and takes the median of each figure.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -43,6 +44,8 @@ class Sizes:
     c_kiln: int = 1_000  # runs created, 5 params + 5 metrics each
     c_mlflow: int = 200
     d_runs: int = 10_000  # runs in the searched store
+    g_calls: int = 2_000  # timed one-row predict calls per case and process
+    g_warmup: int = 200  # untimed calls per case before them
 
 
 FULL = Sizes()
@@ -55,6 +58,8 @@ QUICK = Sizes(
     c_kiln=200,
     c_mlflow=40,
     d_runs=2_000,
+    g_calls=500,
+    g_warmup=100,
 )
 
 
@@ -499,4 +504,258 @@ class Hello(Scenario):
         ]
 
 
-SCENARIOS: list[Scenario] = [LogMetric(), Writers(), CreateRuns(), Search(), Help(), Hello()]
+def _ms(v: float) -> str:
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}"
+
+
+def _at_most(measure: str, kiln: str, anchor: str, k: float, m: float, share: float) -> Row:
+    """A goal of kiln taking at most `share` of MLflow's time; ratio as kiln's advantage."""
+    return Row(measure, kiln, anchor, m / k, f"kiln ≤ {share:g}x MLflow", k <= share * m)
+
+
+class Models(Scenario):
+    key, title = "g", "model load and predict"
+    steps = 10
+    prepare_steps = 4
+    tools = ("kiln", "mlflow")
+
+    def __init__(self) -> None:
+        self.saved: dict[str, dict[str, Any]] = {}
+        self.expected: list[int] = []
+
+    def prepare(self, ctx: Context) -> None:
+        """Train and save the pipeline with each tool, check both agree, load each once."""
+        rows = {}
+        for tool in self.tools:
+            label = f"{self.key}. {tool} train and save the model"
+            ctx.step(label)
+            wd = ctx.ws.root / f"prepared-{self.key}-{tool}"
+            wd.mkdir()
+            child = run(
+                label, [*ctx.script(tool, "model_save"), str(wd)], cwd=wd, timeout=ctx.timeout
+            )
+            ctx.prepared[f"{self.key}-{tool}"] = wd
+            self.saved[tool] = child.data
+            rows[tool] = json.loads((wd / "rows.json").read_text(encoding="utf-8"))
+        if rows["kiln"] != rows["mlflow"]:
+            raise BenchError(
+                f"{self.key}: the two envs generated different held-out rows or predictions; "
+                "the pipelines would not be the same model."
+            )
+        self.expected = rows["kiln"]["predictions"]
+        for tool in self.tools:  # untimed: page cache and bytecode, as for the other tools
+            self._load(ctx, tool, "store", label=f"{self.key}. warm-up: {tool} load and predict")
+
+    def _target(self, tool: str, where: str) -> str:
+        return self.saved[tool]["uri" if where == "store" else "folder"]
+
+    def _load(self, ctx: Context, tool: str, where: str, label: str = "") -> Figures:
+        """One fresh process: load (from the store, a folder, or bare) + one prediction.
+
+        `tool` "kiln" or "mlflow"; `where` "store" or "folder" for the tools, "skops" or
+        "pickle" for the floor run with that tool's env on that tool's files.
+        """
+        prepared = ctx.prepared[f"{self.key}-{tool}"]
+        if where in ("store", "folder"):
+            label = label or f"{self.key}. {tool} load from {where} + predict"
+            cmd, args = ctx.script(tool, "load_predict"), [self._target(tool, where)]
+        else:
+            label = label or f"{self.key}. bare {where} load + predict ({tool} env)"
+            python = KILN_PY if tool == "kiln" else MLFLOW_PY
+            cmd = [str(python), ctx.ws.script("bare_load_predict.py")]
+            model_file = Path(self._target(tool, "folder")) / "model.skops"
+            args = [where, str(model_file if where == "skops" else prepared / "pipeline.pkl")]
+        ctx.step(label)
+        with ctx.ws.fresh(f"{self.key}-{tool}-{where}") as wd:
+            child = run(label, [*cmd, str(wd), str(prepared), *args], cwd=wd, timeout=ctx.timeout)
+        got = child.data["prediction"]
+        if got != self.expected[0]:
+            raise BenchError(f"{label}: predicted {got!r}; expected {self.expected[0]!r}.")
+        d = child.data
+        return {
+            "wall": child.wall,
+            "rss": child.rss_mb,
+            "start_exit": child.wall - d["script"],
+            "imports": d["imports"],
+            "load": d["load"],
+            "predict": d["predict"],
+        }
+
+    def _latency(self, ctx: Context, tool: str) -> Figures:
+        label = f"{self.key}. {tool} predict latency"
+        ctx.step(label)
+        z = ctx.sizes
+        args = [
+            ctx.prepared[f"{self.key}-{tool}"],
+            self._target(tool, "store"),
+            z.g_calls,
+            z.g_warmup,
+        ]
+        with ctx.ws.fresh(f"{self.key}-{tool}-latency") as wd:
+            cmd = [*ctx.script(tool, "predict_latency"), str(wd), *map(str, args)]
+            child = run(label, cmd, cwd=wd, timeout=ctx.timeout)
+        d = child.data
+        return {
+            "frame": d["frame_ms"],
+            "record": d["record_ms"],
+            "bare": d["bare_ms"],
+            "frame_p90": d["frame_p90_ms"],
+            "record_p90": d["record_p90_ms"],
+            "lat_rss": child.rss_mb,
+        }
+
+    def rep(self, ctx: Context) -> Figures:
+        out: Figures = {}
+        for where in ("store", "folder", "skops", "pickle"):
+            for tool in self.tools:
+                for name, value in self._load(ctx, tool, where).items():
+                    out[f"{tool}_{where}_{name}"] = value
+        for tool in self.tools:
+            for name, value in self._latency(ctx, tool).items():
+                out[f"{tool}_{name}"] = value
+        return out
+
+    def rows(self, ctx: Context, s: Stats) -> list[Row]:
+        def pair(name: str, fmt: Callable[[float], str]) -> tuple[str, str]:
+            return _cell(s, f"kiln_{name}", fmt), _cell(s, f"mlflow_{name}", fmt)
+
+        def ratio(name: str) -> float:
+            return s[f"mlflow_{name}"][0] / s[f"kiln_{name}"][0]
+
+        med = {k: v[0] for k, v in s.items()}
+        rows = [
+            _at_most(
+                "fresh process: load from the store + first 1-row predict, wall s",
+                *pair("store_wall", _sec),
+                med["kiln_store_wall"],
+                med["mlflow_store_wall"],
+                0.25,
+            )
+        ]
+        for part, what in (
+            ("start_exit", "interpreter start and exit"),
+            ("imports", "import pandas + the tool"),
+            ("load", "load from the store"),
+            ("predict", "first predict"),
+        ):
+            rows.append(
+                Row(f"… of which {what}, s", *pair(f"store_{part}", _sec), ratio(f"store_{part}"))
+            )
+        rows += [
+            Row(
+                "fresh process: load from a folder + first 1-row predict, wall s",
+                *pair("folder_wall", _sec),
+                ratio("folder_wall"),
+            ),
+            Row(
+                "floor, no tool: `skops.io.load` of the same model.skops + predict, wall s",
+                *pair("skops_wall", _sec),
+            ),
+            Row(
+                "floor, no tool: `pickle.load` of the pipeline + predict, wall s",
+                *pair("pickle_wall", _sec),
+            ),
+            Row(
+                "the tool's own share: store load + predict - the skops floor, s",
+                _sec(med["kiln_store_wall"] - med["kiln_skops_wall"]),
+                _sec(med["mlflow_store_wall"] - med["mlflow_skops_wall"]),
+            ),
+        ]
+        n = ctx.sizes.g_calls
+        rows += [
+            _at_most(
+                f"1-row DataFrame `predict` after loading, median of {n:,} calls, ms",
+                *pair("frame", _ms),
+                med["kiln_frame"],
+                med["mlflow_frame"],
+                0.5,
+            ),
+            Row("… 90th percentile, ms", *pair("frame_p90", _ms), ratio("frame_p90")),
+            Row(
+                "dict record `predict` (the serving path), median, ms",
+                *pair("record", _ms),
+                ratio("record"),
+            ),
+            Row("… 90th percentile, ms", *pair("record_p90", _ms), ratio("record_p90")),
+            Row(
+                "floor: bare scikit-learn `pipeline.predict`, 1-row DataFrame, ms",
+                *pair("bare", _ms),
+            ),
+            Row(
+                "overhead over the floor (DataFrame predict - bare), ms",
+                _ms(med["kiln_frame"] - med["kiln_bare"]),
+                _ms(med["mlflow_frame"] - med["mlflow_bare"]),
+            ),
+            _rss_row(
+                s,
+                "kiln_store_rss",
+                "mlflow_store_rss",
+                "peak RSS, load + first predict (store), MB",
+            ),
+            _rss_row(s, "kiln_lat_rss", "mlflow_lat_rss", "peak RSS, latency process, MB"),
+        ]
+        return rows
+
+    def describe(self, ctx: Context) -> list[str]:
+        k, m = self.saved.get("kiln", {}), self.saved.get("mlflow", {})
+        z = ctx.sizes
+
+        def files(d: dict[str, Any]) -> str:
+            return ", ".join(f"{f} {b / 1024:,.0f} KB" for f, b in d.get("files", {}).items())
+
+        same = all(k.get(p) == m.get(p) for p in ("sklearn", "skops", "pandas", "numpy"))
+        return [
+            "The model: a scikit-learn Pipeline of a ColumnTransformer (StandardScaler on 26 "
+            "numeric columns, OneHotEncoder(handle_unknown='ignore') on 4 categorical string "
+            "columns) and LogisticRegression, trained on 4,000 rows generated with numpy's "
+            "seeded PCG64 (bench/scenarios/_modeldata.py). Each tool trains and saves it once "
+            "per session in its own env (untimed); the harness checks both envs produce the "
+            "same held-out rows and the same predictions for all 64 of them, and every timed "
+            "process's predictions against those.",
+            f"Versions: kiln env scikit-learn {k.get('sklearn')}, skops {k.get('skops')}, pandas "
+            f"{k.get('pandas')}, numpy {k.get('numpy')}; MLflow env scikit-learn "
+            f"{m.get('sklearn')}, skops {m.get('skops')}, pandas {m.get('pandas')}, numpy "
+            f"{m.get('numpy')}" + (" (the same)." if same else " (**they differ**)."),
+            "kiln: `kiln.Model(pipeline).fit(X, y)` and `model.save()` inside "
+            "`kiln.start_run()` into a kiln store (`runs:/<run id>/model`); also `model.save(path)`. "
+            f"Serialization: {k.get('serialization')}; files: {files(k)}.",
+            'MLflow: its documented path, `mlflow.sklearn.log_model(pipeline, name="model", '
+            "signature=infer_signature(X, y_pred), input_example=X.head(3))` inside a run on a "
+            "SQLite tracking store, loaded with `mlflow.pyfunc.load_model(model_info.model_uri)` "
+            "(a `models:/m-...` URI resolved through the store, artifacts under the store's "
+            "`mlruns/`); the folder case loads a `mlflow.sklearn.save_model` folder. "
+            f"Serialization: {m.get('serialization')} (MLflow 3.17's default for scikit-learn); "
+            f"files: {files(m)}.",
+            "Load + first predict: the wall time of a fresh process, spawn to exit: start the "
+            "interpreter, `import pandas` and the tool, read one held-out record and make a "
+            "1-row DataFrame of it, `kiln.configure(store=...)`; `kiln.load_model(uri)` "
+            "(which copies the files out of the store and checks each against its recorded "
+            "sha256) and `.predict(frame)` (validated against the training signature) vs "
+            "`mlflow.set_tracking_uri(sqlite)`; `mlflow.pyfunc.load_model(uri).predict(frame)` "
+            "(with MLflow's schema enforcement). The '… of which' rows split it with "
+            "`time.perf_counter` inside the process; interpreter start and exit is the rest. "
+            "Each tool loads once untimed before the repetitions.",
+            "Floors: the same fresh-process script with no tool, in each env on that tool's "
+            "files: `import pandas`, the record, then `skops.io.load(model.skops, "
+            "trusted=get_untrusted_types(file=...))` (the deserializer both tools use) or "
+            "`pickle.load` of the fitted pipeline (imports only the classes it holds), then "
+            "`predict`.",
+            f"Predict latency: in one process per tool, after loading from the store and "
+            f"{z.g_warmup} untimed rounds, {z.g_calls:,} rounds of one call each to "
+            "`predict(1-row DataFrame)`, `predict(dict record)` and the bare fitted Pipeline's "
+            "`predict(1-row DataFrame)` (kiln: `model.estimator_`; MLflow: "
+            "`get_raw_model()`), cycling through 64 held-out rows; each call timed alone with "
+            "`time.perf_counter`. The figure is the median per call within the process, then "
+            "the median over processes.",
+        ]
+
+
+SCENARIOS: list[Scenario] = [
+    LogMetric(),
+    Writers(),
+    CreateRuns(),
+    Search(),
+    Help(),
+    Hello(),
+    Models(),
+]

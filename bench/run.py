@@ -5,10 +5,11 @@
     python bench/run.py --quick             # 3 repetitions, smaller sizes, for development
 
 Scenarios: a. log_metric rate; b. concurrent writers; c. creating runs; d. search over
-10,000 runs; e. `--help`; f. hello world and reading it back. Each figure is the median
-of interleaved repetitions (kiln, MLflow, kiln, ...), each a fresh process with a fresh
-store. MLflow gets its own env, created by bench/setup_anchors.sh on first use. The
-results go to bench/RESULTS.md.
+10,000 runs; e. `--help`; f. hello world and reading it back; g. loading a saved model
+and predicting. Each figure is the median of interleaved repetitions (kiln, MLflow,
+kiln, ...), each a fresh process with a fresh store. MLflow gets its own env, created by
+bench/setup_anchors.sh on first use. The results go to bench/RESULTS.md; scenarios not
+run this time keep their earlier sections there, each with the date it was measured.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{scenario.key}. {scenario.title}",
                     scenario.steps * args.reps + scenario.prepare_steps,
                 )
+                load_before = _load()
                 try:
                     figures = measure(ctx, scenario, args.reps)
                 except BenchError as exc:
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                     report.tables.append((scenario, rows, notes))
                     report.per_rep.append((scenario.key, figures))
                     _print_rows(scenario, rows)
+                report.scenario_load[scenario.key] = f"before {load_before}; after {_load()}"
                 steps.finish()
                 progress.advance(overall)
     except KeyboardInterrupt:

@@ -2,12 +2,45 @@
 # Create bench/.envs/mlflow, the anchor tool's own env (about 850 MB; gitignored).
 # Idempotent: does nothing when the pinned MLflow is already installed there.
 # mlflow 3.18.0 does not install here (its mlflow-skinny 3.18.0 is not on the index).
+# scikit-learn and skops are pinned to the versions in kiln's .venv (when it has them),
+# so that scenario g loads the same pipeline classes with the same deserializer.
 set -euo pipefail
 
 MLFLOW_VERSION=3.17.2
 PY=${PY:-python3.11}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 env="$here/.envs/mlflow"
+kiln_py="$here/../.venv/bin/python"
+
+# "dist==version" for each of these installed in an env (missing ones are left out).
+versions() {
+    "$1" - scikit-learn skops <<'PYEOF' 2>/dev/null || true
+import importlib.metadata as md
+import sys
+
+for dist in sys.argv[1:]:
+    try:
+        print(f"{dist}=={md.version(dist)}")
+    except md.PackageNotFoundError:
+        pass
+PYEOF
+}
+
+uv=${UV:-$(command -v uv || true)}
+if [[ -z "$uv" && -x "$here/../.tools/bin/uv" ]]; then
+    uv="$here/../.tools/bin/uv"
+fi
+
+# Install packages into the MLflow env (uv compiles bytecode now, so the first timed
+# `import mlflow` does not pay for it).
+install() {
+    if [[ -n "$uv" ]]; then
+        VIRTUAL_ENV="$env" "$uv" pip install --quiet --compile-bytecode "$@"
+    else
+        "$env/bin/pip" install --quiet --disable-pip-version-check "$@"
+        "$env/bin/python" -m compileall -q "$env/lib" >/dev/null || true
+    fi
+}
 
 if [[ -x "$env/bin/python" ]] && "$env/bin/python" - "$MLFLOW_VERSION" <<'PYEOF' 2>/dev/null; then
 import importlib.metadata as md
@@ -16,21 +49,25 @@ import sys
 sys.exit(md.version("mlflow") != sys.argv[1])
 PYEOF
     echo "mlflow $MLFLOW_VERSION is already installed in $env"
-    exit 0
-fi
-
-uv=${UV:-$(command -v uv || true)}
-if [[ -z "$uv" && -x "$here/../.tools/bin/uv" ]]; then
-    uv="$here/../.tools/bin/uv"
-fi
-
-echo "Installing mlflow==$MLFLOW_VERSION into $env ..."
-if [[ -n "$uv" ]]; then
-    # Compile bytecode now, so the first timed `import mlflow` does not pay for it.
-    UV_PYTHON_DOWNLOADS=never "$uv" venv --quiet --clear --python "$PY" "$env"
-    VIRTUAL_ENV="$env" "$uv" pip install --quiet --compile-bytecode "mlflow==$MLFLOW_VERSION"
 else
-    "$PY" -m venv --clear "$env"
-    "$env/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+    echo "Installing mlflow==$MLFLOW_VERSION into $env ..."
+    if [[ -n "$uv" ]]; then
+        UV_PYTHON_DOWNLOADS=never "$uv" venv --quiet --clear --python "$PY" "$env"
+    else
+        "$PY" -m venv --clear "$env"
+    fi
+    install "mlflow==$MLFLOW_VERSION"
+    "$env/bin/python" -c "import mlflow; print('installed mlflow', mlflow.__version__)"
 fi
-"$env/bin/python" -c "import mlflow; print('installed mlflow', mlflow.__version__)"
+
+if [[ -x "$kiln_py" ]]; then
+    want=$(versions "$kiln_py")
+    have=$(versions "$env/bin/python")
+    if [[ -n "$want" && "$want" != "$have" ]]; then
+        # shellcheck disable=SC2086  # one requirement per word
+        echo "Pinning the MLflow env to kiln's" $want "..."
+        # shellcheck disable=SC2086
+        install "mlflow==$MLFLOW_VERSION" $want ||
+            echo "warning: could not pin" $want "in $env; scenario g reports both envs' versions." >&2
+    fi
+fi
