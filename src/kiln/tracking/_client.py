@@ -587,13 +587,6 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         self._steps[(run_id, key)] = step + 1
         return step
 
-    def write_metric_rows(self, rows: Sequence[tuple[str, str, float, int, int]]) -> None:
-        """Insert validated `(run_id, key, value, step, timestamp_ms)` rows and update each
-        key's latest value, in one transaction."""
-        self.flush()
-        with self.store.write() as conn:
-            self._insert_metrics(conn, rows)
-
     def _upsert_latest(self) -> Any:
         from sqlalchemy import or_
 
