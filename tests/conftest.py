@@ -162,6 +162,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     engine.dispose()  # type: ignore[attr-defined]
 
 
+@pytest.fixture
+def subprocess_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The environment for child Pythons: this test's settings plus a bytecode cache.
+
+    The cache sits in pytest's cache folder, so child processes stop paying for
+    compiling SQLAlchemy after the first one, without writing into the virtualenv.
+    Test modules with other needs (a terminal width, say) override this fixture.
+    """
+    cache = (
+        request.config.cache.mkdir("kiln-pycache")
+        if request.config.cache is not None
+        else tmp_path_factory.getbasetemp() / "pycache"
+    )
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(cache), "KILN_CAPTURE_PACKAGES": "0"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty store URL: once a SQLite file, once a PostgreSQL database."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import time
@@ -449,21 +448,6 @@ def test_alias_names_are_validated(
 
 
 # ------------------------------------------------------------------ real processes
-@pytest.fixture
-def subprocess_env(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """This test's settings plus a bytecode cache outside the virtualenv (for speed only)."""
-    cache = (
-        request.config.cache.mkdir("kiln-pycache")
-        if request.config.cache is not None
-        else tmp_path_factory.getbasetemp() / "pycache"
-    )
-    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(cache), "KILN_CAPTURE_PACKAGES": "0"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
 _WORKER = """
 import json, sys, time
 from pathlib import Path

@@ -32,25 +32,6 @@ from kiln.tracking import TrackingClient
 HEAD = SCHEMA_REVISIONS[-1]
 
 
-@pytest.fixture
-def subprocess_env(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """The environment for child Pythons: this test's settings plus a bytecode cache.
-
-    The cache sits in pytest's cache folder, so child processes stop paying for
-    compiling SQLAlchemy after the first one, without writing into the virtualenv.
-    """
-    cache = (
-        request.config.cache.mkdir("kiln-pycache")
-        if request.config.cache is not None
-        else tmp_path_factory.getbasetemp() / "pycache"
-    )
-    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(cache), "KILN_CAPTURE_PACKAGES": "0"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store URL with nothing behind it yet: no SQLite file, or an empty PostgreSQL db."""
