@@ -106,20 +106,25 @@ class SklearnFlavor(Flavor):
         return _pickle_fallback(estimator, folder, reason)
 
     def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        return self.load_bytes((folder / manifest["model_file"]).read_bytes(), manifest)
+
+    def load_bytes(self, data: bytes, manifest: dict[str, Any]) -> Any:
+        """Load from the model file's bytes (already checked against their sha256)."""
         if manifest.get("serialization") == "pickle":
-            return _pickle_load(folder, manifest)
+            _pickle_warning(manifest)
+            # A recorded, warned fallback; the bytes were checked against their hashes.
+            return pickle.loads(data)
         from kiln._extras import require
 
         sio = require("skops.io", "sklearn", "Loading a scikit-learn model")
-        path = folder / manifest["model_file"]
-        found = set(sio.get_untrusted_types(file=path))
+        found = set(sio.get_untrusted_types(data=data))
         allowed = set(manifest.get("skops_trusted") or [])
         if not found <= allowed:
             raise KilnError(
-                f"{path} asks to load types that were not in it when it was saved: "
-                f"{sorted(found - allowed)}. Refusing to load it."
+                f"{manifest['model_file']} asks to load types that were not in it when it was "
+                f"saved: {sorted(found - allowed)}. Refusing to load it."
             )
-        return sio.load(path, trusted=sorted(found))
+        return sio.loads(data, trusted=sorted(found))
 
 
 class LightGBMFlavor(Flavor):
@@ -272,12 +277,16 @@ def _pickle_fallback(obj: Any, folder: Path, reason: str) -> dict[str, Any]:
     return {"serialization": "pickle", "model_file": "model.pkl", "pickle_reason": reason}
 
 
-def _pickle_load(folder: Path, manifest: dict[str, Any]) -> Any:
+def _pickle_warning(manifest: dict[str, Any]) -> None:
     warnings.warn(
         f"Loading a model saved with pickle ({manifest.get('pickle_reason', 'no reason recorded')}).",
         UnsafeSerializationWarning,
-        stacklevel=4,
+        stacklevel=5,
     )
+
+
+def _pickle_load(folder: Path, manifest: dict[str, Any]) -> Any:
+    _pickle_warning(manifest)
     with open(folder / manifest["model_file"], "rb") as fh:
         # A recorded, warned fallback; the files were checked against their hashes first.
         return pickle.load(fh)

@@ -69,6 +69,8 @@ class Model:
     manifest_: dict[str, Any]
     source_uri_: str
     _validator_: Any
+    _compiled_: Any
+    _load_estimator: Any
 
     def __init__(
         self, estimator: Any = None, *, validation: str = "warn", task: str | None = None
@@ -78,9 +80,30 @@ class Model:
         self.task = task
 
     def __repr__(self) -> str:
-        inner = type(self.estimator).__name__ if self.estimator is not None else "None"
-        fitted = " fitted" if hasattr(self, "estimator_") else ""
+        state = self.__dict__
+        if "estimator" in state:
+            inner = type(state["estimator"]).__name__ if state["estimator"] is not None else "None"
+        else:  # loaded, library estimator not read yet
+            inner = str(getattr(self, "manifest_", {}).get("estimator", "?")).rpartition(".")[2]
+        fitted = " fitted" if "flavor_" in state else ""
         return f"<kiln.Model {inner}{fitted}>"
+
+    def __getattr__(self, name: str) -> Any:
+        # A model loaded with compiled inference reads its library estimator (importing
+        # the library) only when something asks for it.
+        if name in ("estimator", "estimator_"):
+            load = self.__dict__.get("_load_estimator")
+            if load is not None:
+                estimator = load()
+                self.__dict__.update(estimator=estimator, estimator_=estimator)
+                del self.__dict__["_load_estimator"]
+                return estimator
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        if "_load_estimator" in self.__dict__:
+            self.estimator_  # noqa: B018 - read it: the loader is not picklable
+        return self.__dict__
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
@@ -128,6 +151,7 @@ class Model:
         self.signature_ = infer_signature(X, y)
         self.profile_, self.reference_sample_ = reference_profile(X)
         self._validator_ = None
+        self._compiled_ = None
         self._log_fit(flavor, X, y)
         return self
 
@@ -194,24 +218,42 @@ class Model:
             model.signature_ = infer_signature(signature)
             model.profile_, model.reference_sample_ = reference_profile(signature)
         model._validator_ = None
+        model._compiled_ = None
         return model
 
     # --------------------------------------------------------------- predicting
     def _fitted(self) -> None:
-        if not hasattr(self, "estimator_"):
+        if "flavor_" not in self.__dict__:
             raise NotFittedError(
                 "This kiln.Model is not fitted yet: call fit(X, y) first, or load one with "
                 "kiln.load_model(uri)."
             )
 
     def _validated(self, X: Any) -> Any:
+        """The validated input: a DataFrame, or `Columns` when compiled inference is on."""
         self._fitted()
         validator = self._validator_
         if validator is None:
-            from kiln.models._validator import Validator
+            from kiln.models._validator import ColumnValidator, Validator
 
-            validator = self._validator_ = Validator(self.signature_, mode=self.validation)
+            kind = Validator if self._compiled_ is None else ColumnValidator
+            validator = self._validator_ = kind(self.signature_, mode=self.validation)
         return validator.validate(X)
+
+    def _call(self, method: str, X: Any) -> Any:
+        from kiln.models._flavors import flavor_named
+
+        data = self._validated(X)
+        if method == "predict_proba" and self.task_ == "regression":
+            raise KilnError("predict_proba is for classifiers; this model does regression.")
+        if self._compiled_ is not None:
+            from kiln.models._compiled import Fallback
+
+            try:
+                return getattr(self._compiled_, method)(data.outs)
+            except Fallback:  # the library estimator decides (and raises its own errors)
+                data = data.frame()
+        return getattr(flavor_named(self.flavor_), method)(self.estimator_, data)
 
     def predict(self, X: Any) -> Any:
         """Predictions for `X`, after validating it against the training signature.
@@ -219,19 +261,11 @@ class Model:
         Raises:
             ValidationError: Names each bad column, what was expected and what was found.
         """
-        from kiln.models._flavors import flavor_named
-
-        frame = self._validated(X)
-        return flavor_named(self.flavor_).predict(self.estimator_, frame)
+        return self._call("predict", X)
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities for `X` (classifiers only), after validation."""
-        from kiln.models._flavors import flavor_named
-
-        frame = self._validated(X)
-        if self.task_ == "regression":
-            raise KilnError("predict_proba is for classifiers; this model does regression.")
-        return flavor_named(self.flavor_).predict_proba(self.estimator_, frame)
+        return self._call("predict_proba", X)
 
     # ------------------------------------------------------------------- saving
     def save(self, path: str | os.PathLike[str] | None = None, *, name: str = "model") -> str:
@@ -276,6 +310,10 @@ class Model:
 
         flavor = flavor_named(self.flavor_)
         fields = flavor.save(self.estimator_, folder)
+        if flavor.name == "sklearn" and fields.get("serialization") != "pickle":
+            from kiln.models._compiled import write_compiled
+
+            fields.update(write_compiled(self, folder))
         (folder / "signature.json").write_text(
             json.dumps(self.signature_.to_dict(), indent=2), encoding="utf-8"
         )
@@ -301,7 +339,9 @@ class Model:
         )
 
     @classmethod
-    def _from_folder(cls, folder: Path, manifest: dict[str, Any], source: str) -> Model:
+    def _from_folder(
+        cls, folder: Path, manifest: dict[str, Any], source: str, *, compiled: bool = True
+    ) -> Model:
         from kiln.models._flavors import flavor_named
         from kiln.models._signature import Signature
 
@@ -314,15 +354,29 @@ class Model:
                 ModelVersionWarning,
                 stacklevel=3,
             )
-        estimator = flavor.load(folder, manifest)
-        model = cls(None, validation=manifest.get("validation", "warn"), task=manifest.get("task"))
-        model.estimator = estimator
-        model.estimator_ = estimator
+        model = cls.__new__(cls)
+        model.validation = manifest.get("validation", "warn")
+        model.task = manifest.get("task")
+        inference = manifest.get("inference") if compiled else None
+        if inference and hasattr(flavor, "load_bytes"):
+            from kiln.models._compiled import read_compiled
+
+            model._compiled_ = read_compiled(folder, inference)
+            data = (folder / manifest["model_file"]).read_bytes()
+            # The folder may be temporary: keep the (verified) bytes, load them on demand.
+            model._load_estimator = lambda: flavor.load_bytes(data, manifest)
+        else:
+            model._compiled_ = None
+            estimator = flavor.load(folder, manifest)
+            model.estimator = estimator
+            model.estimator_ = estimator
         model.flavor_ = flavor.name
         model.task_ = manifest.get("task")
-        model.classes_ = manifest.get("classes") or (
-            None if getattr(estimator, "classes_", None) is None else list(estimator.classes_)
-        )
+        classes = manifest.get("classes")
+        if classes is None and model._compiled_ is None:
+            found = getattr(model.estimator_, "classes_", None)
+            classes = None if found is None else list(found)
+        model.classes_ = classes
         model.signature_ = Signature.from_dict(
             json.loads((folder / "signature.json").read_text(encoding="utf-8"))
         )

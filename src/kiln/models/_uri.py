@@ -25,13 +25,19 @@ def parse_runs_uri(uri: str) -> tuple[str, str]:
     return run_id, path or "model"
 
 
-def load_model(uri: str | os.PathLike[str], *, store: str | None = None) -> Model:
+def load_model(
+    uri: str | os.PathLike[str], *, store: str | None = None, compiled: bool = True
+) -> Model:
     """Load a saved model from a URI or folder, after checking every file's sha256.
 
     Args:
         uri: `runs:/<run id>/model`, `models:/churn/3`, `models:/churn@production`, or a
             folder written by `Model.save(path)`.
         store: The store to read run and registry URIs from (default: the configured one).
+        compiled: Use the model's compiled inference when it has one (scikit-learn
+            pipelines of common steps, checked against the estimator when saved): no
+            scikit-learn import until `estimator_` is read, and a faster `predict`.
+            False always calls the library estimator.
 
     Raises:
         ArtifactIntegrityError: A file changed since it was logged; it is named.
@@ -52,10 +58,10 @@ def load_model(uri: str | os.PathLike[str], *, store: str | None = None) -> Mode
             # Each file is checked against the sha256 the metadata store recorded.
             folder = client.download_artifacts(run_id, path, Path(tmp))
             manifest = read_manifest(folder)
-            return Model._from_folder(folder, manifest, os.fspath(uri))
+            return Model._from_folder(folder, manifest, os.fspath(uri), compiled=compiled)
     folder = Path(text).expanduser()
     manifest = read_manifest(folder)
-    return Model._from_folder(folder, manifest, str(folder.resolve()))
+    return Model._from_folder(folder, manifest, str(folder.resolve()), compiled=compiled)
 
 
 def _client(store: str | None) -> Any:

