@@ -251,3 +251,48 @@ def test_property_compiled_equals_library_on_any_valid_rows(binary_pair: Any, ro
         warnings.simplefilter("ignore")  # out-of-range values warn as drift
         assert np.array_equal(fast.predict(frame), slow.predict(frame))
         assert np.array_equal(fast.predict_proba(frame), slow.predict_proba(frame))
+
+
+def test_a_fresh_process_loads_from_the_store_with_only_what_it_needs(
+    tracked: str, subprocess_env: dict[str, str]
+) -> None:
+    """An embedded store is read with sqlite3 alone (no SQLAlchemy, no scikit-learn), a
+    team store through the client; both verify every file against the metadata store."""
+    model, X = _fit("binary")
+    with kiln.start_run():
+        uri = model.save()
+    code = f"""
+import json, sys
+import pandas as pd
+import kiln
+kiln.configure(store={tracked!r})
+m = kiln.load_model({uri!r})
+print(json.dumps([m.predict(pd.read_json(sys.stdin, orient="split")).tolist(),
+                  sorted(k for k in ("sqlalchemy", "sklearn", "fsspec") if k in sys.modules)]))
+"""
+
+    def child() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            input=X.head(20).to_json(orient="split"),
+            capture_output=True,
+            text=True,
+            env=subprocess_env,
+            timeout=120,
+        )
+
+    done = child()
+    assert done.returncode == 0, done.stderr
+    predictions, imported = json.loads(done.stdout)
+    assert predictions == model.predict(X.head(20)).tolist()
+    if tracked.startswith("sqlite"):
+        assert imported == []
+        client = kiln.get_client()
+        logged = client.get_run(uri.split("/")[1]).artifacts
+        sha = next(a.sha256 for a in logged if a.path == "model/inference.npz")
+        blob = Path(client.artifacts.location(sha))
+        blob.write_bytes(blob.read_bytes()[:-1])
+        done = child()
+        assert done.returncode != 0
+        assert "'model/inference.npz'" in done.stderr
+        assert "has been changed or truncated" in done.stderr

@@ -26,6 +26,25 @@ class UnsafeSerializationWarning(UserWarning):
 
 
 def _version(dist: str) -> str | None:
+    """The installed version of distribution `dist`, or None.
+
+    Read from the `<name>-<version>.dist-info` folder name where there is one:
+    importing `importlib.metadata` costs a fresh process more than loading the model.
+    """
+    import os
+    import sys
+
+    wanted = dist.lower().replace("-", "_").replace(".", "_")
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                project, _, found = name[: -len(".dist-info")].partition("-")
+                if project.lower().replace(".", "_") == wanted and found:
+                    return found
     from importlib.metadata import PackageNotFoundError, version
 
     try:

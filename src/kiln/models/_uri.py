@@ -52,11 +52,15 @@ def load_model(
 
         text = resolve_uri(text, store=store)
     if text.startswith("runs:/"):
+        from kiln.store._lite import download_run_files
+
         run_id, path = parse_runs_uri(text)
-        client = _client(store)
         with tempfile.TemporaryDirectory(prefix="kiln-load-") as tmp:
-            # Each file is checked against the sha256 the metadata store recorded.
-            folder = client.download_artifacts(run_id, path, Path(tmp))
+            # Each file is checked against the sha256 the metadata store recorded; an
+            # embedded store is read without SQLAlchemy when nothing else needs it.
+            folder = download_run_files(store, run_id, path, Path(tmp))
+            if folder is None:
+                folder = _client(store).download_artifacts(run_id, path, Path(tmp))
             manifest = read_manifest(folder)
             return Model._from_folder(folder, manifest, os.fspath(uri), compiled=compiled)
     folder = Path(text).expanduser()
