@@ -271,3 +271,59 @@ def history(ctx: click.Context, name: str, alias: str | None, as_json: bool) -> 
         for c in changes
     ]
     table(f"Alias history of {name}", ["at", "alias", "action", "from", "to", "by"], rows)
+
+
+@models.command("compare")
+@click.argument("model_a", metavar="A")
+@click.argument("model_b", metavar="B")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Held-out rows with the target column: a .parquet or .csv file.",
+)
+@click.option("--target", required=True, help="The name of the target column in --data.")
+@json_option
+@click.pass_context
+def compare(
+    ctx: click.Context, model_a: str, model_b: str, data_path: str, target: str, as_json: bool
+) -> None:
+    """Score A and B on the same held-out data and say which is better on which metric.
+
+    A and B are NAME/VERSION, NAME@ALIAS, models:/ or runs:/ URIs, or model folders, e.g.
+    `kiln models compare churn@production churn/4 --data test.parquet --target churned`.
+    """
+    import pandas as pd
+
+    from kiln.registry import compare as compare_models
+
+    frame = pd.read_parquet(data_path) if data_path.endswith(".parquet") else pd.read_csv(data_path)
+    if target not in frame.columns:
+        shown = ", ".join(map(str, list(frame.columns)[:10]))
+        raise click.BadParameter(
+            f"{target!r} is not a column of {data_path} (its columns: {shown}).",
+            param_hint="--target",
+        )
+    store = (ctx.find_root().obj or {}).get("store")
+    result = compare_models(
+        model_a, model_b, frame.drop(columns=[target]), frame[target], store=store
+    )
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    rows = [
+        [
+            m.name,
+            "n/a" if m.a is None else f"{m.a:.4f}",
+            "n/a" if m.b is None else f"{m.b:.4f}",
+            "higher" if m.higher_is_better else "lower",
+            {"a": model_a, "b": model_b, "tie": "tie"}.get(m.better or "", ""),
+        ]
+        for m in result.metrics
+    ]
+    title = f"{model_a} (A) vs {model_b} (B): {result.task}, {result.n_rows} rows"
+    table(title, ["metric", "A", "B", "better is", "better"], rows)
+    click.echo(result.verdict)
+    for line in result.drift:
+        click.echo(f"Note: outside the training data of {line}")

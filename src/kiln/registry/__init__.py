@@ -12,6 +12,7 @@ import kiln.registry as registry
 v = registry.register(run, "churn")                 # the run's artifact folder model/
 registry.set_alias("churn", "production", v.version)
 registry.resolve_uri("models:/churn@production")    # -> "runs:/<run id>/model"
+registry.compare("churn@production", "churn/4", X_test, y_test).verdict
 ```
 
 Registry URIs: `models:/churn/3` (a version), `models:/churn@production` (an alias),
@@ -30,6 +31,7 @@ from kiln.registry._api import (
     set_alias,
 )
 from kiln.registry._client import RegistryClient
+from kiln.registry._compare import Comparison, MetricComparison, compare
 from kiln.registry._errors import (
     AliasNotFoundError,
     ModelNotFoundError,
@@ -41,6 +43,8 @@ from kiln.registry._records import AliasChange, ModelVersion, RegisteredModel
 __all__ = [
     "AliasChange",
     "AliasNotFoundError",
+    "Comparison",
+    "MetricComparison",
     "ModelNotFoundError",
     "ModelVersion",
     "ModelVersionNotFoundError",
@@ -48,6 +52,7 @@ __all__ = [
     "RegistryClient",
     "RegistryError",
     "alias_history",
+    "compare",
     "delete_alias",
     "get_model_version",
     "get_registry",
