@@ -26,8 +26,17 @@ help:
 env: $(UV)
 	$(UV) sync --frozen --python $(PY) --extra sklearn --quiet
 
+# PyTorch (the torch flavor's tests) is not in the lock: PyPI's Linux wheels pull several GB
+# of CUDA. Where the machine has a CPU wheel on disk (/opt/wheels), it goes into the dev env;
+# --inexact keeps it there across syncs.
+TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-2.13.0*-cp311-*.whl))
+
 env-dev: $(UV)
-	$(UV) sync --frozen --python $(PY) --extra dev --quiet
+	$(UV) sync --frozen --inexact --python $(PY) --extra dev --quiet
+ifneq ($(TORCH_WHEEL),)
+	@$(BIN)/python -c "import torch, safetensors" 2>/dev/null || \
+	  $(UV) pip install --python $(BIN)/python --quiet "$(TORCH_WHEEL)" "safetensors>=0.4"
+endif
 
 demo: env
 	$(BIN)/python examples/demo.py

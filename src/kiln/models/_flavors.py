@@ -95,6 +95,10 @@ class Flavor(abc.ABC):
         """The installed version of the flavor's library."""
         return _version(self.distribution)
 
+    def prepare(self, estimator: Any) -> Any:
+        """What `Model.fit` fits for `estimator` (a flavor may wrap it)."""
+        return estimator
+
 
 class SklearnFlavor(Flavor):
     """scikit-learn estimators and Pipelines (and anything with their API), via skops."""
@@ -315,8 +319,57 @@ def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+class TorchFlavor(Flavor):
+    """PyTorch modules, through `TorchEstimator`; weights in safetensors."""
+
+    name = "torch"
+    distribution = "torch"
+
+    @classmethod
+    def matches(cls, estimator: Any) -> bool:
+        from kiln.models._torch import TorchEstimator, is_torch_module
+
+        return isinstance(estimator, TorchEstimator) or is_torch_module(estimator)
+
+    def prepare(self, estimator: Any) -> Any:
+        from kiln.models._torch import TorchEstimator
+
+        return estimator if isinstance(estimator, TorchEstimator) else TorchEstimator(estimator)
+
+    def save(self, estimator: Any, folder: Path) -> dict[str, Any]:
+        from kiln._extras import require
+        from kiln.models._torch import save_torch
+
+        require("safetensors", "torch", "Saving a PyTorch model")
+        return save_torch(estimator, folder)
+
+    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+        from kiln._extras import require
+        from kiln.models._torch import load_torch
+
+        require("torch", "torch", "Loading a PyTorch model")
+        require("safetensors", "torch", "Loading a PyTorch model")
+        return load_torch(folder, manifest)
+
+    def params(self, estimator: Any) -> dict[str, Any]:
+        out = super().params(estimator)
+        out.pop("module", None)
+        module = estimator.module
+        out["module"] = (module if isinstance(module, type) else type(module)).__qualname__
+        for key, value in (estimator.module_params or {}).items():
+            if isinstance(value, (str, int, float, bool, type(None))):
+                out[f"module_params.{key}"] = value
+        return out
+
+
 # Most specific first: LightGBM and XGBoost models also look like scikit-learn's.
-FLAVORS: tuple[type[Flavor], ...] = (LightGBMFlavor, XGBoostFlavor, SklearnFlavor, FunctionFlavor)
+FLAVORS: tuple[type[Flavor], ...] = (
+    TorchFlavor,
+    LightGBMFlavor,
+    XGBoostFlavor,
+    SklearnFlavor,
+    FunctionFlavor,
+)
 
 
 def flavor_for(estimator: Any) -> Flavor:

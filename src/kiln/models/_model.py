@@ -26,7 +26,7 @@ _MODES = ("strict", "warn", "off")
 
 
 class Model:
-    """One interface over scikit-learn, LightGBM, XGBoost and plain Python functions.
+    """One interface over scikit-learn, LightGBM, XGBoost, PyTorch and plain functions.
 
     Follows scikit-learn's conventions: constructor arguments are stored as given and
     checked in `fit`; learned state ends in `_`; `fit` returns `self`.
@@ -39,7 +39,10 @@ class Model:
 
     Args:
         estimator: The model to wrap: a scikit-learn estimator or Pipeline, a LightGBM or
-            XGBoost scikit-learn model. (For a plain function use `Model.from_function`.)
+            XGBoost scikit-learn model, or a PyTorch `nn.Module` (wrapped in a
+            `kiln.models.TorchEstimator` with its defaults; pass your own to choose the
+            loss, epochs or a training function). For a plain function use
+            `Model.from_function`.
         validation: How `predict` treats values outside what training saw (unseen
             categories, out-of-range numbers, unseen nulls): "warn" (the default: held-out
             data often strays a little past the training range) warns with a
@@ -51,7 +54,7 @@ class Model:
         estimator_: The fitted estimator (a fitted copy of `estimator`).
         signature_: The input and output schema seen in training (`Signature`).
         profile_: The training data's reference profile, for monitoring.
-        flavor_: The flavor name: sklearn, lightgbm, xgboost or function.
+        flavor_: The flavor name: sklearn, lightgbm, xgboost, torch or function.
         task_: "classification", "regression" or None.
         classes_: Class labels, for classifiers.
         source_uri_: Where a loaded model came from.
@@ -139,7 +142,7 @@ class Model:
             raise KilnError(
                 "A function is not fitted: use kiln.Model.from_function(fn, signature=...)."
             )
-        estimator = _clone(self.estimator)
+        estimator = _clone(flavor.prepare(self.estimator))
         start = time.perf_counter()
         estimator.fit(X, y, **fit_params) if y is not None else estimator.fit(X, **fit_params)
         self.fit_seconds_ = time.perf_counter() - start
