@@ -31,6 +31,7 @@ from kiln.tracking._validate import (
     DEFAULT_EXPERIMENT,
     MAX_PARAM,
     STATUSES,
+    _valid_keys,
     check_key,
     check_metric,
     new_run_name,
@@ -40,6 +41,11 @@ from kiln.tracking._validate import (
 )
 
 __all__ = ["DEFAULT_EXPERIMENT", "TrackingClient"]
+
+# This process's id, updated in a forked child: the logging hot path compares against it
+# instead of calling os.getpid() (a system call) each time.
+_fork_state = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _fork_state.__setitem__(0, os.getpid()))
 
 # Every column of a run row, so that batched inserts share one statement.
 _RUN_COLUMNS = (
@@ -113,7 +119,8 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
 
     # ---------------------------------------------------------------- queue
     def _check_fork(self) -> None:
-        if self._pid != os.getpid():
+        _fork_state[0] = os.getpid()
+        if self._pid != _fork_state[0]:
             # A forked child: the parent's runs are not ours to queue for.
             self._pid = os.getpid()
             self._own = {}
@@ -514,8 +521,14 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         A `None` step continues the key's series (0, 1, 2, ...); a `None` timestamp
         (milliseconds since the epoch) means now.
         """
-        number = check_metric(key, value, step)
-        if self._pid != os.getpid():
+        kind = type(value)
+        if (kind is float or kind is int) and key in _valid_keys and type(key) is str:
+            number = float(value)  # the common case inline: a checked key, a plain number
+            if number - number != 0.0 or (step is not None and type(step) is not int):
+                number = check_metric(key, value, step)  # inf, NaN or a strange step
+        else:
+            number = check_metric(key, value, step)
+        if self._pid != _fork_state[0]:
             self._check_fork()
         own = run_id in self._own
         if not own:

@@ -325,7 +325,8 @@ def log_params(params: Mapping[str, Any]) -> None:
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:
     """Record a metric value; without `step`, the key's series continues (0, 1, 2, ...)."""
-    _active("log_metric").log_metric(key, value, step)
+    run = _stack[-1] if _stack else _active("log_metric")
+    run.client.log_metric(run.id, key, value, step)  # the hot path: no extra call layer
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:

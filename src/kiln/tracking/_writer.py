@@ -62,6 +62,7 @@ class Writer:
         self.interval = interval
         self.max_queue = max_queue
         self.batch = batch
+        self._room = min(batch, max_queue)  # queue length at which producers hand over
         self._init_state()
         _writers.add(self)
 
@@ -83,7 +84,7 @@ class Writer:
         polls the queue's length.
         """
         queue = self._queue
-        if len(queue) >= min(self.batch, self.max_queue):
+        if len(queue) >= self._room:
             self._make_room()
         queue.append(op)
         if self._thread is None:
