@@ -179,10 +179,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
 
     def _write_ops(self, ops: list[tuple[str, Any]]) -> None:
         """Commit queued ops in one transaction, runs first and updates last."""
-        from sqlalchemy import update
         from sqlalchemy.exc import IntegrityError
-
-        from kiln.store import _schema as s
 
         runs: list[dict[str, Any]] = []
         texts: dict[str, dict[str, str]] = {}
@@ -210,20 +207,28 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         try:
             with self.store.write() as conn:
                 if texts:
-                    conn.execute(self._stmt("texts"), list(texts.values()))
+                    self._exec_rows(conn, "texts", list(texts.values()))
                 if runs:
                     ids = self._experiment_ids(conn, set(wanted_experiments.values()))
                     for row in runs:
                         row["experiment_id"] = ids[wanted_experiments[row["id"]]]
-                    conn.execute(self._stmt("runs"), runs)
+                        # A run created and updated (ended, say) in one batch is inserted
+                        # as it ends up: one row, no UPDATE.
+                        row.update(updates.pop(row["id"], ()))
+                    # One executemany per run of rows with the same columns, in order
+                    # (a parent is always inserted before its children).
+                    start = 0
+                    for i in range(1, len(runs) + 1):
+                        if i == len(runs) or runs[i].keys() != runs[start].keys():
+                            conn.execute(self._stmt("runs"), runs[start:i])
+                            start = i
                 if params:
-                    conn.execute(self._stmt("params"), params)
+                    self._exec_rows(conn, "params", params)
                 if metrics:
                     self._insert_metrics(conn, metrics)
                 if tags:
-                    conn.execute(self._stmt("tags"), list(tags.values()))
-                for run_id, values in updates.items():
-                    conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+                    self._exec_rows(conn, "tags", list(tags.values()))
+                self._update_runs(conn, updates)
         except IntegrityError as exc:
             if len(ops) == 1:
                 # Refused for good (retrying cannot help): report it at the next flush.
@@ -236,6 +241,24 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                     self._write_ops([op])
                 except IntegrityError:
                     continue
+
+    def _update_runs(self, conn: Any, updates: dict[str, dict[str, Any]]) -> None:
+        """One executemany per set of changed columns, not one statement per run."""
+        from sqlalchemy import bindparam, update
+
+        s = _schema()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for run_id, values in updates.items():
+            row = {f"v_{k}": v for k, v in values.items()}
+            row["b_run_id"] = run_id
+            groups.setdefault(tuple(sorted(values)), []).append(row)
+        for keys, rows in groups.items():
+            stmt = (
+                update(s.runs)
+                .where(s.runs.c.id == bindparam("b_run_id"))
+                .values({k: bindparam(f"v_{k}") for k in keys})
+            )
+            conn.execute(stmt, rows)
 
     def _experiment_ids(self, conn: Any, names: set[str]) -> dict[str, int]:
         """Ids of the live experiments called `names`, creating the missing ones."""
@@ -286,6 +309,25 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         conn.execute(
             self._stmt("latest"), [dict(zip(keys, r, strict=True)) for r in latest.values()]
         )
+
+    def _exec_rows(self, conn: Any, name: str, rows: list[dict[str, Any]]) -> None:
+        """Run statement `name` for `rows` through the driver, compiled once.
+
+        For tables of plain text and numbers (params, tags, texts), where SQLAlchemy's
+        per-row parameter processing would cost more than the database's own work.
+        """
+        cache = self.__dict__.setdefault("_driver_sql", {})
+        keys = tuple(rows[0])
+        found = cache.get((name, keys))
+        if found is None:
+            compiled = self._stmt(name).compile(dialect=conn.dialect, column_keys=list(keys))
+            order = compiled.positiontup  # None for named styles (psycopg's %(name)s)
+            found = cache[(name, keys)] = (compiled.string, order)
+        sql, order = found
+        if order is None:
+            conn.exec_driver_sql(sql, rows)
+        else:
+            conn.exec_driver_sql(sql, [tuple(r[k] for k in order) for r in rows])
 
     def _stmt(self, name: str) -> Any:
         """A statement built once per client (building upserts costs more than running them)."""
