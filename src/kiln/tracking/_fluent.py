@@ -409,24 +409,6 @@ def runs(
     import pandas as pd
 
     found = get_client().search_runs(experiment, filter, order_by, limit)
-    records = []
-    for r in found:
-        row: dict[str, Any] = {
-            "run_id": r.id,
-            "experiment": r.experiment,
-            "name": r.name,
-            "status": r.status,
-            "start_time": pd.Timestamp(r.start_time, unit="ms", tz="UTC"),
-            "end_time": pd.Timestamp(r.end_time, unit="ms", tz="UTC") if r.end_time else pd.NaT,
-            "duration": r.duration,
-            "parent_id": r.parent_id,
-            "user": r.environment.get("user"),
-            "git_commit": r.environment.get("git_commit"),
-        }
-        row.update({f"params.{k}": v for k, v in r.params.items()})
-        row.update({f"metrics.{k}": v for k, v in r.metrics.items()})
-        row.update({f"tags.{k}": v for k, v in r.tags.items()})
-        records.append(row)
     base = [
         "run_id",
         "experiment",
@@ -439,14 +421,33 @@ def runs(
         "user",
         "git_commit",
     ]
-    df = pd.DataFrame.from_records(records)
-    if df.empty:
+    if not found:
         return pd.DataFrame(columns=base)
-    extra = sorted(c for c in df.columns if c not in base)
-    ordered = [c for c in extra if c.startswith("params.")]
-    ordered += [c for c in extra if c.startswith("metrics.")]
-    ordered += [c for c in extra if c.startswith("tags.")]
-    return df[base + ordered]
+    # Built column by column: a DataFrame from one dict per run costs more than the search.
+    columns: dict[str, Any] = {
+        "run_id": [r.id for r in found],
+        "experiment": [r.experiment for r in found],
+        "name": [r.name for r in found],
+        "status": [r.status for r in found],
+        "start_time": _times([r.start_time for r in found], pd),
+        "end_time": _times([r.end_time for r in found], pd),
+        "duration": [r.duration for r in found],
+        "parent_id": [r.parent_id for r in found],
+        "user": [r.environment.get("user") for r in found],
+        "git_commit": [r.environment.get("git_commit") for r in found],
+    }
+    for prefix, attr in (("params", "params"), ("metrics", "metrics"), ("tags", "tags")):
+        values = [getattr(r, attr) for r in found]
+        keys = sorted({k for v in values for k in v})
+        missing = float("nan") if attr == "metrics" else None
+        for key in keys:
+            columns[f"{prefix}.{key}"] = [v.get(key, missing) for v in values]
+    return pd.DataFrame(columns)
+
+
+def _times(ms: list[int | None], pd: Any) -> Any:
+    """Epoch milliseconds (None for missing) as a UTC datetime column."""
+    return pd.to_datetime(pd.array(ms, dtype="Int64"), unit="ms", utc=True)
 
 
 @atexit.register
