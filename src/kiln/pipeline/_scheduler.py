@@ -266,6 +266,8 @@ class Schedule:
         if bad:
             return StepOutcome(name, "skipped", reason=f"input {bad[0]!r} failed")
         missing = [d for d in s.deps if outcomes[d].output is None]
+        if missing and name not in self.selected:
+            return StepOutcome(name, "not run", reason="not selected (--only)")
         if missing:
             return StepOutcome(
                 name,
