@@ -156,7 +156,8 @@ def test_a_sweep_of_20_trials_on_2_jobs(tmp_path: Path) -> None:
     assert found.best is not None
     assert found.best["params"] == {"x": 2, "y": 1}
     table = found.table()
-    assert bool(table.iloc[0]["best"]) and table.iloc[0]["metrics.score"] == 0
+    assert bool(table.iloc[0]["best"])
+    assert table.iloc[0]["metrics.score"] == 0
     assert table["best"].sum() == 1
     kiln.flush()
     children = kiln.runs(filter=f"parent_id = '{found.run_id}'")
