@@ -159,3 +159,64 @@ def test_bad_override_syntax_is_explained(demo: Path) -> None:
 
     assert isinstance(result.exception, kiln.ConfigurationError)
     assert "KEY=VALUE" in str(result.exception)
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+def test_runs_reproduce_recreates_a_run_from_an_older_commit(demo: Path) -> None:
+    _git(demo, "init", "-q")
+    _git(demo, "add", ".")
+    _git(demo, "commit", "-qm", "first")
+    original = kiln_cli("run", "-p", "split.seed=3")
+    kiln.flush()
+    # Move on: new code and params, committed; the old commit is no longer checked out.
+    params = demo / "params.yaml"
+    params.write_text(params.read_text().replace("C: 1.0", "C: 0.001"), encoding="utf-8")
+    _git(demo, "commit", "-qam", "second")
+
+    out = kiln_cli("runs", "reproduce", original["run_id"])
+
+    assert out["original"] == original["run_id"]
+    assert out["reproduced"] != original["run_id"]
+    assert out["identical"] is True
+    assert [(r["step"], r["key"]) for r in out["metrics"]] == [("evaluate", "accuracy")]
+    again = kiln.get_run(out["reproduced"])
+    assert again.params["train.C"] == "1.0"
+    assert again.params["split.seed"] == "3"
+    assert (
+        "worktree"
+        not in subprocess.run(
+            ["git", "worktree", "list"], cwd=demo, capture_output=True, text=True, check=True
+        ).stdout.split("\n", 1)[-1]
+    )
+
+
+def test_kiln_sweep_over_a_function_marks_the_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
+    (tmp_path / "sweep_fn.py").write_text(
+        "def loss(lr, depth):\n    if depth == 9:\n        raise ValueError('bad depth')\n"
+        "    return {'loss': (lr - 0.1) ** 2 + depth}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    out = kiln_cli(
+        "sweep", "sweep_fn:loss", "-g", "lr=0.01,0.1,1.0", "-g", "depth=1,9",
+        "-o", "loss", "--direction", "min",
+    )  # fmt: skip
+
+    assert len(out["trials"]) == 6
+    assert out["best"]["params"] == {"lr": 0.1, "depth": 1}
+    assert sum(t["status"] == "failed" for t in out["trials"]) == 3

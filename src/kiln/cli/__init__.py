@@ -24,6 +24,7 @@ _COMMANDS = {
     "run": ("kiln.cli.run:run", "Run the project's pipeline; only what changed re-runs."),
     "pipeline": ("kiln.cli.run:pipeline", "Show the pipeline's graph and each step's last status."),
     "lineage": ("kiln.cli.run:lineage", "Which step, code, params and inputs produced an output."),
+    "sweep": ("kiln.cli.sweep:sweep", "Run a function or the pipeline over a grid; best trial."),
 }
 
 

@@ -38,6 +38,24 @@ def _relative(path: str, root: Any) -> str:
     return path if rel.startswith("..") else rel
 
 
+def _git_prefix(root: Any) -> str:
+    """The project folder's path inside its git repository ("" at the top or outside git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-prefix"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 class Schedule:
     """Everything one run (or dry run) of a pipeline needs, resolved up front."""
 
@@ -190,6 +208,7 @@ class Schedule:
             f"{_TAG}.target": target or "",
             f"{_TAG}.overrides": json.dumps(self.overrides, sort_keys=True, default=repr),
             f"{_TAG}.root": str(self.root),
+            f"{_TAG}.subdir": _git_prefix(self.root),
         }
         flat = {k: v for k, v in flatten(self.params).items() if k}
         outcomes: dict[str, StepOutcome] = {}
