@@ -78,7 +78,7 @@ def test_a_100_step_chain_reruns_exactly_what_changed(chain: Project) -> None:
 
 def test_a_code_change_that_keeps_the_output_stops_at_that_step(chain: Project) -> None:
     run(chain)
-    chain.edit(chain_source(N, tweak={20: "10 + 10"}))  # same value, new code
+    chain.edit(chain_source(N, tweak={20: "int('20')"}))  # same value, new code
 
     again = run(chain)
 

@@ -17,11 +17,29 @@ Every run is a tracked run with a child run per step. On the command line:
 `kiln sweep`, `kiln runs reproduce RUN`.
 """
 
-from kiln.pipeline._graph import Step, step
-from kiln.pipeline._outputs import PickledOutputWarning
-from kiln.pipeline._pipeline import Pipeline
-from kiln.pipeline._result import PipelineResult, StepOutcome
-from kiln.pipeline._sweep import SweepResult, sweep
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiln.pipeline._graph import Step, step
+    from kiln.pipeline._outputs import PickledOutputWarning
+    from kiln.pipeline._pipeline import Pipeline
+    from kiln.pipeline._result import PipelineResult, StepOutcome
+    from kiln.pipeline._sweep import SweepResult, sweep
+
+# Loaded on first use: `kiln run`'s no-op check imports only _project and _state.
+_LAZY = {
+    "PickledOutputWarning": "kiln.pipeline._outputs",
+    "Pipeline": "kiln.pipeline._pipeline",
+    "PipelineResult": "kiln.pipeline._result",
+    "Step": "kiln.pipeline._graph",
+    "StepOutcome": "kiln.pipeline._result",
+    "SweepResult": "kiln.pipeline._sweep",
+    "step": "kiln.pipeline._graph",
+    "sweep": "kiln.pipeline._sweep",
+}
 
 __all__ = [
     "PickledOutputWarning",
@@ -33,3 +51,16 @@ __all__ = [
     "step",
     "sweep",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln.pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

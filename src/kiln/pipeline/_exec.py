@@ -41,12 +41,17 @@ def import_ref(module: str, qualname: str, root: str | None) -> Callable[..., An
     return obj
 
 
-def execute_step(task: dict[str, Any], fn: Callable[..., Any] | None = None) -> dict[str, Any]:
+def execute_step(
+    task: dict[str, Any],
+    fn: Callable[..., Any] | None = None,
+    memo: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run one step as described by `task`; return its outcome as plain data.
 
     Args:
-        task: See `kiln.pipeline._pipeline.Pipeline._task`.
+        task: See `kiln.pipeline._scheduler.Schedule._task`.
         fn: The function itself, when running in the process that defined it.
+        memo: Output sha -> value of outputs made in this process (read, then updated).
     """
     import kiln
     from kiln.pipeline._outputs import describe_value, load_output, save_output
@@ -72,7 +77,10 @@ def execute_step(task: dict[str, Any], fn: Callable[..., Any] | None = None) -> 
     try:
         for arg, (kind, value) in task["args"].items():
             if kind == "output":
-                kwargs[arg] = load_output(client.artifacts, value, Path(task["models_dir"]))
+                if memo is not None and value["sha"] in memo:
+                    kwargs[arg] = memo[value["sha"]]
+                else:
+                    kwargs[arg] = load_output(client.artifacts, value, Path(task["models_dir"]))
             elif kind == "file":
                 kwargs[arg] = Path(value)
             else:
@@ -82,6 +90,8 @@ def execute_step(task: dict[str, Any], fn: Callable[..., Any] | None = None) -> 
         seconds = time.time() - begun
         desc = save_output(client.artifacts, value, label=f"The output of step {task['name']!r}")
         run.set_tags({"kiln.pipeline.output": desc["sha"], "kiln.pipeline.format": desc["format"]})
+        if memo is not None:
+            memo[desc["sha"]] = value
         run.log_metric("kiln.pipeline.seconds", seconds)
     except BaseException as exc:
         shapes = ", ".join(f"{k}: {describe_value(v)}" for k, v in kwargs.items()) or "none"

@@ -1,22 +1,21 @@
 """Code and value fingerprints for cache keys.
 
-A step's code hash covers its own source (as an AST dump, so comments and formatting do
-not count) and, recursively, the source of every project function or class it refers
-to through a global name, plus simple module constants it reads. "Project" means code
+A step's code hash covers its own compiled code (bytecode, constants, names and
+defaults, so comments and formatting do not count) and, recursively, that of every
+project function or class it refers to through a global name, plus simple module
+constants it reads. Keys are per Python version, as bytecode is. "Project" means code
 that is not part of the standard library or an installed package: a changed helper
 invalidates the steps that call it; upgrading pandas does not.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import inspect
 import json
 import os
 import sys
 import sysconfig
-import textwrap
 import types
 from functools import cache
 from typing import Any
@@ -50,9 +49,12 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple(os.path.realpath(r) + os.sep for r in roots if r)
 
 
+@cache
 def is_project_file(path: str | None) -> bool:
     """Whether a module file is the user's code (not stdlib, site-packages or kiln)."""
     if not path or not path.endswith(".py"):
+        return False
+    if "site-packages" in path or path.startswith(_installed_roots()):
         return False
     real = os.path.realpath(path)
     if "site-packages" in real or "dist-packages" in real:
@@ -61,10 +63,10 @@ def is_project_file(path: str | None) -> bool:
 
 
 def _source_file(obj: Any) -> str | None:
-    try:
-        return inspect.getsourcefile(obj)
-    except TypeError:
-        return None
+    if isinstance(obj, types.FunctionType):
+        return obj.__code__.co_filename
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    return getattr(module, "__file__", None)
 
 
 def _names(code: types.CodeType) -> set[str]:
@@ -75,16 +77,33 @@ def _names(code: types.CodeType) -> set[str]:
     return found
 
 
+def _code_parts(code: types.CodeType, out: list[str]) -> None:
+    out.append(code.co_code.hex())
+    out.append(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_parts(const, out)
+        else:
+            out.append(repr(const))
+
+
 def _source_digest(obj: Any) -> str:
-    try:
-        source = textwrap.dedent(inspect.getsource(obj))
-    except (OSError, TypeError):
-        code = getattr(obj, "__code__", None)
-        return digest(repr(code.co_code) if code else repr(obj))
-    try:
-        return digest(ast.dump(ast.parse(source)))
-    except SyntaxError:  # a lambda in the middle of a line, say
-        return digest(source)
+    """The digest of a function's compiled code, or of a class's methods."""
+    parts: list[str] = []
+    if isinstance(obj, types.FunctionType):
+        _code_parts(obj.__code__, parts)
+        parts.append(repr((obj.__defaults__, obj.__kwdefaults__)))
+    elif isinstance(obj, type):
+        for key, member in sorted(vars(obj).items()):
+            func = getattr(member, "__func__", member)
+            if isinstance(func, types.FunctionType):
+                parts.append(key)
+                _code_parts(func.__code__, parts)
+            elif isinstance(member, _CONSTANTS):
+                parts.append(f"{key}={member!r}")
+    else:
+        parts.append(repr(obj))
+    return digest(*parts)
 
 
 def code_hash(fn: Any) -> str:

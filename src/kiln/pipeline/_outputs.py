@@ -11,8 +11,8 @@
 
 A descriptor `{"format": ..., "sha": ...}` names a stored output; its `sha` is the
 content hash a dependant's cache key uses. The cache index maps a cache key to the
-descriptor and lineage of the output it produced: one JSON file per key under
-`<project>/.kiln/pipeline/cache/`.
+descriptor and lineage of the output it produced: `CacheIndex`, one JSON-lines file
+under `<project>/.kiln/pipeline/cache/`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PickledOutputWarning", "describe_value", "load_output", "read_entry", "save_output"]
+__all__ = [
+    "CacheIndex",
+    "PickledOutputWarning",
+    "describe_value",
+    "load_output",
+    "save_output",
+]
 
 
 class PickledOutputWarning(UserWarning):
@@ -169,24 +175,48 @@ def describe_value(value: Any) -> str:
     return kind
 
 
-def entry_path(cache_dir: Path, key: str) -> Path:
-    """Where the cache entry for `key` lives."""
-    return cache_dir / key[:2] / f"{key}.json"
+class CacheIndex:
+    """Cache key -> entry, kept as one append-only JSON-lines file (one line per output).
 
+    Appending a line per finished step is much cheaper than a file per key; the whole
+    index is read once per run. Later lines win, so a re-computed key is simply appended.
+    """
 
-def read_entry(cache_dir: Path, key: str) -> dict[str, Any] | None:
-    """The cache entry for `key`, or None."""
-    path = entry_path(cache_dir, key)
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "index.jsonl"
+        self._entries: dict[str, dict[str, Any]] | None = None
+        self._fh: Any = None
 
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            self._entries = {}
+            try:
+                with open(self.path, encoding="utf-8") as fh:
+                    for line in fh:
+                        try:
+                            entry = json.loads(line)
+                        except ValueError:
+                            continue  # a line cut short by a crash
+                        self._entries[entry["key"]] = entry
+            except OSError:
+                pass
+        return self._entries
 
-def write_entry(cache_dir: Path, entry: dict[str, Any]) -> None:
-    """Write a cache entry atomically."""
-    path = entry_path(cache_dir, entry["key"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(entry, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The entry for `key`, or None."""
+        return self._load().get(key)
+
+    def put(self, entry: dict[str, Any]) -> None:
+        """Record an entry (appended and flushed at once)."""
+        self._load()[entry["key"]] = entry
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -44,9 +44,10 @@ class InProcessRunner(Runner):
     def __init__(self, work: Work = execute_step) -> None:
         self._work = work
         self._done: list[tuple[str, dict[str, Any]]] = []
+        self.memo: dict[str, Any] = {}  # output sha -> value, for dependants here
 
     def submit(self, key: str, task: dict[str, Any], fn: Callable[..., Any]) -> None:
-        self._done.append((key, self._work(task, fn)))
+        self._done.append((key, self._work(task, fn, self.memo)))
 
     def wait(self) -> list[tuple[str, dict[str, Any]]]:
         done, self._done = self._done, []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kiln._exceptions import PipelineError
 from kiln.artifacts import sha256_file
 from kiln.pipeline._hash import code_hash, value_digest
-from kiln.pipeline._outputs import read_entry, write_entry
+from kiln.pipeline._outputs import CacheIndex
 from kiln.pipeline._pipeline import load_project_params, save_state, step_key
 from kiln.pipeline._project import flatten
 from kiln.pipeline._result import PipelineResult, StepOutcome
@@ -78,7 +78,7 @@ class Schedule:
         self.no_cache = no_cache
         self.codes = {n: code_hash(s.fn) for n, s in pipeline.steps.items()}
         folder = state_dir(self.root)
-        self.cache_dir = folder / "cache"
+        self.cache = CacheIndex(folder / "cache")
         self.models_dir = folder / "models"
         self.prev: dict[str, Any] = (read_state(self.root) or {}).get("steps", {})
         self._file_shas: dict[str, str] = {}
@@ -149,7 +149,7 @@ class Schedule:
         """The cache entry for `key` when its output is still stored."""
         if self.no_cache or name in self.forced or not self.p.steps[name].cache:
             return None
-        entry = read_entry(self.cache_dir, key)
+        entry = self.cache.get(key)
         if entry is None:
             return None
         if artifacts is not None and not artifacts.exists(entry["output"]["sha"]):
@@ -219,6 +219,13 @@ class Schedule:
                 kiln.flush()  # workers read the pipeline run as their parent
             pending = list(self.p.steps)
             running: dict[str, StepOutcome] = {}
+            # In this process, outputs pass to dependants in memory (as well as being
+            # stored); each is dropped once its last dependant has started.
+            memo: dict[str, Any] | None = getattr(runner, "memo", None)
+            readers = dict.fromkeys(self.p.steps, 0)
+            for s in self.p.steps.values():
+                for d in s.deps:
+                    readers[d] += 1
             while pending or running:
                 for name in list(pending):
                     if len(running) >= runner.jobs:
@@ -236,6 +243,12 @@ class Schedule:
                             self._task(name, o, outcomes, client, prun.id),
                             self.p.steps[name].fn,
                         )
+                    for d in deps:
+                        readers[d] -= 1
+                        done = outcomes[d].output
+                        if memo is not None and readers[d] == 0 and done is not None:
+                            memo.pop(done["sha"], None)
+                    if o.status == "running":
                         continue
                     if o.status == "cached":
                         o.start = time.time()
@@ -256,6 +269,7 @@ class Schedule:
                     any(d not in outcomes for d in self.p.steps[n].deps) for n in pending
                 ):
                     raise PipelineError(f"Steps {pending} can never become ready (a kiln bug).")
+            self.cache.close()
             counts = {
                 s: sum(o.status == s for o in outcomes.values())
                 for s in ("done", "cached", "failed")
@@ -353,8 +367,7 @@ class Schedule:
         o.error = res.get("error")
         o.start, o.end = res.get("start"), res.get("end")
         if o.status == "done" and self.p.steps[o.name].cache and o.key and o.output:
-            write_entry(
-                self.cache_dir,
+            self.cache.put(
                 {
                     "key": o.key,
                     "step": o.name,

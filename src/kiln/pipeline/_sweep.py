@@ -118,7 +118,9 @@ def points(
     )
 
 
-def run_trial(task: dict[str, Any], fn: Callable[..., Any] | None = None) -> dict[str, Any]:
+def run_trial(
+    task: dict[str, Any], fn: Callable[..., Any] | None = None, memo: Any = None
+) -> dict[str, Any]:
     """Run one trial inside a child run of the sweep; never raises for the user's error."""
     import kiln
 
