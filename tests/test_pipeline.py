@@ -320,3 +320,29 @@ def test_json_outputs_round_trip(value, tmp_path: Path) -> None:  # type: ignore
         desc = save_output(store, value)
     assert desc["format"] == "json"
     assert load_output(store, desc, tmp_path / "m") == value
+
+
+def test_a_step_with_cache_off_always_runs_and_can_be_renamed(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @kiln.step(name="now", cache=False)
+    def clock() -> int:
+        calls.append(1)
+        return len(calls)
+
+    def later(now: int) -> int:
+        return now * 10
+
+    pipe = Pipeline([clock, later], root=tmp_path)
+    assert pipe.run()["later"] == 10
+    again = pipe.run()
+
+    assert again.steps["now"].reason == "not cached (cache=False)"
+    assert again["later"] == 20
+
+
+def test_the_runner_base_class_is_abstract() -> None:
+    from kiln.pipeline._runners import Runner
+
+    with pytest.raises(TypeError, match="abstract"):
+        Runner()  # type: ignore[abstract]
