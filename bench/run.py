@@ -148,9 +148,7 @@ def _print_rows(scenario: Scenario, rows: list[Row]) -> None:
             continue
         flag = "" if r.met is None else " [green]met[/]" if r.met else " [red]not met[/]"
         ratio = f" -> {r.ratio:,.2f}x" if r.ratio is not None else ""
-        console.print(
-            f"{scenario.key}. {r.measure}: kiln {r.kiln} | {r.anchor}{ratio}{flag}"
-        )
+        console.print(f"{scenario.key}. {r.measure}: kiln {r.kiln} | {r.anchor}{ratio}{flag}")
 
 
 def main(argv: list[str] | None = None) -> int:
