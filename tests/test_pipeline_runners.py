@@ -57,10 +57,14 @@ def test_process_runner_runs_independent_steps_at_once(tmp_path: Path) -> None:
     runs = kiln.runs(filter=f"parent_id = '{result.run_id}'", order_by="start_time")
     assert len(runs) == 4
     rows = [r for _, r in runs.iterrows()]
-    # Two at a time: the first two overlap, and so do the last two.
-    assert _overlap(rows[0], rows[1])
-    assert _overlap(rows[2], rows[3])
     assert all(r["status"] == "finished" for r in rows)
+    # Steps ran side by side (some pair of recorded intervals overlaps), never more
+    # than two at once. No timed assertion: a loaded machine may start workers late.
+    pairs = [(x, y) for i, x in enumerate(rows) for y in rows[i + 1 :]]
+    assert any(_overlap(x, y) for x, y in pairs)
+    for r in rows:
+        at_start = [o for o in rows if o["start_time"] <= r["start_time"] < o["end_time"]]
+        assert len(at_start) <= 2
 
 
 def test_an_unknown_runner_or_start_method_is_refused(tmp_path: Path) -> None:
