@@ -198,3 +198,28 @@ def test_a_pipeline_sweep_reuses_cached_steps(tmp_path: Path) -> None:
     assert found.best is not None
     assert found.best["params"] == {"n": 4}
     assert json.loads(json.dumps(found.best["metrics"])) == {"sum": 15.0}
+
+
+def test_an_optuna_sweep_finds_the_optimum_and_records_each_trial(tmp_path: Path) -> None:
+    def bowl(x: float, k: int) -> dict[str, float]:
+        if k == 3:
+            raise ValueError("k=3 crashes")
+        return {"loss": (x - 0.3) ** 2 + k}
+
+    found = kiln.sweep(
+        bowl,
+        {"x": (0.0, 1.0), "k": [0, 1, 3]},
+        strategy="optuna",
+        trials=12,
+        objective="loss",
+        direction="min",
+        seed=1,
+    )
+
+    assert len(found.trials) == 12
+    assert found.best is not None
+    assert found.best["params"]["k"] == 0
+    finished = [t["metrics"]["loss"] for t in found.trials if t["status"] == "finished"]
+    assert found.best["metrics"]["loss"] == min(finished)
+    kiln.flush()
+    assert len(kiln.runs(filter=f"parent_id = '{found.run_id}'")) == 12

@@ -41,10 +41,10 @@ def _values(items: tuple[str, ...], random_ranges: tuple[str, ...]) -> dict[str,
     "ranges",
     multiple=True,
     metavar="KEY=LOW:HIGH",
-    help="A uniform range, for --strategy random (repeatable).",
+    help="A range, for --strategy random or optuna (repeatable).",
 )
 @click.option(
-    "--strategy", type=click.Choice(["grid", "random"]), default="grid", show_default=True
+    "--strategy", type=click.Choice(["grid", "random", "optuna"]), default="grid", show_default=True
 )
 @click.option(
     "-n", "--trials", type=click.IntRange(min=1), help="Points to draw (random) or a cap (grid)."

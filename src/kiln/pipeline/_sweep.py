@@ -18,7 +18,7 @@ from kiln.pipeline._exec import import_ref, user_traceback
 
 __all__ = ["SweepResult", "sweep"]
 
-STRATEGIES = ("grid", "random")
+STRATEGIES = ("grid", "random", "optuna")
 
 
 @dataclass
@@ -87,6 +87,8 @@ def points(
                 raise ConfigurationError(f"A grid lists each param's values; {k!r} has {v!r}.")
         combos = [dict(zip(space, c, strict=True)) for c in itertools.product(*space.values())]
         return combos[:trials] if trials else combos
+    if strategy == "optuna":
+        return []  # asked one at a time by `_Optuna`
     if strategy == "random":
         if not trials:
             raise ConfigurationError("A random sweep needs trials=N.")
@@ -116,6 +118,49 @@ def points(
         f"Unknown sweep strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}."
         + did_you_mean(strategy, STRATEGIES)
     )
+
+
+class _Optuna:
+    """Points asked of an Optuna study (TPE, seeded), told each trial's objective."""
+
+    def __init__(self, space: Mapping[str, Any], direction: str, seed: int) -> None:
+        from kiln._extras import require
+
+        optuna = require("optuna", "optuna", "An Optuna sweep")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.optuna = optuna
+        self.space = dict(space)
+        self.study = optuna.create_study(
+            direction="maximize" if direction == "max" else "minimize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+        )
+        self.trials: dict[int, Any] = {}
+
+    def ask(self, i: int) -> dict[str, Any]:
+        trial = self.study.ask()
+        self.trials[i] = trial
+        point: dict[str, Any] = {}
+        for k, v in self.space.items():
+            if isinstance(v, tuple) and len(v) == 2:
+                lo, hi = v
+                if isinstance(lo, int) and isinstance(hi, int):
+                    point[k] = trial.suggest_int(k, lo, hi)
+                else:
+                    point[k] = trial.suggest_float(k, float(lo), float(hi))
+            elif isinstance(v, list) and v:
+                point[k] = trial.suggest_categorical(k, v)
+            else:
+                raise ConfigurationError(
+                    f"Param {k!r}: give a list of choices or a (low, high) tuple; got {v!r}."
+                )
+        return point
+
+    def tell(self, i: int, result: Mapping[str, Any], objective: str) -> None:
+        value = result.get("metrics", {}).get(objective)
+        if result.get("status") == "finished" and value is not None:
+            self.study.tell(self.trials[i], value)
+        else:
+            self.study.tell(self.trials[i], state=self.optuna.trial.TrialState.FAIL)
 
 
 def run_trial(
@@ -201,10 +246,10 @@ def sweep(
     Args:
         fn: Returns a number (the objective) or a dict of metrics. With processes or
             Ray it must be importable (defined in a module, not inside a function).
-        space: Param name -> list of values (grid or random choice) or, for random,
-            a `(low, high)` tuple.
-        strategy: `grid` or `random`.
-        trials: How many points (random); a cap on the grid's points.
+        space: Param name -> list of values (grid, or a choice) or, for random and
+            optuna, a `(low, high)` range (integers when both ends are).
+        strategy: `grid`, `random` or `optuna` (TPE, seeded; `pip install 'kiln-ml[optuna]'`).
+        trials: How many points (random, optuna); a cap on the grid's points.
         objective: The metric that ranks trials (a plain number's name).
         direction: `max` or `min`.
         jobs: Trials run at once.
@@ -223,6 +268,12 @@ def sweep(
     if direction not in ("max", "min"):
         raise ConfigurationError(f"direction is 'max' or 'min'; got {direction!r}.")
     todo = points(space, strategy, trials, seed)
+    asker = None
+    if strategy == "optuna":
+        if not trials:
+            raise ConfigurationError("An Optuna sweep needs trials=N.")
+        asker = _Optuna(space, direction, seed)
+    total = len(todo) if asker is None else int(trials or 0)
     runner = runner or ("processes" if jobs > 1 else "inprocess")
     title = getattr(fn, "__name__", "sweep")
     work = make_runner(runner, jobs, address, work=run_trial)
@@ -236,12 +287,14 @@ def sweep(
             kiln.flush()
             result = SweepResult(parent.id, objective, direction)
             store = kiln.get_client().store.url
-            pending = list(enumerate(todo))
+            asked: dict[int, dict[str, Any]] = {}
             running = 0
             found: dict[int, dict[str, Any]] = {}
-            while pending or running:
-                while pending and running < max(work.jobs, 1):
-                    i, point = pending.pop(0)
+            while len(asked) < total or running:
+                while len(asked) < total and running < max(work.jobs, 1):
+                    i = len(asked)
+                    point = todo[i] if asker is None else asker.ask(i)
+                    asked[i] = point
                     task = {
                         "trial": i,
                         "params": point,
@@ -255,7 +308,9 @@ def sweep(
                     running += 1
                 for key, res in work.wait():
                     running -= 1
-                    found[int(key)] = {"trial": int(key), "params": todo[int(key)], **res}
+                    found[int(key)] = {"trial": int(key), "params": asked[int(key)], **res}
+                    if asker is not None:
+                        asker.tell(int(key), res, objective)
             result.trials = [found[i] for i in sorted(found)]
             best = result.best
             if best is not None:
