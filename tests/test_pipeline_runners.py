@@ -74,8 +74,12 @@ def test_an_unknown_runner_or_start_method_is_refused(tmp_path: Path) -> None:
     pipe = Pipeline([one], root=tmp_path)
     with pytest.raises(ConfigurationError, match="Did you mean 'processes'"):
         pipe.run(runner="process")
+    with pytest.raises(kiln.PipelineError, match=r"defined inside a function.*Move it to a module"):
+        pipe.run(runner="processes")
+    project = Project(tmp_path / "p", PARALLEL)
+    importable = Pipeline.from_module(project.module, root=project.root)
     with pytest.raises(ConfigurationError, match="fork is unsafe"):
-        pipe.run(runner="processes", start_method="fork")
+        importable.run(runner="processes", start_method="fork")
 
 
 SMALL = """

@@ -226,6 +226,8 @@ class Pipeline:
         from kiln.pipeline._runners import make_runner
         from kiln.pipeline._scheduler import Schedule
 
+        if runner in ("processes", "ray"):
+            self._check_importable(runner)
         schedule = Schedule(self, params, overrides, force, from_step, only, no_cache)
         runner_obj = make_runner(runner, jobs, address, start_method)
         try:
@@ -247,6 +249,17 @@ class Pipeline:
                 failures,
             )
         return result
+
+    def _check_importable(self, runner: str) -> None:
+        for s in self.steps.values():
+            module, qualname = s.ref
+            if module == "__main__" or "<locals>" in qualname:
+                where = "in __main__" if module == "__main__" else "inside a function"
+                raise PipelineError(
+                    f"Step {s.name!r} is defined {where}; the {runner} runner imports each "
+                    "step by module and name in another process. Move it to a module (a .py "
+                    "file on the path), or use the in-process runner."
+                )
 
     def sweep(self, space: Mapping[str, Any], **kwargs: Any) -> Any:
         """Run the pipeline once per point of `space` (dotted param keys); see `kiln.sweep`."""
