@@ -188,6 +188,7 @@ def test_runs_reproduce_recreates_a_run_from_an_older_commit(demo: Path) -> None
     assert out["original"] == original["run_id"]
     assert out["reproduced"] != original["run_id"]
     assert out["identical"] is True
+    assert out["packages_changed"] == []  # the run recorded this very environment
     assert [(r["step"], r["key"]) for r in out["metrics"]] == [("evaluate", "accuracy")]
     again = kiln.get_run(out["reproduced"])
     assert again.params["train.C"] == "1.0"

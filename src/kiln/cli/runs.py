@@ -251,5 +251,7 @@ def reproduce(ctx: click.Context, run_id: str, as_json: bool) -> None:
         ]
         table(None, ["step", "metric", "original", "reproduced", "same"], rows)
         click.echo("Identical metrics." if out["identical"] else "The metrics differ.")
+        if out["packages_changed"]:
+            click.echo("Packages that differ from the run's: " + ", ".join(out["packages_changed"]))
     if not out["identical"]:
         sys.exit(1)

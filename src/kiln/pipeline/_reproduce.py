@@ -2,7 +2,8 @@
 
 The recorded commit is checked out into a scratch `git worktree` (the working copy is
 left alone), the recorded uncommitted diff is applied, and the pipeline is run there
-with the recorded overrides and no cache, into the same store. The metrics of every
+with the recorded overrides and no cache, into the same store, with the current Python
+environment: packages whose version differs from the recorded set are listed. The metrics of every
 step's run are then set side by side with the original's.
 """
 
@@ -136,4 +137,24 @@ def reproduce(run_id: str, *, client: Any = None, repo: str | None = None) -> di
         "commit": commit,
         "metrics": rows,
         "identical": all(r["same"] for r in rows),
+        "packages_changed": _package_changes(run.environment.get("packages")),
     }
+
+
+def _package_changes(recorded: str | dict[str, str] | None) -> list[str]:
+    """Packages whose installed version differs from the one recorded with the run.
+
+    The re-run uses the current environment (not a fresh one with the recorded set), so
+    these are the differences to suspect when metrics differ.
+    """
+    if not recorded:
+        return []
+    from kiln.tracking._env import _packages
+
+    then = json.loads(recorded) if isinstance(recorded, str) else dict(recorded)
+    now = json.loads(_packages())
+    return [
+        f"{name} {then.get(name, '-')} -> {now.get(name, '-')}"
+        for name in sorted(set(then) | set(now))
+        if then.get(name) != now.get(name)
+    ]
