@@ -172,7 +172,7 @@ def _previous(path: Path) -> dict[str, Kept]:
 def _section(scenario: Scenario, rows: list[Row], notes: list[str], measured: str) -> list[str]:
     lines = [f"## {scenario.key}. {scenario.title}", "", measured, ""]
     lines += [
-        "| measure | kiln | MLflow | kiln vs MLflow | target | |",
+        f"| measure | kiln | {scenario.anchor} | kiln vs {scenario.anchor} | target | |",
         "| --- | ---: | ---: | ---: | --- | --- |",
     ]
     lines += [

@@ -137,6 +137,7 @@ class Scenario:
 
     key = ""
     title = ""
+    anchor = "MLflow"  # the tool compared against, for table headers
     steps = 1  # child processes per repetition
     prepare_steps = 0  # child processes of `prepare`
 
@@ -759,3 +760,7 @@ SCENARIOS: list[Scenario] = [
     Hello(),
     Models(),
 ]
+
+from _scen_pipe import Pipelines  # noqa: E402 - it imports this module's helpers
+
+SCENARIOS.append(Pipelines())

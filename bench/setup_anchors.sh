@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create bench/.envs/mlflow, the anchor tool's own env (about 850 MB; gitignored).
+# Create the anchor tools' own envs under bench/.envs/ (gitignored): mlflow (about 850 MB)
+# for scenarios a-g, kedro and dvc for scenario h.
 # Idempotent: does nothing when the pinned MLflow is already installed there.
 # mlflow 3.18.0 does not install here (its mlflow-skinny 3.18.0 is not on the index).
 # scikit-learn and skops are pinned to the versions in kiln's .venv (when it has them),
@@ -42,7 +43,12 @@ install() {
     fi
 }
 
-if [[ -x "$env/bin/python" ]] && "$env/bin/python" - "$MLFLOW_VERSION" <<'PYEOF' 2>/dev/null; then
+# KILN_BENCH_ANCHORS=mlflow,pipelines (default: all) limits what is installed.
+wants() { [[ "${KILN_BENCH_ANCHORS:-all}" == all || ",${KILN_BENCH_ANCHORS}," == *",$1,"* ]]; }
+
+if ! wants mlflow; then
+    echo "skipping mlflow (KILN_BENCH_ANCHORS=${KILN_BENCH_ANCHORS:-})"
+elif [[ -x "$env/bin/python" ]] && "$env/bin/python" - "$MLFLOW_VERSION" <<'PYEOF' 2>/dev/null; then
 import importlib.metadata as md
 import sys
 
@@ -60,7 +66,7 @@ else
     "$env/bin/python" -c "import mlflow; print('installed mlflow', mlflow.__version__)"
 fi
 
-if [[ -x "$kiln_py" ]]; then
+if wants mlflow && [[ -x "$kiln_py" ]]; then
     want=$(versions "$kiln_py")
     have=$(versions "$env/bin/python")
     if [[ -n "$want" && "$want" != "$have" ]]; then
@@ -70,4 +76,42 @@ if [[ -x "$kiln_py" ]]; then
         install "mlflow==$MLFLOW_VERSION" $want ||
             echo "warning: could not pin" $want "in $env; scenario g reports both envs' versions." >&2
     fi
+fi
+
+# --- Scenario h (pipelines): kedro and dvc, each in its own env (gitignored) -------------
+# The bench project's module imports pandas and scikit-learn: the Kedro env gets the same
+# versions as kiln's .venv. DVC runs its stages with kiln's python (stages are commands).
+pipeline_anchor() {  # name, then the pinned requirements
+    local name=$1
+    shift
+    local target="$here/.envs/$name"
+    if [[ -x "$target/bin/python" ]] && "$target/bin/python" - "$@" <<'PYEOF' 2>/dev/null; then
+import importlib.metadata as md
+import sys
+
+for req in sys.argv[1:]:
+    dist, _, version = req.partition("==")
+    if version and md.version(dist) != version:
+        sys.exit(1)
+PYEOF
+        echo "$name is already installed in $target"
+        return
+    fi
+    echo "Installing $* into $target ..."
+    if [[ -n "$uv" ]]; then
+        UV_PYTHON_DOWNLOADS=never "$uv" venv --quiet --clear --python "$PY" "$target"
+        VIRTUAL_ENV="$target" "$uv" pip install --quiet --compile-bytecode "$@"
+    else
+        "$PY" -m venv --clear "$target"
+        "$target/bin/pip" install --quiet --disable-pip-version-check "$@"
+    fi
+}
+
+if wants pipelines; then
+    KEDRO_VERSION=1.7.0
+    DVC_VERSION=3.67.1
+    pandas_version=$("$kiln_py" -c "import importlib.metadata as md; print(md.version('pandas'))")
+    # shellcheck disable=SC2046  # one requirement per word
+    pipeline_anchor kedro "kedro==$KEDRO_VERSION" $(versions "$kiln_py") "pandas==$pandas_version"
+    pipeline_anchor dvc "dvc==$DVC_VERSION"
 fi

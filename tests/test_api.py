@@ -33,9 +33,12 @@ EXPECTED_KILN = {
     "NotFittedError",
     "NotFoundError",
     "ParamConflictError",
+    "Pipeline",
+    "PipelineError",
     "Run",
     "RunNotFoundError",
     "SchemaVersionError",
+    "StepFailedError",
     "StoreError",
     "StoreUnavailableError",
     "TrackingClient",
@@ -62,6 +65,8 @@ EXPECTED_KILN = {
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
+    "sweep",
 }
 PUBLIC_MODULES = [
     "kiln",
@@ -71,6 +76,7 @@ PUBLIC_MODULES = [
     "kiln.cli",
     "kiln.models",
     "kiln.registry",
+    "kiln.pipeline",
 ]
 
 

@@ -34,8 +34,10 @@ from kiln._exceptions import (
     NotFittedError,
     NotFoundError,
     ParamConflictError,
+    PipelineError,
     RunNotFoundError,
     SchemaVersionError,
+    StepFailedError,
     StoreError,
     StoreUnavailableError,
     TrackingError,
@@ -45,6 +47,7 @@ from kiln._version import __version__
 
 if TYPE_CHECKING:
     from kiln.models import Model, load_model
+    from kiln.pipeline import Pipeline, step, sweep
     from kiln.registry import register
     from kiln.tracking import (
         ActiveRun,
@@ -110,6 +113,9 @@ _LAZY.update(
         "Model": "kiln.models",
         "load_model": "kiln.models",
         "register": "kiln.registry",
+        "Pipeline": "kiln.pipeline",
+        "step": "kiln.pipeline",
+        "sweep": "kiln.pipeline",
     }
 )
 
@@ -135,9 +141,12 @@ __all__ = [
     "NotFittedError",
     "NotFoundError",
     "ParamConflictError",
+    "Pipeline",
+    "PipelineError",
     "Run",
     "RunNotFoundError",
     "SchemaVersionError",
+    "StepFailedError",
     "StoreError",
     "StoreUnavailableError",
     "TrackingClient",
@@ -164,6 +173,8 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
+    "sweep",
 ]
 
 

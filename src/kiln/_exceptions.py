@@ -19,6 +19,8 @@ KilnError
 │   └── NotFittedError          a model was used before fit or load
 ├── ValidationError             input does not match a model's signature (names columns)
 ├── RegistryError               a registry call was given a bad name, alias or URI
+├── PipelineError               a pipeline cannot be built or run as asked (cycle, missing param)
+│   └── StepFailedError         steps raised; independent ones finished and stay cached
 └── NotFoundError               an experiment, run, artifact or model does not exist
     ├── ExperimentNotFoundError
     ├── RunNotFoundError
@@ -57,9 +59,11 @@ __all__ = [
     "NotFittedError",
     "NotFoundError",
     "ParamConflictError",
+    "PipelineError",
     "RegistryError",
     "RunNotFoundError",
     "SchemaVersionError",
+    "StepFailedError",
     "StoreError",
     "StoreUnavailableError",
     "TrackingError",
@@ -193,6 +197,24 @@ class ArtifactNotFoundError(NotFoundError, ArtifactError):
 class RegistryError(KilnError, ValueError):
     """A registry call was given input it cannot use: a bad model name, alias or URI, or
     a run without a saved model."""
+
+
+class PipelineError(KilnError, ValueError):
+    """A pipeline cannot be built or run as asked: a cycle, a missing param, an unknown step."""
+
+
+class StepFailedError(PipelineError):
+    """One or more steps raised. Independent steps finished; their outputs stay cached.
+
+    Attributes:
+        result: The `PipelineResult`, with every step's status.
+        failures: Step name -> the error text (the user's traceback, kiln frames removed).
+    """
+
+    def __init__(self, message: str, result: Any = None, failures: dict[str, str] | None = None):
+        self.result = result
+        self.failures = dict(failures or {})
+        super().__init__(message)
 
 
 class ModelNotFoundError(NotFoundError):

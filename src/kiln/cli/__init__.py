@@ -21,6 +21,10 @@ _COMMANDS = {
     "experiments": ("kiln.cli.experiments:experiments", "List, rename and delete experiments."),
     "models": ("kiln.cli.models:models", "List, show, register and alias registered models."),
     "store": ("kiln.cli.store:store", "Inspect, migrate and garbage-collect the store."),
+    "run": ("kiln.cli.run:run", "Run the project's pipeline; only what changed re-runs."),
+    "pipeline": ("kiln.cli.run:pipeline", "Show the pipeline's graph and each step's last status."),
+    "lineage": ("kiln.cli.run:lineage", "Which step, code, params and inputs produced an output."),
+    "sweep": ("kiln.cli.sweep:sweep", "Run a function or the pipeline over a grid; best trial."),
 }
 
 

@@ -220,3 +220,38 @@ def delete(ctx: click.Context, run_ids: tuple[str, ...], yes: bool) -> None:
         click.confirm(f"Delete {len(full)} run(s) and their child runs?", abort=True)
     deleted = client.delete_runs(full)
     click.echo(f"Deleted {len(deleted)} run(s). Run `kiln store gc` to free their artifacts.")
+
+
+@runs.command("reproduce")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+def reproduce(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Re-create a pipeline run at its recorded commit and compare its metrics.
+
+    Checks the commit out into a scratch git worktree, applies the recorded uncommitted
+    diff, re-runs the pipeline there with the recorded params (no cache), and prints
+    each step's metrics side by side with the original's. Exits 1 when they differ.
+    """
+    import sys
+
+    from kiln.pipeline._reproduce import reproduce as rerun
+
+    client = client_from(ctx)
+    out = rerun(resolve_run(client, run_id), client=client)
+    if as_json:
+        echo_json(out)
+    else:
+        click.echo(
+            f"Run {out['original']} re-created at {out['commit'][:12]} as {out['reproduced']}"
+        )
+        rows = [
+            [r["step"], r["key"], r["original"], r["reproduced"], "yes" if r["same"] else "NO"]
+            for r in out["metrics"]
+        ]
+        table(None, ["step", "metric", "original", "reproduced", "same"], rows)
+        click.echo("Identical metrics." if out["identical"] else "The metrics differ.")
+        if out["packages_changed"]:
+            click.echo("Packages that differ from the run's: " + ", ".join(out["packages_changed"]))
+    if not out["identical"]:
+        sys.exit(1)
