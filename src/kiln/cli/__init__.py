@@ -21,6 +21,9 @@ _COMMANDS = {
     "experiments": ("kiln.cli.experiments:experiments", "List, rename and delete experiments."),
     "models": ("kiln.cli.models:models", "List, show, register and alias registered models."),
     "store": ("kiln.cli.store:store", "Inspect, migrate and garbage-collect the store."),
+    "serve": ("kiln.cli.serve:serve", "Serve a model over HTTP (REST, MLflow and KServe V2)."),
+    "package": ("kiln.cli.serve:package", "Package a model as a wheel and a Dockerfile."),
+    "predict": ("kiln.cli.serve:predict", "Score a Parquet or CSV file with a model, in chunks."),
 }
 
 
