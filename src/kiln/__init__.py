@@ -46,6 +46,7 @@ from kiln._version import __version__
 if TYPE_CHECKING:
     from kiln.models import Model, load_model
     from kiln.registry import register
+    from kiln.serving import prediction_log
     from kiln.tracking import (
         ActiveRun,
         ArtifactInfo,
@@ -110,6 +111,7 @@ _LAZY.update(
         "Model": "kiln.models",
         "load_model": "kiln.models",
         "register": "kiln.registry",
+        "prediction_log": "kiln.serving",
     }
 )
 
@@ -159,6 +161,7 @@ __all__ = [
     "log_params",
     "log_text",
     "metric_history",
+    "prediction_log",
     "register",
     "runs",
     "set_tag",

@@ -270,8 +270,15 @@ class _Server:
         return preds, probs
 
     # --------------------------------------------------------------- endpoints
+    def _refuse_when_full(self) -> None:
+        if self.batcher.full:  # before parsing and validating: refusing must stay cheap
+            raise Problem(
+                503, "The server is overloaded; retry shortly.", headers={"Retry-After": "1"}
+            )
+
     async def predict(self, request: Request, rid: str) -> Response:
         body = await self.body(request)
+        self._refuse_when_full()
         query = request.scope.get("query_string", b"")
         proba = bool(query) and request.query_params.get("proba", "").lower() in (
             "1",
@@ -328,6 +335,7 @@ class _Server:
     async def v2_infer(self, request: Request, rid: str) -> Response:
         entry = self._model(request)
         body = await self.body(request)
+        self._refuse_when_full()
         try:
             data, body_id, wanted = parse_v2(body, entry.columns, entry.positional)
         except RequestError as exc:

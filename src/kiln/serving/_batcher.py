@@ -60,6 +60,11 @@ class Batcher:
         return len(self._queue)
 
     @property
+    def full(self) -> bool:
+        """Whether a new request would be refused."""
+        return len(self._queue) >= self.max_queue
+
+    @property
     def busy(self) -> int:
         """Requests waiting or being predicted."""
         return self._busy

@@ -114,7 +114,26 @@ def serve(
         uvicorn.run("kiln.serving._server:_factory", factory=True, workers=workers, **options)
         return
     app = create_app(model, config)
-    uvicorn.Server(uvicorn.Config(app, **options)).run()
+    _server_class()(uvicorn.Config(app, **options)).run()
+
+
+def _server_class() -> Any:
+    """uvicorn's Server, exiting with status 0 after a graceful shutdown on SIGTERM.
+
+    (uvicorn re-raises the signal once shut down, so the process would die of it.)
+    """
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if sig == signal.SIGTERM and isinstance(captured, list) and sig in captured:
+                captured.remove(sig)
+
+    return Server
 
 
 def _has(module: str) -> bool:
