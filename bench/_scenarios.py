@@ -750,6 +750,8 @@ class Models(Scenario):
         ]
 
 
+from _scen_serve import Serving  # noqa: E402 - its module imports the classes above
+
 SCENARIOS: list[Scenario] = [
     LogMetric(),
     Writers(),
@@ -758,4 +760,5 @@ SCENARIOS: list[Scenario] = [
     Help(),
     Hello(),
     Models(),
+    Serving(),
 ]
