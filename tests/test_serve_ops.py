@@ -189,3 +189,12 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_flushes_the_log(
     log = kiln.prediction_log(folder, store=store)
     assert sorted(log["kiln_request_id"]) == ["g0", "g1", "g2"]
     assert sorted(log["kiln_prediction"]) == [1.0, 2.0, 3.0]
+
+
+def test_several_workers_serve(tmp_path: Path) -> None:
+    folder = train(tmp_path / "m")
+    X, _ = breast_cancer()
+    with running([folder, "--workers", "2"], _env(tmp_path)) as (url, _proc):
+        results = asyncio.run(_load(url, 4, 1.0, X.iloc[0].to_dict()))
+        assert results
+        assert {s for s, _, _ in results} == {200}

@@ -7,12 +7,10 @@ flushes the prediction log.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import ipaddress
 import json
 import os
-import socket
 from typing import Any
 
 from kiln._exceptions import ConfigurationError
@@ -30,21 +28,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _protocol() -> Any:
-    """uvicorn's httptools protocol, setting TCP_NODELAY on every accepted socket."""
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    class NoDelayProtocol(HttpToolsProtocol):
-        def connection_made(self, transport: Any) -> None:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super().connection_made(transport)
-
-    return NoDelayProtocol
 
 
 def _factory() -> Any:
@@ -97,7 +80,7 @@ def serve(
     options: dict[str, Any] = {
         "host": host,
         "port": port,
-        "http": _protocol(),
+        "http": "kiln.serving._nodelay:NoDelayProtocol",
         "loop": "uvloop" if _has("uvloop") else "asyncio",
         "log_level": log_level,
         "access_log": False,
