@@ -7,6 +7,7 @@ that worker processes can load it.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any
 
@@ -21,8 +22,6 @@ class NoDelayProtocol(HttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # not a TCP socket (a Unix socket, say)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # not a TCP socket (a Unix socket, say)
-                pass
         super().connection_made(transport)
