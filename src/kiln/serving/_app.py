@@ -145,6 +145,7 @@ class _Server:
             store=config.store,
             interval=config.reload_interval,
             validation=config.validation,
+            on_swap=self._swapped,
         )
         self.batcher = Batcher(
             predict_frame,
@@ -159,8 +160,11 @@ class _Server:
             self.uri, config.log_rate, store=config.store, flush_seconds=config.log_flush_seconds
         )
         self.ready = False
-        self._served_version = entry.version
         self._docs: dict[str, Any] = {}
+
+    def _swapped(self, old: str, new: str) -> None:
+        self.metrics.swaps.inc()
+        self.metrics.version(old, new)
 
     def _observe(self, size: int, depth: int) -> None:
         self.metrics.batch.observe(size)
@@ -369,11 +373,6 @@ class _Server:
         return _json({"name": "kiln", "version": __version__, "extensions": []})
 
     async def metrics_(self, request: Request, rid: str) -> Response:
-        version = self.holder.current.version
-        if version != self._served_version:
-            self.metrics.version(self._served_version, version)
-            self._served_version = version
-        self.metrics.swaps._value.set(self.holder.swaps)
         from prometheus_client import CONTENT_TYPE_LATEST
 
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)

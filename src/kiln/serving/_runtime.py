@@ -108,6 +108,7 @@ class Holder:
         store: The store to poll.
         interval: Seconds between polls of the alias (0: never).
         validation: Validation mode override.
+        on_swap: Called with (old version, new version) after each swap.
     """
 
     def __init__(
@@ -118,8 +119,10 @@ class Holder:
         store: str | None = None,
         interval: float = 5.0,
         validation: str | None = None,
+        on_swap: Any = None,
     ) -> None:
         self.uri = uri
+        self.on_swap = on_swap
         self.current = entry
         self.store = store
         self.interval = interval
@@ -164,8 +167,10 @@ class Holder:
                 entry = await loop.run_in_executor(None, self._load)
                 # Warm up before anyone depends on it (first predict builds caches).
                 await loop.run_in_executor(None, _warm, entry)
-                self.current = entry
+                old, self.current = self.current, entry
                 self.swaps += 1
+                if self.on_swap is not None:
+                    self.on_swap(old.version, entry.version)
                 log.info("Now serving %s version %s", self.uri, entry.version)
             except Exception:
                 log.exception("Could not load the new version of %s", self.uri)
