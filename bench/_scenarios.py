@@ -751,6 +751,8 @@ class Models(Scenario):
         ]
 
 
+from _scen_serve import Serving  # noqa: E402 - its module imports the classes above
+
 SCENARIOS: list[Scenario] = [
     LogMetric(),
     Writers(),
@@ -759,6 +761,7 @@ SCENARIOS: list[Scenario] = [
     Help(),
     Hello(),
     Models(),
+    Serving(),
 ]
 
 from _scen_pipe import Pipelines  # noqa: E402 - it imports this module's helpers

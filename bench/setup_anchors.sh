@@ -115,3 +115,25 @@ if wants pipelines; then
     pipeline_anchor kedro "kedro==$KEDRO_VERSION" $(versions "$kiln_py") "pandas==$pandas_version"
     pipeline_anchor dvc "dvc==$DVC_VERSION"
 fi
+
+# --- Scenario j (serving): the plain FastAPI endpoint runs in the MLflow env (MLflow 3
+# already depends on fastapi and uvicorn). httptools and uvloop, which kiln's server uses,
+# are added at kiln's versions so all three servers run the same uvicorn HTTP stack.
+if wants mlflow && [[ -x "$kiln_py" ]]; then
+    stack=$("$kiln_py" - <<'PYEOF' 2>/dev/null || true
+import importlib.metadata as md
+
+for dist in ("httptools", "uvloop"):
+    try:
+        print(f"{dist}=={md.version(dist)}")
+    except md.PackageNotFoundError:
+        pass
+PYEOF
+)
+    if [[ -n "$stack" ]] && ! "$env/bin/python" -c "import httptools, uvloop, fastapi" 2>/dev/null; then
+        # shellcheck disable=SC2086
+        echo "Adding" $stack "to $env ..."
+        # shellcheck disable=SC2086
+        install "mlflow==$MLFLOW_VERSION" $stack
+    fi
+fi

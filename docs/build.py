@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "kiln.models",
     "kiln.registry",
     "kiln.pipeline",
+    "kiln.serving",
 ]
 
 

@@ -60,6 +60,7 @@ EXPECTED_KILN = {
     "log_params",
     "log_text",
     "metric_history",
+    "prediction_log",
     "register",
     "runs",
     "set_tag",

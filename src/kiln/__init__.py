@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from kiln.models import Model, load_model
     from kiln.pipeline import Pipeline, step, sweep
     from kiln.registry import register
+    from kiln.serving import prediction_log
     from kiln.tracking import (
         ActiveRun,
         ArtifactInfo,
@@ -116,6 +117,7 @@ _LAZY.update(
         "Pipeline": "kiln.pipeline",
         "step": "kiln.pipeline",
         "sweep": "kiln.pipeline",
+        "prediction_log": "kiln.serving",
     }
 )
 
@@ -168,6 +170,7 @@ __all__ = [
     "log_params",
     "log_text",
     "metric_history",
+    "prediction_log",
     "register",
     "runs",
     "set_tag",

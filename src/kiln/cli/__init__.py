@@ -25,6 +25,9 @@ _COMMANDS = {
     "pipeline": ("kiln.cli.run:pipeline", "Show the pipeline's graph and each step's last status."),
     "lineage": ("kiln.cli.run:lineage", "Which step, code, params and inputs produced an output."),
     "sweep": ("kiln.cli.sweep:sweep", "Run a function or the pipeline over a grid; best trial."),
+    "serve": ("kiln.cli.serve:serve", "Serve a model over HTTP (REST, MLflow and KServe V2)."),
+    "package": ("kiln.cli.serve:package", "Package a model as a wheel and a Dockerfile."),
+    "predict": ("kiln.cli.serve:predict", "Score a Parquet or CSV file with a model, in chunks."),
 }
 
 

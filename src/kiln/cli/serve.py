@@ -1,0 +1,190 @@
+"""`kiln serve`, `kiln package` and `kiln predict`: a model over HTTP, as a wheel, on files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+__all__ = ["package", "predict", "serve"]
+
+
+def _store(ctx: click.Context) -> str | None:
+    return (ctx.find_root().obj or {}).get("store")
+
+
+@click.command()
+@click.argument("model_uri")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1), help="Worker processes."
+)
+@click.option(
+    "--token", envvar="KILN_TOKEN", help="Bearer token required off loopback [env: KILN_TOKEN]."
+)
+@click.option("--no-auth", is_flag=True, help="Serve off loopback without a token, on purpose.")
+@click.option(
+    "--max-batch",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most rows per predict call.",
+)
+@click.option(
+    "--max-wait-ms",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Longest wait for a batch to fill.",
+)
+@click.option(
+    "--max-queue",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Waiting requests past which 503 is answered.",
+)
+@click.option(
+    "--max-body",
+    default=10 * 2**20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest body in bytes.",
+)
+@click.option(
+    "--log-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of requests kept in the prediction log.",
+)
+@click.option(
+    "--log-flush",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds between prediction-log writes.",
+)
+@click.option(
+    "--reload-interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between checks of an alias for a new version (0: never).",
+)
+@click.option(
+    "--validation",
+    type=click.Choice(["strict", "warn", "off"]),
+    help="Validation mode (default: the model's own).",
+)
+@click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
+@click.pass_context
+def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
+    """Serve MODEL_URI over HTTP: /predict, /invocations, /v2/..., /metrics, /docs.
+
+    MODEL_URI is runs:/<run id>/model, models:/NAME@ALIAS, models:/NAME/3 or a folder.
+    An alias is watched: when it moves, the new version is loaded and swapped in.
+    """
+    from kiln.serving import ServeConfig
+    from kiln.serving import serve as run_server
+
+    config = ServeConfig(
+        max_batch=opts["max_batch"],
+        max_wait_ms=opts["max_wait_ms"],
+        max_queue=opts["max_queue"],
+        max_body=opts["max_body"],
+        log_rate=opts["log_rate"],
+        log_flush_seconds=opts["log_flush"],
+        reload_interval=opts["reload_interval"],
+        token=opts["token"] or None,
+        validation=opts["validation"],
+        store=_store(ctx),
+    )
+    host, port = str(opts["host"]), int(opts["port"])
+    click.echo(f"Serving {model_uri} on http://{host}:{port} (docs: /docs)", err=True)
+    run_server(
+        model_uri,
+        host=host,
+        port=port,
+        workers=int(opts["workers"]),
+        no_auth=bool(opts["no_auth"]),
+        log_level=str(opts["log_level"]),
+        config=config,
+    )
+
+
+@click.command()
+@click.argument("model_uri")
+@click.option(
+    "-o",
+    "--output",
+    default="dist",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the wheel and Dockerfile.",
+)
+@click.option("--name", help="Distribution name (default: kiln-model-<model name>).")
+@click.option(
+    "--version", "version", default="1.0.0", show_default=True, help="Distribution version."
+)
+@click.pass_context
+def package(
+    ctx: click.Context, model_uri: str, output: str, name: str | None, version: str
+) -> None:
+    """Package MODEL_URI as a wheel that serves it, plus a Dockerfile.
+
+    `pip install` the wheel, then run its command (printed below) to serve the model.
+    """
+    from kiln.serving import build_package
+
+    result = build_package(model_uri, output, name=name, version=version, store=_store(ctx))
+    click.echo(f"Wheel:      {result['wheel']}")
+    click.echo(f"Dockerfile: {result['dockerfile']}")
+    click.echo(f"Command:    {result['command']} --port 8000")
+
+
+@click.command()
+@click.argument("model_uri")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Parquet (or .csv) file to write.",
+)
+@click.option(
+    "--chunk-size",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Rows read, validated and predicted at a time.",
+)
+@click.option("--proba", is_flag=True, help="Add one probability column per class.")
+@click.option(
+    "--keep", "keep", multiple=True, help="Input column to copy to the output (repeatable)."
+)
+@click.pass_context
+def predict(
+    ctx: click.Context,
+    model_uri: str,
+    source: str,
+    output: str,
+    chunk_size: int,
+    proba: bool,
+    keep: tuple[str, ...],
+) -> None:
+    """Score SOURCE (Parquet or CSV) with MODEL_URI, in chunks, into --output."""
+    from kiln.serving import predict_file
+
+    rows = predict_file(
+        model_uri,
+        source,
+        output,
+        chunk_size=chunk_size,
+        proba=proba,
+        keep=list(keep),
+        store=_store(ctx),
+    )
+    click.echo(f"Wrote {rows:,} predictions to {output}")

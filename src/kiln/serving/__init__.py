@@ -1,0 +1,60 @@
+"""Serving: the HTTP API for a model, micro-batching, the prediction log, packaging and
+batch scoring.
+
+```python
+from kiln.serving import ServeConfig, create_app, serve
+
+serve("models:/churn@production", port=8000)          # what `kiln serve` runs
+app = create_app("runs:/<run id>/model", ServeConfig(max_batch=32))  # any ASGI server
+kiln.prediction_log("models:/churn@production", since="2026-11-01")
+```
+
+`kiln serve` answers `POST /predict` (and MLflow's `/invocations`) with kiln's own JSON
+and MLflow's scoring formats, the Open Inference Protocol (KServe V2) under `/v2/`,
+`/health`, `/ready`, `/metrics` (Prometheus), `/openapi.json` and `/docs`. It needs
+`pip install 'kiln-ml[serve]'`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "ServeConfig",
+    "build_package",
+    "create_app",
+    "in_sample",
+    "predict_file",
+    "prediction_log",
+    "serve",
+]
+
+_LAZY = {
+    "ServeConfig": "kiln.serving._app",
+    "create_app": "kiln.serving._app",
+    "serve": "kiln.serving._server",
+    "in_sample": "kiln.serving._predlog",
+    "prediction_log": "kiln.serving._predlog",
+    "build_package": "kiln.serving._package",
+    "predict_file": "kiln.serving._batch",
+}
+_NEEDS_SERVE = {"ServeConfig", "create_app", "serve"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln.serving' has no attribute {name!r}")
+    if name in _NEEDS_SERVE:
+        from kiln._extras import require
+
+        for dep in ("starlette", "orjson", "prometheus_client"):
+            require(dep, "serve", "kiln serve")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,429 @@
+"""`kiln serve` over real HTTP: every input format, every error case, KServe V2, metrics.
+
+One server per module, started with the `kiln` command on a free loopback port and
+always stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from serve_helpers import KILN, breast_cancer, child_env, register, running, set_alias, train
+
+pytestmark = pytest.mark.slow
+
+ERROR_KEYS = {"error", "error_code", "message", "errors", "request_id"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import kiln
+
+    root = tmp_path_factory.mktemp("serve")
+    store = f"sqlite:///{root / 'store' / 'kiln.db'}"
+    folder = train(root / "model")
+    version = register(store, folder, "bc")
+    set_alias(store, "bc", "production", version)
+    X, _y = breast_cancer()
+    env = child_env(
+        {k: v for k, v in os.environ.items() if k != "KILN_STORE"},
+        KILN_HOME=str(root / "home"),
+        KILN_CAPTURE_PACKAGES="0",
+    )
+    local = kiln.load_model(folder)
+    args = ["models:/bc@production", "--max-body", "200000", "--token", "s3cret"]
+    with running(args, env, store=store) as (url, _proc):
+        yield {
+            "url": url,
+            "X": X,
+            "model": local,
+            "env": env,
+            "store": store,
+            "folder": folder,
+            "headers": {"Authorization": "Bearer s3cret"},
+        }
+
+
+@pytest.fixture(scope="module")
+def http(setup: dict[str, Any]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=setup["url"], headers=setup["headers"], timeout=30) as client:
+        yield client
+
+
+def _rows(X: Any, n: int) -> Any:
+    return X.iloc[:n]
+
+
+def _bodies(X: Any) -> dict[str, tuple[str, Any, int]]:
+    one, three = _rows(X, 1), _rows(X, 3)
+    split = json.loads(three.to_json(orient="split"))
+    split.pop("index")
+    return {
+        "record": ("/predict", one.iloc[0].to_dict(), 1),
+        "columns": ("/predict", three.to_dict(orient="list"), 3),
+        "records": ("/predict", three.to_dict(orient="records"), 3),
+        "dataframe_split": ("/invocations", {"dataframe_split": split}, 3),
+        "dataframe_records": (
+            "/invocations",
+            {"dataframe_records": three.to_dict(orient="records")},
+            3,
+        ),
+        "instances_rows": ("/invocations", {"instances": three.to_numpy().tolist()}, 3),
+        "instances_records": ("/invocations", {"instances": three.to_dict(orient="records")}, 3),
+        "inputs_columns": ("/invocations", {"inputs": three.to_dict(orient="list")}, 3),
+        "inputs_rows": ("/invocations", {"inputs": three.to_numpy().tolist()}, 3),
+        "reordered": ("/predict", dict(reversed(list(one.iloc[0].to_dict().items()))), 1),
+    }
+
+
+FORMATS = list(_bodies(breast_cancer()[0]))
+
+
+@pytest.mark.parametrize("form", FORMATS)
+def test_every_input_format_predicts_like_the_model(
+    setup: dict[str, Any], http: httpx.Client, form: str
+) -> None:
+    path, body, n = _bodies(setup["X"])[form]
+    r = http.post(path, json=body)
+    assert r.status_code == 200, r.text
+    expected = setup["model"].predict(_rows(setup["X"], n)).tolist()
+    assert r.json() == {"predictions": expected}
+    assert r.headers["x-kiln-model-version"] == "1"
+    assert r.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("how", ["query", "mlflow_params"])
+def test_probabilities_on_request(setup: dict[str, Any], http: httpx.Client, how: str) -> None:
+    rows = _rows(setup["X"], 2)
+    if how == "query":
+        r = http.post("/predict?proba=true", json=rows.to_dict(orient="records"))
+    else:
+        body = {
+            "dataframe_records": rows.to_dict(orient="records"),
+            "params": {"predict_proba": True},
+        }
+        r = http.post("/invocations", json=body)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["classes"] == [0, 1]
+    expected = setup["model"].predict_proba(rows)
+    assert np.allclose(data["probabilities"], expected)
+
+
+def _check_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    data = r.json()
+    assert set(data) == ERROR_KEYS
+    assert data["error"] == data["message"]
+    assert data["message"]
+    assert data["error_code"] == code
+    assert data["request_id"] == r.headers["x-request-id"]
+    assert "Traceback" not in r.text
+    assert isinstance(data["errors"], list)
+    return data
+
+
+def test_a_bad_value_names_its_column_and_does_not_echo_the_input(
+    setup: dict[str, Any], http: httpx.Client
+) -> None:
+    record = setup["X"].iloc[0].to_dict()
+    record["mean radius"] = "abc"
+    record["worst area"] = "zzz"
+    record["padding"] = "x" * 5000
+    data = _check_error(http.post("/predict", json=record), 422, "INVALID_PARAMETER_VALUE")
+    columns = {e["column"]: e["problem"] for e in data["errors"]}
+    assert columns == {"mean radius": "type", "worst area": "type"}
+    assert "x" * 100 not in json.dumps(data)
+
+
+def test_a_null_the_model_cannot_take_is_a_422(setup: dict[str, Any], http: httpx.Client) -> None:
+    record = setup["X"].iloc[0].to_dict()
+    record["worst area"] = None  # "warn" mode lets it through; the scaler refuses NaN
+    data = _check_error(http.post("/predict", json=record), 422, "INVALID_PARAMETER_VALUE")
+    assert data["errors"][0]["problem"] == "predict"
+
+
+def test_a_missing_column_is_named(setup: dict[str, Any], http: httpx.Client) -> None:
+    record = setup["X"].iloc[0].to_dict()
+    del record["mean texture"]
+    data = _check_error(http.post("/predict", json=record), 422, "INVALID_PARAMETER_VALUE")
+    assert [(e["column"], e["problem"]) for e in data["errors"]] == [("mean texture", "missing")]
+
+
+ERROR_CASES: dict[str, tuple[str, str, dict[str, Any], int, str]] = {
+    # name: (method, path, request kwargs, status, error_code)
+    "malformed_json": (
+        "POST",
+        "/predict",
+        {"content": b'{"a": ', "json_ct": True},
+        400,
+        "BAD_REQUEST",
+    ),
+    "wrong_content_type": (
+        "POST",
+        "/predict",
+        {"content": b"a,b\n1,2", "headers": {"content-type": "text/csv"}},
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    ),
+    "no_content_type": ("POST", "/invocations", {"content": b"{}"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "too_large": (
+        "POST",
+        "/predict",
+        {"content": b"[" + b"1," * 150_000 + b"1]", "json_ct": True},
+        413,
+        "REQUEST_TOO_LARGE",
+    ),
+    "json_scalar": ("POST", "/predict", {"json": 3}, 422, "INVALID_PARAMETER_VALUE"),
+    "empty_object": ("POST", "/predict", {"json": {}}, 422, "INVALID_PARAMETER_VALUE"),
+    "empty_list": ("POST", "/predict", {"json": []}, 422, "INVALID_PARAMETER_VALUE"),
+    "two_mlflow_keys": (
+        "POST",
+        "/invocations",
+        {"json": {"instances": [[1]], "inputs": [[1]]}},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "split_without_data": (
+        "POST",
+        "/invocations",
+        {"json": {"dataframe_split": {"columns": ["a"]}}},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "rows_too_short": (
+        "POST",
+        "/invocations",
+        {"json": {"instances": [[1.0, 2.0]]}},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "nested_values": (
+        "POST",
+        "/predict",
+        {"json": [{"mean radius": {"a": 1}}, {"b": [1]}]},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "unknown_endpoint": ("GET", "/nope", {}, 404, "NOT_FOUND"),
+    "wrong_method": ("GET", "/predict", {}, 405, "METHOD_NOT_ALLOWED"),
+    "v2_unknown_model": ("GET", "/v2/models/other", {}, 404, "NOT_FOUND"),
+    "v2_no_inputs": (
+        "POST",
+        "/v2/models/bc/infer",
+        {"json": {"inputs": []}},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "v2_bad_shape": (
+        "POST",
+        "/v2/models/bc/infer",
+        {"json": {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": [1.0]}]}},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "v2_bad_datatype": (
+        "POST",
+        "/v2/models/bc/infer",
+        {"json": {"inputs": [{"name": "x", "shape": [1], "datatype": "FP99", "data": [1.0]}]}},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "v2_missing_columns": (
+        "POST",
+        "/v2/models/bc/infer",
+        {
+            "json": {
+                "inputs": [{"name": "mean radius", "shape": [1], "datatype": "FP64", "data": [1.0]}]
+            }
+        },
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_one_error_shape_for_every_endpoint(http: httpx.Client, case: str) -> None:
+    method, path, kwargs, status, code = ERROR_CASES[case]
+    kwargs = dict(kwargs)
+    if kwargs.pop("json_ct", False):
+        kwargs["headers"] = {"content-type": "application/json"}
+    data = _check_error(http.request(method, path, **kwargs), status, code)
+    if status == 422:
+        assert data["errors"], "a 422 lists what is wrong"
+        assert all({"column", "problem", "expected"} <= set(e) for e in data["errors"])
+
+
+def test_a_token_is_needed_except_for_health(setup: dict[str, Any]) -> None:
+    url = setup["url"]
+    record = setup["X"].iloc[0].to_dict()
+    r = httpx.post(f"{url}/predict", json=record)
+    data = _check_error(r, 401, "UNAUTHENTICATED")
+    assert "Authorization: Bearer" in data["message"]
+    assert r.headers["www-authenticate"] == "Bearer"
+    wrong = httpx.post(f"{url}/predict", json=record, headers={"Authorization": "Bearer nope"})
+    _check_error(wrong, 401, "UNAUTHENTICATED")
+    for path in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):
+        assert httpx.get(f"{url}{path}").status_code == 200, path
+
+
+def test_binding_beyond_loopback_needs_a_token(setup: dict[str, Any]) -> None:
+    import subprocess
+
+    env = {k: v for k, v in setup["env"].items() if k != "KILN_TOKEN"}
+    proc = subprocess.run(
+        [KILN, "serve", setup["folder"], "--host", "0.0.0.0", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "needs a token" in proc.stderr
+    assert "--no-auth" in proc.stderr
+
+
+# ------------------------------------------------------------------ KServe V2
+
+
+def test_v2_health_and_metadata(setup: dict[str, Any], http: httpx.Client) -> None:
+    assert http.get("/v2/health/live").json() == {"live": True}
+    assert http.get("/v2/health/ready").json() == {"ready": True}
+    assert http.get("/v2/models/bc/ready").json() == {"name": "bc", "ready": True}
+    assert http.get("/v2").json()["name"] == "kiln"
+    meta = http.get("/v2/models/bc").json()
+    assert meta["name"] == "bc"
+    assert meta["versions"] == ["1"]
+    assert meta["platform"] == "kiln-sklearn"
+    assert [i["name"] for i in meta["inputs"]] == list(setup["X"].columns)
+    assert {i["datatype"] for i in meta["inputs"]} == {"FP64"}
+    assert all(i["shape"] == [-1] for i in meta["inputs"])
+    assert [o["name"] for o in meta["outputs"]] == ["predict", "predict_proba"]
+
+
+def test_v2_infer_one_tensor_per_column(setup: dict[str, Any], http: httpx.Client) -> None:
+    rows = _rows(setup["X"], 4)
+    inputs = [{"name": c, "shape": [4], "datatype": "FP64", "data": rows[c].tolist()} for c in rows]
+    r = http.post("/v2/models/bc/infer", json={"id": "req-1", "inputs": inputs})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_name"] == "bc"
+    assert body["model_version"] == "1"
+    assert body["id"] == "req-1"
+    (out,) = body["outputs"]
+    assert out["name"] == "predict"
+    assert out["shape"] == [4]
+    assert out["datatype"] == "INT64"
+    assert out["data"] == setup["model"].predict(rows).tolist()
+
+
+def test_v2_infer_one_2d_tensor_with_probabilities(
+    setup: dict[str, Any], http: httpx.Client
+) -> None:
+    rows = _rows(setup["X"], 2)
+    tensor = {
+        "name": "input-0",
+        "shape": [2, 30],
+        "datatype": "FP32",
+        "data": rows.to_numpy().tolist(),
+    }
+    body = {"inputs": [tensor], "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+    r = http.post("/v2/models/bc/versions/1/infer", json=body)
+    assert r.status_code == 200, r.text
+    outs = {o["name"]: o for o in r.json()["outputs"]}
+    assert outs["predict"]["data"] == setup["model"].predict(rows).tolist()
+    assert outs["predict_proba"]["shape"] == [2, 2]
+    expected = setup["model"].predict_proba(rows).ravel().tolist()
+    assert outs["predict_proba"]["data"] == pytest.approx(expected, rel=1e-5)
+
+
+# ------------------------------------------------------------ metrics, docs
+
+
+def test_metrics_count_requests_latency_batches_and_errors(
+    http: httpx.Client, setup: dict[str, Any]
+) -> None:
+    http.post("/predict", json=setup["X"].iloc[0].to_dict())
+    http.post("/predict", json={"nope": 1})
+    r = http.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for needle in (
+        'kiln_requests_total{endpoint="predict",status="200"}',
+        'kiln_requests_total{endpoint="predict",status="422"}',
+        'kiln_request_seconds_bucket{endpoint="predict",le="0.005"}',
+        "kiln_batch_size_count",
+        "kiln_queue_depth 0.0",
+        'kiln_errors_total{kind="INVALID_PARAMETER_VALUE"}',
+        'kiln_model_info{version="1"} 1.0',
+        "kiln_predictions_total",
+    ):
+        assert needle in text, needle
+
+
+def test_openapi_and_offline_docs(setup: dict[str, Any], http: httpx.Client) -> None:
+    doc = http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    record = doc["components"]["schemas"]["Record"]
+    assert record["required"] == list(setup["X"].columns)
+    assert {"/predict", "/invocations", "/v2/models/{name}/infer"} <= set(doc["paths"])
+    page = http.get("/docs")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "mean radius" in page.text
+    assert "src=" not in page.text
+    assert "https://" not in page.text
+
+
+def test_request_ids_are_echoed(http: httpx.Client, setup: dict[str, Any]) -> None:
+    r = http.post("/predict", json=setup["X"].iloc[0].to_dict(), headers={"x-request-id": "abc-1"})
+    assert r.headers["x-request-id"] == "abc-1"
+
+
+_values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**70), 2**70),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    changes=st.dictionaries(
+        st.sampled_from([*FORMATS[:1], "mean radius", "worst area", "extra"]), _values, max_size=3
+    )
+)
+def test_random_values_get_200_or_422_never_5xx(
+    setup: dict[str, Any], http: httpx.Client, changes: dict[str, Any]
+) -> None:
+    record = {**setup["X"].iloc[0].to_dict(), **changes}
+    r = http.post("/predict", json=record)
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 422:
+        _check_error(r, 422, "INVALID_PARAMETER_VALUE")
+
+
+def test_cli_help_lists_the_serving_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kiln.cli import cli
+
+    out = CliRunner().invoke(cli, ["--help"]).output
+    for name in ("serve", "package", "predict"):
+        assert name in out
