@@ -433,6 +433,20 @@ class _Encoding:
         return x
 
 
+def frame_columns(frame: Any) -> list[Any]:
+    """A validated DataFrame's columns as arrays (numpy, or pandas' own for extension
+    dtypes), read block by block rather than one Series at a time."""
+    try:
+        out: list[Any] = [None] * frame.shape[1]
+        for block in frame._mgr.blocks:
+            values = block.values
+            for i, at in enumerate(block.mgr_locs.as_array.tolist()):
+                out[at] = values[i] if values.ndim == 2 else values
+        return out
+    except (AttributeError, TypeError, ValueError):  # pandas internals moved: the public way
+        return [frame.iloc[:, i].array for i in range(frame.shape[1])]
+
+
 def _objects(out: Any) -> list[Any]:
     if hasattr(out, "codes") and hasattr(out, "categories"):  # pandas Categorical
         cats = list(out.categories)

@@ -258,6 +258,20 @@ class Model:
                 data = data.frame()
         return getattr(flavor_named(self.flavor_), method)(self.estimator_, data)
 
+    def _predict_validated(self, method: str, frame: Any) -> Any:
+        """`predict` or `predict_proba` on a frame `Validator.validate` already returned
+        (serving validates each request once, then predicts a batch of them)."""
+        from kiln.models._flavors import flavor_named
+
+        if self._compiled_ is not None:
+            from kiln.models._compiled import Fallback, frame_columns
+
+            try:
+                return getattr(self._compiled_, method)(frame_columns(frame))
+            except Fallback:
+                pass
+        return getattr(flavor_named(self.flavor_), method)(self.estimator_, frame)
+
     def predict(self, X: Any) -> Any:
         """Predictions for `X`, after validating it against the training signature.
 

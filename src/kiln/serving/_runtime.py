@@ -80,22 +80,18 @@ def load_entry(uri: Any, *, store: str | None = None, validation: str | None = N
 def predict_frame(entry: Entry, frame: Any, proba: bool) -> tuple[Any, Any]:
     """Predictions (and probabilities when asked) for a frame the validator returned.
 
-    Calls the model's flavor directly: the frame is already validated, and `Model.predict`
-    would validate it again. (Hook wanted in kiln.models: `Model.predict(frame,
-    validated=True)` so the compiled inference path is used here too.)
+    The frame is already validated, so this skips `Model.predict`'s validation; models
+    saved with compiled inference predict through it (numpy only).
     """
-    from kiln.models._flavors import flavor_named
-
     model = entry.model
-    flavor = flavor_named(model.flavor_)
-    preds = flavor.predict(model.estimator_, frame)
+    preds = model._predict_validated("predict", frame)
     probs = None
     if proba:
         if model.task_ == "regression":
             from kiln._exceptions import ModelError
 
             raise ModelError("Probabilities were asked for, but this model does regression.")
-        probs = flavor.predict_proba(model.estimator_, frame)
+        probs = model._predict_validated("predict_proba", frame)
     return preds, probs
 
 
