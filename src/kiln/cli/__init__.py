@@ -21,6 +21,10 @@ _COMMANDS = {
     "experiments": ("kiln.cli.experiments:experiments", "List, rename and delete experiments."),
     "models": ("kiln.cli.models:models", "List, show, register and alias registered models."),
     "store": ("kiln.cli.store:store", "Inspect, migrate and garbage-collect the store."),
+    "notebook": (
+        "kiln.cli.notebook:notebook",
+        "Run notebooks with parameters as tracked runs; check, diff and pair them.",
+    ),
 }
 
 

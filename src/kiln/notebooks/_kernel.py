@@ -1,0 +1,200 @@
+"""Kernels started ahead of time, and the executor that runs a notebook in one.
+
+A kernel takes most of a second to boot (its process imports IPython and ipykernel).
+`Kernel.start` only launches the process and returns: the caller prepares the notebook,
+opens the store and creates the run while the kernel boots, and a sweep launches the
+next notebook's kernel while the current notebook runs. Every notebook still gets a
+fresh kernel process of its own: no state is carried from one execution to the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CellFailure", "Execution", "Kernel", "execute"]
+
+# The same history setting nbclient uses: no IPython history database per kernel.
+_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+
+
+def _run_sync(coro_fn: Callable[..., Any]) -> Callable[..., Any]:
+    from jupyter_core.utils import run_sync
+
+    return run_sync(coro_fn)
+
+
+_IPC: list[str] = []
+_SEQ = itertools.count()  # a socket name prefix per kernel: kernels started at once never clash
+
+
+def _ipc_dir() -> str:
+    """A private folder for this process's kernel sockets, removed at exit."""
+    if not _IPC:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="kiln-kernels-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _IPC.append(folder)
+    return _IPC[0]
+
+
+class Kernel:
+    """A kernel process launched now, used (once) later.
+
+    Args:
+        kernel_name: The Jupyter kernel spec (default: `python3`, this Python).
+        cwd: The kernel's working directory.
+        env: Extra environment variables for the kernel process.
+    """
+
+    def __init__(
+        self,
+        kernel_name: str = "python3",
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        self.kernel_name = kernel_name
+        self.cwd = cwd or os.getcwd()
+        # IPC sockets (in a private folder): no TCP ports to pick, no "unencrypted TCP"
+        # warning.
+        self.km = AsyncKernelManager(
+            kernel_name=kernel_name, transport="ipc", ip=os.path.join(_ipc_dir(), f"k{next(_SEQ)}")
+        )
+        self.started = time.perf_counter()
+        _run_sync(self.km.start_kernel)(
+            extra_arguments=list(_KERNEL_ARGS), cwd=self.cwd, env={**os.environ, **dict(env or {})}
+        )
+
+    def shutdown(self) -> None:
+        """Stop the kernel process at once (its work is flushed before this is called)."""
+        with contextlib.suppress(Exception):  # an already dead kernel is fine
+            _run_sync(self.km.shutdown_kernel)(now=True)
+
+    @classmethod
+    def start(cls, kernel_name: str = "python3", cwd: str | None = None, **env: str) -> Kernel:
+        """Launch a kernel and return without waiting for it to boot."""
+        return cls(kernel_name, cwd, env)
+
+
+@dataclass
+class CellFailure:
+    """Why an execution stopped: the failing cell and what the kernel said."""
+
+    kind: str  # "error", "timeout" or "dead"
+    position: int  # index in the executed notebook's cells
+    ename: str = ""
+    evalue: str = ""
+    traceback: str = ""
+
+
+@dataclass
+class Execution:
+    """What running a notebook produced."""
+
+    nb: Any
+    failure: CellFailure | None = None
+    cell_seconds: list[float] = field(default_factory=list)
+
+
+async def _silent(kc: Any, code: str, timeout: float) -> dict[str, Any]:
+    """Run code the notebook never shows (no execution count, no history, no output)."""
+    msg_id = kc.execute(code, silent=True, store_history=False, stop_on_error=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = await kc.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            content: dict[str, Any] = reply["content"]
+            return content
+
+
+def execute(
+    nb: Any,
+    kernel: Kernel,
+    *,
+    setup: str = "",
+    teardown: str = "",
+    timeout: float | None = None,
+    startup_timeout: float = 60.0,
+    on_cell: Callable[[int], None] | None = None,
+) -> Execution:
+    """Execute every code cell of `nb` (in place) in `kernel`, stopping at the first error.
+
+    Args:
+        nb: An nbformat v4 notebook; its outputs are replaced.
+        kernel: A started `Kernel`, not used before.
+        setup: Code run silently before the first cell (not part of the notebook).
+        teardown: Code run silently after the last cell, also after a failure.
+        timeout: Seconds a cell may run (None: no limit).
+        startup_timeout: Seconds to wait for the kernel to boot.
+        on_cell: Called with the cell position after each cell (to save progress).
+    """
+    return _run_sync(_execute)(nb, kernel, setup, teardown, timeout, startup_timeout, on_cell)
+
+
+async def _execute(
+    nb: Any,
+    kernel: Kernel,
+    setup: str,
+    teardown: str,
+    timeout: float | None,
+    startup_timeout: float,
+    on_cell: Callable[[int], None] | None,
+) -> Execution:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    client = NotebookClient(
+        nb,
+        km=kernel.km,
+        timeout=timeout,
+        startup_timeout=int(startup_timeout),
+        kernel_name=kernel.kernel_name,
+        record_timing=True,
+        resources={"metadata": {"path": kernel.cwd}},
+    )
+    result = Execution(nb)
+    position = -1
+    try:
+        await client.async_start_new_kernel_client()
+        if setup:
+            await _silent(client.kc, setup, startup_timeout)
+        for position, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            begin = time.perf_counter()
+            try:
+                await client.async_execute_cell(cell, position)
+            finally:
+                result.cell_seconds.append(time.perf_counter() - begin)
+                if on_cell is not None:
+                    on_cell(position)
+    except CellTimeoutError as exc:
+        result.failure = CellFailure("timeout", position, "CellTimeoutError", str(exc))
+        # Stop the cell, so that the teardown can still flush what it logged.
+        with contextlib.suppress(Exception):
+            await kernel.km.interrupt_kernel()
+    except DeadKernelError as exc:
+        result.failure = CellFailure("dead", max(position, 0), "DeadKernelError", str(exc))
+    except CellExecutionError as exc:
+        shown = [o for o in nb.cells[position].get("outputs", []) if o.output_type == "error"]
+        trace = "\n".join(shown[-1].traceback) if shown else exc.traceback
+        result.failure = CellFailure("error", position, exc.ename, exc.evalue, trace)
+    except RuntimeError as exc:  # the kernel did not come up
+        result.failure = CellFailure("dead", max(position, 0), type(exc).__name__, str(exc))
+    finally:
+        if client.kc is not None:
+            if teardown and (result.failure is None or result.failure.kind != "dead"):
+                with contextlib.suppress(Exception):  # the kernel may be gone
+                    await _silent(client.kc, teardown, 10.0)
+            client.kc.stop_channels()
+    return result
