@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "kiln.cli",
     "kiln.models",
     "kiln.registry",
+    "kiln.notebooks",
 ]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CellFailure", "Execution", "Kernel", "execute"]
+__all__ = ["CellFailure", "Execution", "Kernel", "close_thread_loop", "execute"]
 
 # The same history setting nbclient uses: no IPython history database per kernel.
 _KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
@@ -27,6 +27,15 @@ def _run_sync(coro_fn: Callable[..., Any]) -> Callable[..., Any]:
     from jupyter_core.utils import run_sync
 
     return run_sync(coro_fn)
+
+
+def close_thread_loop() -> None:
+    """Close the event loop jupyter's `run_sync` made for this (worker) thread."""
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop()
+    if not loop.is_running():
+        loop.close()
 
 
 _IPC: list[str] = []

@@ -98,7 +98,7 @@ def run_grid(
         is `failed` when any combination failed.
     """
     from kiln._settings import get_setting
-    from kiln.notebooks._kernel import Kernel
+    from kiln.notebooks._kernel import Kernel, close_thread_loop
     from kiln.tracking._env import capture_environment
 
     begin = time.perf_counter()
@@ -129,6 +129,12 @@ def run_grid(
             return todo.pop(0) if todo and not errors else None
 
     def worker() -> None:
+        try:
+            work()
+        finally:
+            close_thread_loop()
+
+    def work() -> None:
         job = take()
         kernel = Kernel.start(kname, workdir) if job else None
         while job is not None and kernel is not None:
