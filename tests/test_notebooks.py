@@ -59,7 +59,7 @@ def test_papermill_and_kiln_inject_and_output_the_same(tmp_path: Path) -> None:
 
 def test_the_kernel_logs_to_the_same_run(tracked: str, tmp_path: Path) -> None:
     src = write_nb(tmp_path / "train.ipynb", *TRAIN, parameters=1)
-    result = kiln.run_notebook(src, {"alpha": 2.0, "msg": "m"}, experiment="nb")
+    result = kiln.run_notebook(src, {"alpha": 2.0, "msg": "m"}, experiment="nb", html=True)
     run = kiln.get_run(result.run_id)
     assert run.status == "finished"
     assert run.experiment == "nb"
@@ -110,11 +110,11 @@ def test_a_failing_cell_fails_the_run_and_keeps_the_partial_notebook(tmp_path: P
 def test_timeout_and_dead_kernel_are_reported_as_such(tmp_path: Path) -> None:
     slow = write_nb(tmp_path / "slow.ipynb", "import time", "time.sleep(30)", parameters=None)
     with pytest.raises(kiln.CellTimeoutError, match="per-cell timeout") as info:
-        kiln.run_notebook(slow, timeout=1, html=False)
+        kiln.run_notebook(slow, timeout=1)
     assert info.value.cell_index == 1
     dead = write_nb(tmp_path / "dead.ipynb", "import os", "os._exit(1)", parameters=None)
     with pytest.raises(kiln.KernelDiedError, match="kernel died"):
-        kiln.run_notebook(dead, html=False)
+        kiln.run_notebook(dead)
 
 
 def test_a_grid_runs_every_combination_as_child_runs(tmp_path: Path) -> None:
@@ -146,7 +146,6 @@ def test_cli_run_check_and_exit_codes(tmp_path: Path, subprocess_env: dict[str, 
         "-p",
         "x=4",
         "--json",
-        "--no-html",
         cwd=tmp_path,
         env=subprocess_env,
     )
@@ -168,7 +167,12 @@ def test_cli_run_check_and_exit_codes(tmp_path: Path, subprocess_env: dict[str, 
     assert "ZeroDivisionError" in bad.stderr
     assert (tmp_path / "out.ipynb").exists()
     grid = _kiln(
-        "notebook", "run", str(src), "--grid", "x=1,2", "--json", "--no-html", cwd=tmp_path, env=subprocess_env
+        "notebook", "run", str(src), "--grid", "x=1,2", "--json", cwd=tmp_path, env=subprocess_env
     )  # fmt: skip
     assert grid.returncode == 0, grid.stderr
     assert len(json.loads(grid.stdout)["runs"]) == 2
+    run_id = json.loads(ok.stdout)["run_id"]
+    html = _kiln("notebook", "html", run_id, "-o", "page.html", cwd=tmp_path, env=subprocess_env)
+    assert html.returncode == 0, html.stderr
+    assert "2.5" in (tmp_path / "page.html").read_text()
+    assert "notebook/c.html" in {a.path for a in kiln.get_run(run_id).artifacts}

@@ -74,7 +74,8 @@ def _parameters(params: tuple[str, ...], raw: tuple[str, ...], files: tuple[str,
 @click.option("-t", "--timeout", type=float, metavar="SECONDS", help="Per-cell time limit.")
 @click.option("--allow-unknown-params", is_flag=True,
               help="Inject parameters the 'parameters' cell does not define, or with no such cell.")  # fmt: skip
-@click.option("--no-html", is_flag=True, help="Do not store an HTML render.")
+@click.option("--html", is_flag=True,
+              help="Store an HTML render now (else `kiln notebook html RUN` makes it on demand).")  # fmt: skip
 @json_option
 @click.pass_context
 def run_cmd(
@@ -92,7 +93,7 @@ def run_cmd(
     kernel_name: str | None,
     timeout: float | None,
     allow_unknown_params: bool,
-    no_html: bool,
+    html: bool,
     as_json: bool,
 ) -> None:
     """Execute a notebook top to bottom in a fresh kernel, as a tracked run.
@@ -112,7 +113,7 @@ def run_cmd(
         "kernel_name": kernel_name,
         "timeout": timeout,
         "allow_unknown_params": allow_unknown_params,
-        "html": not no_html,
+        "html": html,
         "store": _store(ctx),
     }
     if grid:
@@ -214,6 +215,25 @@ def pair_cmd(path: str, fmt: str) -> None:
 
     for written in pair_notebook(path, fmt):
         click.echo(f"wrote {written}")
+
+
+@notebook.command("html")
+@click.argument("run_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write it to this file.")
+@click.pass_context
+def html_cmd(ctx: click.Context, run_id: str, output: str | None) -> None:
+    """Render a notebook run's executed notebook as HTML (stored with the run once made)."""
+    from kiln.notebooks import render_html
+    from kiln.notebooks._run import _client
+
+    client = _client(_store(ctx))
+    path = render_html(run_id, store=_store(ctx))
+    if output:
+        with open(output, "wb") as fh:
+            fh.write(client.read_artifact(client.resolve_run_id(run_id), path))
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(path)
 
 
 @notebook.command("results")

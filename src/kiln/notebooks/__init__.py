@@ -28,6 +28,7 @@ __all__ = [
     "pair_notebook",
     "parse_value",
     "record",
+    "render_html",
     "run_grid",
     "run_notebook",
     "translate",
@@ -36,6 +37,7 @@ __all__ = [
 _LAZY = {
     "NotebookResult": "kiln.notebooks._run",
     "run_notebook": "kiln.notebooks._run",
+    "render_html": "kiln.notebooks._run",
     "SweepResult": "kiln.notebooks._sweep",
     "run_grid": "kiln.notebooks._sweep",
     "record": "kiln.notebooks._results",

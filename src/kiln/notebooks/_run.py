@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from kiln.notebooks._kernel import Execution, Kernel
     from kiln.tracking._client import TrackingClient
 
-__all__ = ["NotebookResult", "prepare", "read_notebook", "run_notebook"]
+__all__ = ["NotebookResult", "prepare", "read_notebook", "render_html", "run_notebook"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -129,7 +129,7 @@ def run_notebook(
     kernel_name: str | None = None,
     timeout: float | None = None,
     allow_unknown_params: bool = False,
-    html: bool = True,
+    html: bool = False,
     raise_on_error: bool = True,
     store: str | os.PathLike[str] | None = None,
 ) -> NotebookResult:
@@ -138,8 +138,10 @@ def run_notebook(
     Parameters are injected exactly as papermill does (a cell tagged
     `injected-parameters` after the cell tagged `parameters`). Whatever the notebook
     logs with `kiln.log_metric`, `kiln.log_param`, `kiln.log_artifact` or `kiln.record`
-    lands on the same run. The executed notebook (and, with `html`, an HTML render) is
-    stored as the run's artifacts `notebook/<name>.ipynb` and `notebook/<name>.html`.
+    lands on the same run. The executed notebook is stored as the run's artifact
+    `notebook/<name>.ipynb`; its HTML render (nbconvert) as `notebook/<name>.html`, made
+    during the run with `html=True`, or later, on demand, by `render_html(run_id)`
+    (nbconvert costs more than a second per notebook: it stays off the hot path).
 
     ```python
     result = kiln.run_notebook("train.ipynb", {"alpha": 0.5}, output="out.ipynb")
@@ -159,7 +161,7 @@ def run_notebook(
         timeout: Seconds a single cell may run.
         allow_unknown_params: Inject parameters the `parameters` cell does not define,
             or into a notebook without one (at the top, as papermill does).
-        html: Also store an HTML render (nbconvert).
+        html: Render and store the HTML during the run (else `render_html` does it later).
         raise_on_error: Raise `CellExecutionError` when a cell fails (after saving the
             partial notebook and marking the run failed); otherwise return the result.
         store: The store URL or path (default: as `kiln.get_client()`).
@@ -248,6 +250,35 @@ def html_renderer() -> _Html:
         if _HTML is None:
             _HTML = _Html()
         return _HTML
+
+
+def render_html(run_id: str, *, store: str | os.PathLike[str] | None = None) -> str:
+    """The HTML render of a notebook run's executed notebook, made and stored on first use.
+
+    Args:
+        run_id: A run made by `run_notebook` (id or unique prefix).
+        store: The store URL or path (default: as `kiln.get_client()`).
+
+    Returns:
+        The artifact path of the HTML (`notebook/<name>.html`), which `kiln runs` and
+        `TrackingClient.read_artifact` reach.
+    """
+    import nbformat
+
+    client = _client(store)
+    run = client.get_run(run_id)
+    paths = {a.path for a in run.artifacts}
+    sources = sorted(p for p in paths if p.startswith("notebook/") and p.endswith(".ipynb"))
+    if not sources:
+        raise NotebookError(
+            f"Run {run.id[:12]} has no executed notebook (notebook/*.ipynb artifact): it was "
+            "not made by kiln notebook run."
+        )
+    target = sources[0][: -len(".ipynb")] + ".html"
+    if target not in paths:
+        nb = nbformat.reads(client.read_artifact(run.id, sources[0]).decode("utf-8"), 4)
+        client.log_artifact(run.id, html_renderer().render(nb).encode("utf-8"), target)
+    return target
 
 
 def execute_prepared(

@@ -74,7 +74,7 @@ def run_grid(
     kernel_name: str | None = None,
     timeout: float | None = None,
     allow_unknown_params: bool = False,
-    html: bool = True,
+    html: bool = False,
     store: str | os.PathLike[str] | None = None,
 ) -> SweepResult:
     """Run a notebook once per combination of `grid`, as child runs of one sweep run.
