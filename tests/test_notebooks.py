@@ -176,3 +176,22 @@ def test_cli_run_check_and_exit_codes(tmp_path: Path, subprocess_env: dict[str, 
     assert html.returncode == 0, html.stderr
     assert "2.5" in (tmp_path / "page.html").read_text()
     assert "notebook/c.html" in {a.path for a in kiln.get_run(run_id).artifacts}
+
+
+def test_preloading_imports_leaves_no_names_behind(tmp_path: Path) -> None:
+    from kiln.notebooks._preload import preload_modules
+
+    src = write_nb(
+        tmp_path / "p.ipynb",
+        "n = 1",
+        "import sys\nprint(sorted(k for k in globals() if 'colorsys' in k or 'kiln' in k), "
+        "'colorsys' in sys.modules)",
+        "import colorsys\nfrom os import path",
+        "import os\nos.environ['X'] = '1'",
+        "import wave",
+    )
+    assert preload_modules(src) == ["sys", "colorsys", "os"]  # stops at os.environ
+    result = kiln.run_notebook(src, {"n": 2})
+    assert code_texts(result.notebook)[2] == "[] True\n"
+    plain = kiln.run_notebook(src, {"n": 2}, preload=False)
+    assert code_texts(plain.notebook)[2] == "[] False\n"

@@ -76,6 +76,8 @@ def _parameters(params: tuple[str, ...], raw: tuple[str, ...], files: tuple[str,
               help="Inject parameters the 'parameters' cell does not define, or with no such cell.")  # fmt: skip
 @click.option("--html", is_flag=True,
               help="Store an HTML render now (else `kiln notebook html RUN` makes it on demand).")  # fmt: skip
+@click.option("--no-preload", is_flag=True,
+              help="Do not let the fresh kernel import the notebook's imports as it boots.")  # fmt: skip
 @json_option
 @click.pass_context
 def run_cmd(
@@ -94,6 +96,7 @@ def run_cmd(
     timeout: float | None,
     allow_unknown_params: bool,
     html: bool,
+    no_preload: bool,
     as_json: bool,
 ) -> None:
     """Execute a notebook top to bottom in a fresh kernel, as a tracked run.
@@ -114,6 +117,7 @@ def run_cmd(
         "timeout": timeout,
         "allow_unknown_params": allow_unknown_params,
         "html": html,
+        "preload": not no_preload,
         "store": _store(ctx),
     }
     if grid:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from kiln._exceptions import NotebookError
 
 __all__ = ["CellFailure", "Execution", "Kernel", "close_thread_loop", "execute"]
 
@@ -55,13 +60,40 @@ def _ipc_dir() -> str:
     return _IPC[0]
 
 
+def kernel_spec(name: str) -> tuple[list[str], dict[str, str], str]:
+    """The argv, extra env and resource folder of a Jupyter kernel spec, found the way
+    jupyter_client finds it (user, then environment, then system data folders), with the
+    `python3` kernel of this interpreter as the fallback."""
+    from jupyter_core.paths import jupyter_path
+
+    for folder in jupyter_path("kernels"):
+        spec = Path(folder) / name / "kernel.json"
+        if spec.is_file():
+            data = json.loads(spec.read_text(encoding="utf-8"))
+            return list(data["argv"]), dict(data.get("env") or {}), str(spec.parent)
+    if name == "python3":
+        return [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], {}, ""
+    found = sorted(
+        p.name for folder in jupyter_path("kernels") if Path(folder).is_dir()
+        for p in Path(folder).iterdir() if (p / "kernel.json").is_file()
+    )  # fmt: skip
+    raise NotebookError(
+        f"No Jupyter kernel named {name!r} is installed; found {found or 'none'}. Pass "
+        "--kernel NAME, or install one (python -m ipykernel install --user --name NAME)."
+    )
+
+
 class Kernel:
     """A kernel process launched now, used (once) later.
+
+    The process is started straight from its kernel spec, before jupyter_client is even
+    imported: it boots while the caller imports, reads and prepares everything else.
 
     Args:
         kernel_name: The Jupyter kernel spec (default: `python3`, this Python).
         cwd: The kernel's working directory.
         env: Extra environment variables for the kernel process.
+        preload: Modules the kernel imports as it starts (see `_preload`).
     """
 
     def __init__(
@@ -69,30 +101,88 @@ class Kernel:
         kernel_name: str = "python3",
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
+        preload: list[str] | None = None,
     ) -> None:
-        from jupyter_client.manager import AsyncKernelManager
+        import subprocess
+
+        from kiln.notebooks._preload import preload_args
 
         self.kernel_name = kernel_name
         self.cwd = cwd or os.getcwd()
-        # IPC sockets (in a private folder): no TCP ports to pick, no "unencrypted TCP"
-        # warning.
-        self.km = AsyncKernelManager(
-            kernel_name=kernel_name, transport="ipc", ip=os.path.join(_ipc_dir(), f"k{next(_SEQ)}")
-        )
+        argv, spec_env, resources = kernel_spec(kernel_name)
+        prefix = os.path.join(_ipc_dir(), f"k{next(_SEQ)}")
+        # IPC sockets in a private folder: no TCP ports to pick, no "unencrypted TCP" warning.
+        self.info: dict[str, Any] = {
+            "transport": "ipc", "ip": prefix, "shell_port": 1, "iopub_port": 2,
+            "stdin_port": 3, "control_port": 4, "hb_port": 5,
+            "key": os.urandom(32).hex(), "signature_scheme": "hmac-sha256",
+            "kernel_name": kernel_name,
+        }  # fmt: skip
+        self.connection_file = prefix + ".json"
+        with open(os.open(self.connection_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
+            json.dump(self.info, fh)
+        if argv and argv[0] in ("python", "python3", f"python3.{sys.version_info[1]}"):
+            argv[0] = sys.executable  # as jupyter_client does
+        argv = [
+            a.replace("{connection_file}", self.connection_file).replace(
+                "{resource_dir}", resources
+            )
+            for a in argv
+        ]
+        if any("ipykernel" in a for a in argv):
+            argv += _KERNEL_ARGS + preload_args(preload or [])
         self.started = time.perf_counter()
-        _run_sync(self.km.start_kernel)(
-            extra_arguments=list(_KERNEL_ARGS), cwd=self.cwd, env={**os.environ, **dict(env or {})}
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            # JPY_PARENT_PID: the kernel exits when this process does.
+            env={**os.environ, **spec_env, **dict(env or {}), "JPY_PARENT_PID": str(os.getpid())},
         )
+
+    def alive(self) -> bool:
+        """Whether the kernel process is still running."""
+        return self.proc.poll() is None
+
+    def interrupt(self) -> None:
+        """Interrupt the running cell (SIGINT), as Jupyter's interrupt button does."""
+        import signal
+
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
 
     def shutdown(self) -> None:
         """Stop the kernel process at once (its work is flushed before this is called)."""
-        with contextlib.suppress(Exception):  # an already dead kernel is fine
-            _run_sync(self.km.shutdown_kernel)(now=True)
+        if self.alive():
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=10)
+        for suffix in ("", *(f"-{n}" for n in range(1, 6))):
+            path = self.connection_file if not suffix else self.info["ip"] + suffix
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
     @classmethod
-    def start(cls, kernel_name: str = "python3", cwd: str | None = None, **env: str) -> Kernel:
+    def start(
+        cls, kernel_name: str = "python3", cwd: str | None = None, preload: list[str] | None = None
+    ) -> Kernel:
         """Launch a kernel and return without waiting for it to boot."""
-        return cls(kernel_name, cwd, env)
+        return cls(kernel_name, cwd, None, preload)
+
+
+def _client_for(kernel: Kernel) -> Any:
+    """A jupyter_client async client connected to `kernel`, knowing its process."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class _Client(AsyncKernelClient):
+        async def _async_is_alive(self) -> bool:
+            return kernel.alive()
+
+        is_alive = _async_is_alive
+
+    kc = _Client()
+    kc.load_connection_info(kernel.info)  # type: ignore[arg-type]
+    return kc
 
 
 @dataclass
@@ -164,7 +254,6 @@ async def _execute(
 
     client = NotebookClient(
         nb,
-        km=kernel.km,
         timeout=timeout,
         startup_timeout=int(startup_timeout),
         kernel_name=kernel.kernel_name,
@@ -174,7 +263,10 @@ async def _execute(
     result = Execution(nb)
     position = -1
     try:
-        await client.async_start_new_kernel_client()
+        client.kc = kc = _client_for(kernel)
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=startup_timeout)
+        kc.allow_stdin = False
         if setup:
             await _silent(client.kc, setup, startup_timeout)
         for position, cell in enumerate(nb.cells):
@@ -190,8 +282,7 @@ async def _execute(
     except CellTimeoutError as exc:
         result.failure = CellFailure("timeout", position, "CellTimeoutError", str(exc))
         # Stop the cell, so that the teardown can still flush what it logged.
-        with contextlib.suppress(Exception):
-            await kernel.km.interrupt_kernel()
+        kernel.interrupt()
     except DeadKernelError as exc:
         result.failure = CellFailure("dead", max(position, 0), "DeadKernelError", str(exc))
     except CellExecutionError as exc:

@@ -130,6 +130,7 @@ def run_notebook(
     timeout: float | None = None,
     allow_unknown_params: bool = False,
     html: bool = False,
+    preload: bool = True,
     raise_on_error: bool = True,
     store: str | os.PathLike[str] | None = None,
 ) -> NotebookResult:
@@ -162,6 +163,9 @@ def run_notebook(
         allow_unknown_params: Inject parameters the `parameters` cell does not define,
             or into a notebook without one (at the top, as papermill does).
         html: Render and store the HTML during the run (else `render_html` does it later).
+        preload: Let the fresh kernel import the notebook's top-level imports while it
+            boots, before the first cell (only imports, no notebook code; see
+            `kiln.notebooks._preload` for when kiln holds back).
         raise_on_error: Raise `CellExecutionError` when a cell fails (after saving the
             partial notebook and marking the run failed); otherwise return the result.
         store: The store URL or path (default: as `kiln.get_client()`).
@@ -175,13 +179,16 @@ def run_notebook(
             timeout or a dead kernel); it names the cell, its source and traceback.
     """
     from kiln.notebooks._kernel import Kernel
+    from kiln.notebooks._preload import preload_modules
 
     begin = time.perf_counter()
-    nb = read_notebook(notebook)
     params = dict(parameters or {})
     workdir = os.fspath(cwd) if cwd is not None else os.getcwd()
-    kernel = Kernel.start(_kernel_name(nb, kernel_name), workdir)  # boots while we prepare
+    # The kernel boots while the notebook is parsed, the store opened and the run made.
+    modules = preload_modules(notebook, workdir) if preload else []
+    kernel = Kernel.start(kernel_name or _peek_kernel_name(notebook), workdir, modules)
     try:
+        nb = read_notebook(notebook)
         index_map = prepare(nb, params, allow_unknown=allow_unknown_params)
     except BaseException:
         kernel.shutdown()
@@ -202,6 +209,18 @@ def run_notebook(
         client=_client(store),
         begin=begin,
     )
+
+
+def _peek_kernel_name(path: str | os.PathLike[str]) -> str:
+    """The notebook's kernel name, read with the json module alone (no nbformat yet)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh) if os.fspath(path).endswith(".ipynb") else {}
+        return str(data["metadata"]["kernelspec"]["name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "python3"
 
 
 def _client(store: str | os.PathLike[str] | None) -> TrackingClient:

@@ -75,6 +75,7 @@ def run_grid(
     timeout: float | None = None,
     allow_unknown_params: bool = False,
     html: bool = False,
+    preload: bool = True,
     store: str | os.PathLike[str] | None = None,
 ) -> SweepResult:
     """Run a notebook once per combination of `grid`, as child runs of one sweep run.
@@ -90,7 +91,7 @@ def run_grid(
         jobs: How many notebooks run at once.
         output: Output notebook path, a template filled from each combination's
             parameters (`out/alpha-{alpha}.ipynb`); None stores them only as artifacts.
-        experiment, name, cwd, kernel_name, timeout, allow_unknown_params, html, store:
+        experiment, name, cwd, kernel_name, timeout, allow_unknown_params, html, preload, store:
             As for `run_notebook`; `name` names the sweep run.
 
     Returns:
@@ -99,6 +100,7 @@ def run_grid(
     """
     from kiln._settings import get_setting
     from kiln.notebooks._kernel import Kernel, close_thread_loop
+    from kiln.notebooks._preload import preload_modules
     from kiln.tracking._env import capture_environment
 
     begin = time.perf_counter()
@@ -110,6 +112,7 @@ def run_grid(
         prepare(read_notebook(notebook), combo, allow_unknown=allow_unknown_params)
     kname = _kernel_name(source, kernel_name)
     workdir = os.fspath(cwd) if cwd is not None else os.getcwd()
+    modules = preload_modules(notebook, workdir) if preload else []
     client = _client(store)
     sweep_id = client.create_run(
         experiment=experiment,
@@ -136,11 +139,11 @@ def run_grid(
 
     def work() -> None:
         job = take()
-        kernel = Kernel.start(kname, workdir) if job else None
+        kernel = Kernel.start(kname, workdir, modules) if job else None
         while job is not None and kernel is not None:
             index, combo = job
             job = take()
-            upcoming = Kernel.start(kname, workdir) if job else None  # boots meanwhile
+            upcoming = Kernel.start(kname, workdir, modules) if job else None  # boots meanwhile
             try:
                 nb = read_notebook(notebook)
                 index_map = prepare(nb, combo, allow_unknown=allow_unknown_params)
