@@ -171,8 +171,9 @@ def _previous(path: Path) -> dict[str, Kept]:
 
 def _section(scenario: Scenario, rows: list[Row], notes: list[str], measured: str) -> list[str]:
     lines = [f"## {scenario.key}. {scenario.title}", "", measured, ""]
+    anchor = getattr(scenario, "anchor", "MLflow")
     lines += [
-        "| measure | kiln | MLflow | kiln vs MLflow | target | |",
+        f"| measure | kiln | {anchor} | kiln vs {anchor} | target | |",
         "| --- | ---: | ---: | ---: | --- | --- |",
     ]
     lines += [

@@ -759,3 +759,7 @@ SCENARIOS: list[Scenario] = [
     Hello(),
     Models(),
 ]
+
+from _scen_notebooks import Notebooks  # noqa: E402
+
+SCENARIOS.append(Notebooks())
