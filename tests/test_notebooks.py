@@ -195,3 +195,32 @@ def test_preloading_imports_leaves_no_names_behind(tmp_path: Path) -> None:
     assert code_texts(result.notebook)[2] == "[] True\n"
     plain = kiln.run_notebook(src, {"n": 2}, preload=False)
     assert code_texts(plain.notebook)[2] == "[] False\n"
+
+
+def test_a_process_with_kiln_run_id_logs_to_that_run_and_leaves_it_running(
+    tracked: str, subprocess_env: dict[str, str]
+) -> None:
+    run = kiln.start_run(experiment="attach")
+    kiln.flush()
+    code = (
+        "import kiln\n"
+        "kiln.log_metric('m', 1.5)\n"
+        "assert kiln.active_run().id == kiln.get_run(kiln.active_run().id).id\n"
+        "with kiln.start_run(name='inner') as inner:\n"
+        "    print(inner.parent_id)\n"
+    )
+    env = {**subprocess_env, "KILN_STORE": tracked, "KILN_RUN_ID": run.id}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == run.id  # a run started there nests under the attached one
+    seen = kiln.get_run(run.id)
+    assert seen.metrics["m"] == 1.5
+    assert seen.status == "running"  # the child process did not end it
+    run.end()
