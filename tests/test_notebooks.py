@@ -224,3 +224,14 @@ def test_a_process_with_kiln_run_id_logs_to_that_run_and_leaves_it_running(
     assert seen.metrics["m"] == 1.5
     assert seen.status == "running"  # the child process did not end it
     run.end()
+
+
+def test_a_failed_combination_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    src = write_nb(tmp_path / "s.ipynb", "x = 1", "print(1 / (x - 2))")
+    sweep = run_grid(src, {"x": [1, 2, 3]}, jobs=1)
+    assert [r.status for r in sweep.results] == ["finished", "failed", "finished"]
+    assert [r.parameters["x"] for r in sweep.failed] == [2]
+    failed = sweep.failed[0].error
+    assert failed is not None
+    assert failed.cell_index == 1
+    assert kiln.get_run(sweep.run_id).status == "failed"

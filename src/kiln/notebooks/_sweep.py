@@ -3,7 +3,7 @@
 Each combination runs in a fresh kernel of its own, never a reused one. A worker
 launches the kernel for its next combination before it starts executing the current
 one, so a kernel boots while a notebook runs and start-up is off the critical path.
-`jobs` workers run side by side.
+`jobs` workers run side by side; each keeps about (cores ÷ jobs) kernels booting ahead.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import itertools
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,13 +138,24 @@ def run_grid(
         finally:
             close_thread_loop()
 
+    # Kernels launched ahead per worker: together about one per core, so that while a
+    # notebook runs, the kernels of the next ones boot (and preload) on the idle cores.
+    ahead = max(1, (os.cpu_count() or 2) // jobs)
+
     def work() -> None:
-        job = take()
-        kernel = Kernel.start(kname, workdir, modules) if job else None
-        while job is not None and kernel is not None:
-            index, combo = job
-            job = take()
-            upcoming = Kernel.start(kname, workdir, modules) if job else None  # boots meanwhile
+        pending: deque[tuple[tuple[int, dict[str, Any]], Kernel]] = deque()
+
+        def top_up() -> None:
+            while len(pending) < ahead:
+                job = take()
+                if job is None:
+                    return
+                pending.append((job, Kernel.start(kname, workdir, modules)))
+
+        top_up()
+        while pending:
+            (index, combo), kernel = pending.popleft()
+            top_up()  # the next kernels boot while this notebook runs
             try:
                 nb = read_notebook(notebook)
                 index_map = prepare(nb, combo, allow_unknown=allow_unknown_params)
@@ -166,10 +178,9 @@ def run_grid(
             except BaseException as exc:  # noqa: BLE001 - stop the sweep, re-raised below
                 with lock:
                     errors.append(exc)
-                if upcoming is not None:
-                    upcoming.shutdown()
+                for _, waiting in pending:
+                    waiting.shutdown()
                 return
-            kernel = upcoming
 
     threads = [
         threading.Thread(target=worker, name=f"kiln-sweep-{i}", daemon=True)
