@@ -4,7 +4,8 @@
   injecting parameters exactly as papermill does; `run_grid` runs every combination of
   a parameter grid as child runs of one sweep run, the next kernel booting while the
   current notebook runs.
-- `record` (inside the notebook) and `notebook_results` (after it) pass values out.
+- `record` (inside the notebook) and `notebook_results` (after it) pass values out;
+  `render_html` makes (and stores) the executed notebook's HTML on demand.
 - `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
   also checks that the saved outputs still reproduce.
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
