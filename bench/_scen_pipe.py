@@ -36,6 +36,7 @@ def _ms(v: float) -> str:
 
 class Pipelines(Scenario):
     key, title = "h", "pipelines: no-op re-runs and per-step overhead (vs Kedro, DVC)"
+    setup = ("pipelines",)
     anchor = "Kedro / DVC"
     steps = 8
     prepare_steps = 4

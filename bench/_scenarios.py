@@ -138,6 +138,7 @@ class Scenario:
     key = ""
     title = ""
     anchor = "MLflow"  # the tool compared against, for table headers
+    setup: tuple[str, ...] = ("mlflow",)  # bench/setup_anchors.sh sections it needs
     steps = 1  # child processes per repetition
     prepare_steps = 0  # child processes of `prepare`
 
@@ -767,3 +768,6 @@ SCENARIOS: list[Scenario] = [
 from _scen_pipe import Pipelines  # noqa: E402 - it imports this module's helpers
 
 SCENARIOS.append(Pipelines())
+from _scen_notebooks import Notebooks  # noqa: E402
+
+SCENARIOS.append(Notebooks())

@@ -156,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # clean up on SIGTERM as on Ctrl-C
     console.rule("kiln benchmarks")
     chosen = [s for s in SCENARIOS if s.key in args.only]
-    mlflow = any(s.key != "h" for s in chosen)  # h measures Kedro and DVC, not MLflow
-    set_up(",".join(["mlflow"] * mlflow + ["pipelines"] * any(s.key == "h" for s in chosen)))
+    needs = sorted({name for s in chosen for name in s.setup})  # anchor envs to install
+    mlflow = "mlflow" in needs
+    set_up(",".join(needs))
     started = time.perf_counter()
     date = subprocess.run(
         ["date", "-u"], capture_output=True, text=True, check=False

@@ -137,3 +137,38 @@ PYEOF
         install "mlflow==$MLFLOW_VERSION" $stack
     fi
 fi
+
+# --- papermill (scenario n): its own env with the notebook's libraries, same versions as
+# kiln's .venv, so both tools' kernels import the same numpy and scikit-learn.
+PAPERMILL_VERSION=2.7.0
+pm_env="$here/.envs/papermill"
+if ! wants papermill; then
+    echo "skipping papermill (KILN_BENCH_ANCHORS=${KILN_BENCH_ANCHORS:-})"
+elif [[ -x "$pm_env/bin/python" ]] && "$pm_env/bin/python" - "$PAPERMILL_VERSION" <<'PYEOF' 2>/dev/null; then
+import importlib.metadata as md
+import sys
+
+sys.exit(md.version("papermill") != sys.argv[1])
+PYEOF
+    echo "papermill $PAPERMILL_VERSION is already installed in $pm_env"
+else
+    echo "Installing papermill==$PAPERMILL_VERSION into $pm_env ..."
+    if [[ -n "$uv" ]]; then
+        UV_PYTHON_DOWNLOADS=never "$uv" venv --quiet --clear --python "$PY" "$pm_env"
+    else
+        "$PY" -m venv --clear "$pm_env"
+    fi
+    pm_pins=""
+    if [[ -x "$kiln_py" ]]; then
+        pm_pins=$("$kiln_py" - numpy scikit-learn ipykernel nbclient <<'PYEOF' 2>/dev/null || true
+import importlib.metadata as md
+import sys
+
+print(" ".join(f"{d}=={md.version(d)}" for d in sys.argv[1:]))
+PYEOF
+)
+    fi
+    # shellcheck disable=SC2086  # one requirement per word
+    env="$pm_env" install "papermill==$PAPERMILL_VERSION" ${pm_pins:-numpy scikit-learn ipykernel}
+    "$pm_env/bin/python" -c "import papermill; print('installed papermill', papermill.__version__)"
+fi

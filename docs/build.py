@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "kiln.registry",
     "kiln.pipeline",
     "kiln.serving",
+    "kiln.notebooks",
 ]
 
 

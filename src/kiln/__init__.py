@@ -22,18 +22,23 @@ from kiln._exceptions import (
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactNotFoundError,
+    CellExecutionError,
+    CellTimeoutError,
     ConfigurationError,
     ExperimentNotFoundError,
     FilterSyntaxError,
     InvalidMetricError,
+    KernelDiedError,
     KilnError,
     MissingExtraError,
     ModelError,
     ModelFormatError,
     NoActiveRunError,
+    NotebookError,
     NotFittedError,
     NotFoundError,
     ParamConflictError,
+    ParameterError,
     PipelineError,
     RunNotFoundError,
     SchemaVersionError,
@@ -47,6 +52,7 @@ from kiln._version import __version__
 
 if TYPE_CHECKING:
     from kiln.models import Model, load_model
+    from kiln.notebooks import NotebookResult, notebook_results, record, run_notebook
     from kiln.pipeline import Pipeline, step, sweep
     from kiln.registry import register
     from kiln.serving import prediction_log
@@ -118,6 +124,10 @@ _LAZY.update(
         "step": "kiln.pipeline",
         "sweep": "kiln.pipeline",
         "prediction_log": "kiln.serving",
+        "NotebookResult": "kiln.notebooks",
+        "notebook_results": "kiln.notebooks",
+        "record": "kiln.notebooks",
+        "run_notebook": "kiln.notebooks",
     }
 )
 
@@ -127,12 +137,15 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
+    "CellExecutionError",
+    "CellTimeoutError",
     "ConfigurationError",
     "DatasetInfo",
     "Experiment",
     "ExperimentNotFoundError",
     "FilterSyntaxError",
     "InvalidMetricError",
+    "KernelDiedError",
     "KilnError",
     "Metric",
     "MissingExtraError",
@@ -142,7 +155,10 @@ __all__ = [
     "NoActiveRunError",
     "NotFittedError",
     "NotFoundError",
+    "NotebookError",
+    "NotebookResult",
     "ParamConflictError",
+    "ParameterError",
     "Pipeline",
     "PipelineError",
     "Run",
@@ -170,8 +186,11 @@ __all__ = [
     "log_params",
     "log_text",
     "metric_history",
+    "notebook_results",
     "prediction_log",
+    "record",
     "register",
+    "run_notebook",
     "runs",
     "set_tag",
     "set_tags",

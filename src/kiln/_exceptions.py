@@ -21,6 +21,11 @@ KilnError
 ├── RegistryError               a registry call was given a bad name, alias or URI
 ├── PipelineError               a pipeline cannot be built or run as asked (cycle, missing param)
 │   └── StepFailedError         steps raised; independent ones finished and stay cached
+├── NotebookError               a notebook cannot be read, parameterized or executed
+│   ├── ParameterError          a parameter the notebook does not define, or no parameters cell
+│   └── CellExecutionError      a cell raised (names the cell, its source and traceback)
+│       ├── CellTimeoutError    a cell ran longer than the per-cell timeout
+│       └── KernelDiedError     the kernel process died while a cell ran
 └── NotFoundError               an experiment, run, artifact or model does not exist
     ├── ExperimentNotFoundError
     ├── RunNotFoundError
@@ -45,10 +50,13 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
+    "CellExecutionError",
+    "CellTimeoutError",
     "ConfigurationError",
     "ExperimentNotFoundError",
     "FilterSyntaxError",
     "InvalidMetricError",
+    "KernelDiedError",
     "KilnError",
     "MissingExtraError",
     "ModelError",
@@ -58,7 +66,9 @@ __all__ = [
     "NoActiveRunError",
     "NotFittedError",
     "NotFoundError",
+    "NotebookError",
     "ParamConflictError",
+    "ParameterError",
     "PipelineError",
     "RegistryError",
     "RunNotFoundError",
@@ -227,6 +237,59 @@ class ModelVersionNotFoundError(NotFoundError):
 
 class AliasNotFoundError(ModelVersionNotFoundError):
     """The registered model has no alias of the given name."""
+
+
+class NotebookError(KilnError):
+    """A notebook cannot be read, parameterized or executed."""
+
+
+class ParameterError(NotebookError, ValueError):
+    """A parameter the notebook's `parameters` cell does not define, or parameters given
+    to a notebook without a `parameters` cell."""
+
+
+class CellExecutionError(NotebookError):
+    """A notebook cell failed; the run is `failed` and the partial notebook was saved.
+
+    Attributes:
+        cell_index: Zero-based index among the code cells of the original notebook (the
+            injected parameters cell is not counted; None when it was that cell).
+        source: The failing cell's source.
+        ename: The exception's class name raised in the kernel.
+        evalue: The exception's message.
+        traceback: The kernel's traceback as plain text.
+        run_id: The run that recorded the execution.
+        output_path: Where the partial output notebook was written, if anywhere.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cell_index: int | None,
+        source: str,
+        ename: str = "",
+        evalue: str = "",
+        traceback: str = "",
+        run_id: str | None = None,
+        output_path: str | None = None,
+    ) -> None:
+        self.cell_index = cell_index
+        self.source = source
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback
+        self.run_id = run_id
+        self.output_path = output_path
+        super().__init__(message)
+
+
+class CellTimeoutError(CellExecutionError):
+    """A cell ran longer than the per-cell timeout and was interrupted."""
+
+
+class KernelDiedError(CellExecutionError):
+    """The kernel process died (crashed, killed or out of memory) while a cell ran."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -96,6 +96,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Record the installed packages' versions on every top-level run.",
         "KILN_CAPTURE_PACKAGES",
     ),
+    Setting(
+        "run_id",
+        str,
+        None,
+        "A run started by another process (a notebook kernel's, say) that the module-level "
+        "logging calls of this process attach to when no run of its own is active.",
+        "KILN_RUN_ID",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

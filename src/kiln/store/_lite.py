@@ -28,9 +28,9 @@ def _usable(store: str | None) -> Path | None:
     fluent = sys.modules.get("kiln.tracking._fluent")
     if store is None and fluent is not None:
         store = fluent._store  # what kiln.configure() chose
-    if "kiln.tracking._writer" in sys.modules:  # reads see this process's queued writes
-        sys.modules["kiln.tracking._writer"].flush_all()
     url = resolve_url(store)
+    if "kiln.tracking._writer" in sys.modules:  # reads see this process's queued writes
+        sys.modules["kiln.tracking._writer"].flush_all(key=url)
     if not url.startswith("sqlite:///") or "?" in url:
         return None
     path = Path(url[len("sqlite:///") :])

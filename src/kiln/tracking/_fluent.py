@@ -3,6 +3,10 @@
 One process-wide stack of active runs: a run started inside another becomes its child.
 The store is chosen by `kiln.configure(store=...)`, else `KILN_STORE`, else the embedded
 default. Runs started without `with` are ended as `finished` at interpreter exit.
+
+A process started on behalf of a run (a notebook kernel run by `kiln notebook run`) gets
+the run's id in `KILN_RUN_ID`: with no run of its own active, its logging calls attach to
+that run, which this process never ends (its owner does).
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ class ActiveRun:
         self.ended = False
         self._pid = os.getpid()  # a forked child inherits the stack, not the run
         self._sampled = False
+        self._attached = False  # a run of another process (KILN_RUN_ID): never ended here
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id[:12]} {self.name!r} experiment={self.experiment!r}>"
@@ -224,6 +229,7 @@ def start_run(
     from kiln.tracking._env import capture_environment
 
     client = get_client()
+    _attach()
     with _lock:
         parent_run = _stack[-1] if _stack else None
         if parent is not None:
@@ -289,9 +295,32 @@ def flush() -> None:
 
 
 def active_run() -> ActiveRun | None:
-    """The innermost active run, or None."""
+    """The innermost active run (or the run named by `KILN_RUN_ID`), or None."""
     with _lock:
-        return _stack[-1] if _stack else None
+        return _stack[-1] if _stack else _attach()
+
+
+def _attach() -> ActiveRun | None:
+    """With no run active, adopt the run named by `KILN_RUN_ID`, if any, as the active one.
+
+    Its writes are queued like this process's own (flushed at exit and by `kiln.flush()`);
+    it is never ended here.
+    """
+    run_id = get_setting("run_id")
+    if not run_id:
+        return None
+    with _lock:
+        if _stack:
+            return _stack[-1]
+        from kiln.tracking._client import _OwnRun
+
+        client = get_client()
+        info = client.get_run(run_id)
+        client._own[info.id] = _OwnRun(info.experiment)
+        run = ActiveRun(client, info.id, info.name, info.experiment, info.parent_id)
+        run._attached = True
+        _stack.append(run)
+        return run
 
 
 def end_run(status: str = "finished") -> None:
@@ -306,6 +335,9 @@ def _active(fn: str) -> ActiveRun:
     try:
         return _stack[-1]  # a list read is atomic: no lock on the logging hot path
     except IndexError:
+        attached = _attach()
+        if attached is not None:
+            return attached
         raise NoActiveRunError(
             f"kiln.{fn}() was called outside a run. Start one first:\n"
             "    with kiln.start_run(experiment='my-experiment'):\n"
@@ -455,8 +487,8 @@ def _end_open_runs() -> None:
     with _lock:
         while _stack:
             run = _stack[-1]
-            if run._pid != os.getpid():
-                # Inherited through fork: the parent is still running it, and ends it.
+            if run._pid != os.getpid() or run._attached:
+                # Inherited through fork, or attached: its owner ends it.
                 _stack.pop()
                 continue
             try:

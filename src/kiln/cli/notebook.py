@@ -1,0 +1,257 @@
+"""`kiln notebook`: run notebooks with parameters, check, diff and pair them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from kiln.cli._common import json_option
+from kiln.cli._output import echo_json
+
+__all__ = ["notebook"]
+
+
+@click.group()
+def notebook() -> None:
+    """Run notebooks with parameters as tracked runs; check, diff and pair them."""
+
+
+def _store(ctx: click.Context) -> str | None:
+    return (ctx.find_root().obj or {}).get("store")
+
+
+def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
+        pairs.append((name.strip(), value))
+    return pairs
+
+
+def _parameters(params: tuple[str, ...], raw: tuple[str, ...], files: tuple[str, ...]) -> dict:
+    from kiln.notebooks._params import parse_value
+
+    values: dict[str, Any] = {}
+    for file in files:
+        import yaml
+
+        with open(file, encoding="utf-8") as fh:
+            loaded = yaml.safe_load(fh) or {}
+        if not isinstance(loaded, dict):
+            raise click.BadParameter(f"{file} must hold a mapping of name: value", param_hint="-f")
+        values.update(loaded)
+    for name, value in _pairs(params, "-p"):
+        values[name] = parse_value(value)
+    for name, value in _pairs(raw, "-r"):
+        values[name] = value
+    return values
+
+
+@notebook.command("run")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A parameter, typed as papermill -p does (3 int, 3.5 float, True, None, "
+                   "else a string). Repeatable.")  # fmt: skip
+@click.option("-r", "--raw", "raw", multiple=True, metavar="NAME=VALUE",
+              help="A parameter kept as a string. Repeatable.")  # fmt: skip
+@click.option("-f", "--params-file", "files", multiple=True, type=click.Path(exists=True),
+              help="A YAML file of parameters. Repeatable.")  # fmt: skip
+@click.option("-g", "--grid", "grid", multiple=True, metavar="NAME=V1,V2,...",
+              help="Run every combination of these values (each a child run of one sweep).")  # fmt: skip
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --grid: notebooks run at once.")  # fmt: skip
+@click.option("-o", "--output", metavar="PATH",
+              help="Write the executed notebook here ({name} fields filled from parameters).")  # fmt: skip
+@click.option("-e", "--experiment", help="The run's experiment.")
+@click.option("-n", "--name", help="The run's name (default: the notebook's file name).")
+@click.option("--cwd", type=click.Path(file_okay=False), help="The kernel's working directory.")
+@click.option("-k", "--kernel", "kernel_name", help="Kernel name (default: the notebook's).")
+@click.option("-t", "--timeout", type=float, metavar="SECONDS", help="Per-cell time limit.")
+@click.option("--allow-unknown-params", is_flag=True,
+              help="Inject parameters the 'parameters' cell does not define, or with no such cell.")  # fmt: skip
+@click.option("--html", is_flag=True,
+              help="Store an HTML render now (else `kiln notebook html RUN` makes it on demand).")  # fmt: skip
+@click.option("--no-preload", is_flag=True,
+              help="Do not let the fresh kernel import the notebook's imports as it boots.")  # fmt: skip
+@json_option
+@click.pass_context
+def run_cmd(
+    ctx: click.Context,
+    path: str,
+    params: tuple[str, ...],
+    raw: tuple[str, ...],
+    files: tuple[str, ...],
+    grid: tuple[str, ...],
+    jobs: int,
+    output: str | None,
+    experiment: str | None,
+    name: str | None,
+    cwd: str | None,
+    kernel_name: str | None,
+    timeout: float | None,
+    allow_unknown_params: bool,
+    html: bool,
+    no_preload: bool,
+    as_json: bool,
+) -> None:
+    """Execute a notebook top to bottom in a fresh kernel, as a tracked run.
+
+    Parameters go into a cell tagged 'injected-parameters' after the cell tagged
+    'parameters', as papermill does. A failing cell exits with status 1, naming the cell.
+    """
+    from kiln.notebooks import run_grid, run_notebook
+    from kiln.notebooks._params import parse_value
+
+    values = _parameters(params, raw, files)
+    common: dict[str, Any] = {
+        "output": output,
+        "experiment": experiment,
+        "name": name,
+        "cwd": cwd,
+        "kernel_name": kernel_name,
+        "timeout": timeout,
+        "allow_unknown_params": allow_unknown_params,
+        "html": html,
+        "preload": not no_preload,
+        "store": _store(ctx),
+    }
+    if grid:
+        axes = {n: [parse_value(v) for v in vals.split(",")] for n, vals in _pairs(grid, "--grid")}
+        sweep = run_grid(path, axes, values, jobs=jobs, **common)
+        rows = [
+            {"run_id": r.run_id, "status": r.status, "parameters": r.parameters,
+             "seconds": round(r.seconds, 3), "output": r.output_path,
+             "failed_cell": r.error.cell_index if r.error else None}
+            for r in sweep.results
+        ]  # fmt: skip
+        if as_json:
+            echo_json({"sweep_run_id": sweep.run_id, "runs": rows})
+        else:
+            for row in rows:
+                click.echo(f"{row['status']:8} {row['run_id'][:12]}  {row['parameters']}")
+            click.echo(f"sweep {sweep.run_id}: {len(rows)} runs in {sweep.seconds:.1f}s")
+        if sweep.failed:
+            for r in sweep.failed:
+                click.echo(f"Error in {r.parameters}: {r.error}", err=True)
+            sys.exit(1)
+        return
+    if jobs != 1:
+        raise click.UsageError("--jobs applies to --grid sweeps only.")
+    result = run_notebook(path, values, **common)
+    if as_json:
+        echo_json({"run_id": result.run_id, "status": result.status,
+                   "seconds": round(result.seconds, 3), "output": result.output_path})  # fmt: skip
+    else:
+        click.echo(f"{result.status} run {result.run_id} in {result.seconds:.1f}s")
+
+
+@notebook.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rerun", is_flag=True, help="Also execute a fresh copy and compare outputs.")
+@click.option("--rtol", type=float, default=1e-6, show_default=True,
+              help="Relative tolerance for numbers when comparing outputs.")  # fmt: skip
+@click.option("--no-imports", is_flag=True, help="Skip checking imports against pyproject.toml.")
+@click.option("-t", "--timeout", type=float, default=600.0, show_default=True,
+              help="Per-cell time limit of the rerun.")  # fmt: skip
+@json_option
+def check_cmd(
+    path: str, rerun: bool, rtol: float, no_imports: bool, timeout: float, as_json: bool
+) -> None:
+    """Check a saved notebook for hidden state and out-of-order execution; exit 1 on findings."""
+    from kiln.notebooks import check_notebook
+
+    report = check_notebook(path, rerun=rerun, rtol=rtol, imports=not no_imports, timeout=timeout)
+    if as_json:
+        echo_json(report.to_dict())
+    elif report.ok:
+        click.echo(f"{path}: ok")
+    else:
+        for f in report.findings:
+            where = "notebook" if f.cell is None else f"cell {f.cell}"
+            click.echo(f"{path}: {where}: {f.kind}: {f.message}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@notebook.command("diff")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--no-outputs", is_flag=True, help="Compare sources only.")
+def diff_cmd(paths: tuple[str, ...], no_outputs: bool) -> None:
+    """Show a readable diff of two notebooks: sources and text outputs, images summarised.
+
+    Takes A B, or the 7 arguments git passes to an external diff driver (see the docs).
+    """
+    from kiln.notebooks import diff_notebooks
+
+    if len(paths) == 7:  # git: path old-file old-hex old-mode new-file new-hex new-mode
+        a, b = paths[1], paths[4]
+    elif len(paths) == 2:
+        a, b = paths
+    else:
+        raise click.UsageError(f"Expected two notebooks A B; got {len(paths)} arguments.")
+    text = diff_notebooks(a, b, outputs=not no_outputs)
+    if text:
+        click.echo(text)
+
+
+@notebook.command("show")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--no-outputs", is_flag=True, help="Sources only.")
+def show_cmd(path: str, no_outputs: bool) -> None:
+    """Print a notebook as text (a git textconv): sources, text outputs, images summarised."""
+    from kiln.notebooks import notebook_text
+
+    click.echo(notebook_text(path, outputs=not no_outputs))
+
+
+@notebook.command("pair")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", default="py:percent", show_default=True,
+              help="The jupytext format of the text file.")  # fmt: skip
+def pair_cmd(path: str, fmt: str) -> None:
+    """Pair a notebook with a jupytext .py file, or sync an existing pair."""
+    from kiln.notebooks import pair_notebook
+
+    for written in pair_notebook(path, fmt):
+        click.echo(f"wrote {written}")
+
+
+@notebook.command("html")
+@click.argument("run_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write it to this file.")
+@click.pass_context
+def html_cmd(ctx: click.Context, run_id: str, output: str | None) -> None:
+    """Render a notebook run's executed notebook as HTML (stored with the run once made)."""
+    from kiln.notebooks import render_html
+    from kiln.notebooks._run import _client
+
+    client = _client(_store(ctx))
+    path = render_html(run_id, store=_store(ctx))
+    if output:
+        with open(output, "wb") as fh:
+            fh.write(client.read_artifact(client.resolve_run_id(run_id), path))
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(path)
+
+
+@notebook.command("results")
+@click.argument("run_id")
+@click.pass_context
+def results_cmd(ctx: click.Context, run_id: str) -> None:
+    """Print the values a notebook run stored with kiln.record, as JSON."""
+    from kiln.notebooks import notebook_results
+
+    found = notebook_results(run_id, store=_store(ctx))
+    click.echo(json.dumps({k: _jsonable(v) for k, v in found.items()}, indent=2, default=str))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict(orient="list")
+    return value

@@ -1,0 +1,66 @@
+"""Notebooks that run in production: parameterized, tracked, checked, diffable.
+
+- `run_notebook` executes a notebook top to bottom in a fresh kernel as one tracked run,
+  injecting parameters exactly as papermill does; `run_grid` runs every combination of
+  a parameter grid as child runs of one sweep run, the next kernel booting while the
+  current notebook runs.
+- `record` (inside the notebook) and `notebook_results` (after it) pass values out;
+  `render_html` makes (and stores) the executed notebook's HTML on demand.
+- `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
+  also checks that the saved outputs still reproduce.
+- `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
+
+Needs the `notebooks` extra: `pip install 'kiln-ml[notebooks]'`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "NotebookResult",
+    "SweepResult",
+    "check_notebook",
+    "codify",
+    "diff_notebooks",
+    "notebook_results",
+    "notebook_text",
+    "pair_notebook",
+    "parse_value",
+    "record",
+    "render_html",
+    "run_grid",
+    "run_notebook",
+    "translate",
+]
+
+_LAZY = {
+    "NotebookResult": "kiln.notebooks._run",
+    "run_notebook": "kiln.notebooks._run",
+    "render_html": "kiln.notebooks._run",
+    "SweepResult": "kiln.notebooks._sweep",
+    "run_grid": "kiln.notebooks._sweep",
+    "record": "kiln.notebooks._results",
+    "notebook_results": "kiln.notebooks._results",
+    "check_notebook": "kiln.notebooks._check",
+    "diff_notebooks": "kiln.notebooks._diff",
+    "pair_notebook": "kiln.notebooks._diff",
+    "notebook_text": "kiln.notebooks._diff",
+    "codify": "kiln.notebooks._params",
+    "parse_value": "kiln.notebooks._params",
+    "translate": "kiln.notebooks._params",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln.notebooks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,300 @@
+"""Kernels started ahead of time, and the executor that runs a notebook in one.
+
+A kernel takes most of a second to boot (its process imports IPython and ipykernel).
+`Kernel.start` only launches the process and returns: the caller prepares the notebook,
+opens the store and creates the run while the kernel boots, and a sweep launches the
+next notebook's kernel while the current notebook runs. Every notebook still gets a
+fresh kernel process of its own: no state is carried from one execution to the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln._exceptions import NotebookError
+
+__all__ = ["CellFailure", "Execution", "Kernel", "close_thread_loop", "execute"]
+
+# The same history setting nbclient uses: no IPython history database per kernel.
+_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+
+
+def _run_sync(coro_fn: Callable[..., Any]) -> Callable[..., Any]:
+    from jupyter_core.utils import run_sync
+
+    return run_sync(coro_fn)
+
+
+def close_thread_loop() -> None:
+    """Close the event loop jupyter's `run_sync` made for this (worker) thread."""
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop()
+    if not loop.is_running():
+        loop.close()
+
+
+_IPC: list[str] = []
+_SEQ = itertools.count()  # a socket name prefix per kernel: kernels started at once never clash
+
+
+def _ipc_dir() -> str:
+    """A private folder for this process's kernel sockets, removed at exit."""
+    if not _IPC:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="kiln-kernels-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _IPC.append(folder)
+    return _IPC[0]
+
+
+def kernel_spec(name: str) -> tuple[list[str], dict[str, str], str]:
+    """The argv, extra env and resource folder of a Jupyter kernel spec, found the way
+    jupyter_client finds it (user, then environment, then system data folders), with the
+    `python3` kernel of this interpreter as the fallback."""
+    from jupyter_core.paths import jupyter_path
+
+    for folder in jupyter_path("kernels"):
+        spec = Path(folder) / name / "kernel.json"
+        if spec.is_file():
+            data = json.loads(spec.read_text(encoding="utf-8"))
+            return list(data["argv"]), dict(data.get("env") or {}), str(spec.parent)
+    if name == "python3":
+        return [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], {}, ""
+    found = sorted(
+        p.name for folder in jupyter_path("kernels") if Path(folder).is_dir()
+        for p in Path(folder).iterdir() if (p / "kernel.json").is_file()
+    )  # fmt: skip
+    raise NotebookError(
+        f"No Jupyter kernel named {name!r} is installed; found {found or 'none'}. Pass "
+        "--kernel NAME, or install one (python -m ipykernel install --user --name NAME)."
+    )
+
+
+class Kernel:
+    """A kernel process launched now, used (once) later.
+
+    The process is started straight from its kernel spec, before jupyter_client is even
+    imported: it boots while the caller imports, reads and prepares everything else.
+
+    Args:
+        kernel_name: The Jupyter kernel spec (default: `python3`, this Python).
+        cwd: The kernel's working directory.
+        env: Extra environment variables for the kernel process.
+        preload: Modules the kernel imports as it starts (see `_preload`).
+    """
+
+    def __init__(
+        self,
+        kernel_name: str = "python3",
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        preload: list[str] | None = None,
+    ) -> None:
+        import subprocess
+
+        from kiln.notebooks._preload import preload_args
+
+        self.kernel_name = kernel_name
+        self.cwd = cwd or os.getcwd()
+        argv, spec_env, resources = kernel_spec(kernel_name)
+        prefix = os.path.join(_ipc_dir(), f"k{next(_SEQ)}")
+        # IPC sockets in a private folder: no TCP ports to pick, no "unencrypted TCP" warning.
+        self.info: dict[str, Any] = {
+            "transport": "ipc", "ip": prefix, "shell_port": 1, "iopub_port": 2,
+            "stdin_port": 3, "control_port": 4, "hb_port": 5,
+            "key": os.urandom(32).hex(), "signature_scheme": "hmac-sha256",
+            "kernel_name": kernel_name,
+        }  # fmt: skip
+        self.connection_file = prefix + ".json"
+        with open(os.open(self.connection_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
+            json.dump(self.info, fh)
+        if argv and argv[0] in ("python", "python3", f"python3.{sys.version_info[1]}"):
+            argv[0] = sys.executable  # as jupyter_client does
+        argv = [
+            a.replace("{connection_file}", self.connection_file).replace(
+                "{resource_dir}", resources
+            )
+            for a in argv
+        ]
+        if any("ipykernel" in a for a in argv):
+            argv += _KERNEL_ARGS + preload_args(preload or [])
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            # JPY_PARENT_PID: the kernel exits when this process does.
+            env={**os.environ, **spec_env, **dict(env or {}), "JPY_PARENT_PID": str(os.getpid())},
+        )
+
+    def alive(self) -> bool:
+        """Whether the kernel process is still running."""
+        return self.proc.poll() is None
+
+    def interrupt(self) -> None:
+        """Interrupt the running cell (SIGINT), as Jupyter's interrupt button does."""
+        import signal
+
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+
+    def shutdown(self) -> None:
+        """Stop the kernel process at once (its work is flushed before this is called)."""
+        if self.alive():
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=10)
+        for suffix in ("", *(f"-{n}" for n in range(1, 6))):
+            path = self.connection_file if not suffix else self.info["ip"] + suffix
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+    @classmethod
+    def start(
+        cls, kernel_name: str = "python3", cwd: str | None = None, preload: list[str] | None = None
+    ) -> Kernel:
+        """Launch a kernel and return without waiting for it to boot."""
+        return cls(kernel_name, cwd, None, preload)
+
+
+def _client_for(kernel: Kernel) -> Any:
+    """A jupyter_client async client connected to `kernel`, knowing its process."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class _Client(AsyncKernelClient):
+        async def _async_is_alive(self) -> bool:
+            return kernel.alive()
+
+        is_alive = _async_is_alive
+
+    kc = _Client()
+    kc.load_connection_info(kernel.info)  # type: ignore[arg-type]
+    return kc
+
+
+@dataclass
+class CellFailure:
+    """Why an execution stopped: the failing cell and what the kernel said."""
+
+    kind: str  # "error", "timeout" or "dead"
+    position: int  # index in the executed notebook's cells
+    ename: str = ""
+    evalue: str = ""
+    traceback: str = ""
+
+
+@dataclass
+class Execution:
+    """What running a notebook produced."""
+
+    nb: Any
+    failure: CellFailure | None = None
+    cell_seconds: list[float] = field(default_factory=list)
+
+
+async def _silent(kc: Any, code: str, timeout: float) -> dict[str, Any]:
+    """Run code the notebook never shows (no execution count, no history, no output)."""
+    msg_id = kc.execute(code, silent=True, store_history=False, stop_on_error=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = await kc.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            content: dict[str, Any] = reply["content"]
+            return content
+
+
+def execute(
+    nb: Any,
+    kernel: Kernel,
+    *,
+    setup: str = "",
+    teardown: str = "",
+    timeout: float | None = None,
+    startup_timeout: float = 60.0,
+    on_cell: Callable[[int], None] | None = None,
+) -> Execution:
+    """Execute every code cell of `nb` (in place) in `kernel`, stopping at the first error.
+
+    Args:
+        nb: An nbformat v4 notebook; its outputs are replaced.
+        kernel: A started `Kernel`, not used before.
+        setup: Code run silently before the first cell (not part of the notebook).
+        teardown: Code run silently after the last cell, also after a failure.
+        timeout: Seconds a cell may run (None: no limit).
+        startup_timeout: Seconds to wait for the kernel to boot.
+        on_cell: Called with the cell position after each cell (to save progress).
+    """
+    return _run_sync(_execute)(nb, kernel, setup, teardown, timeout, startup_timeout, on_cell)
+
+
+async def _execute(
+    nb: Any,
+    kernel: Kernel,
+    setup: str,
+    teardown: str,
+    timeout: float | None,
+    startup_timeout: float,
+    on_cell: Callable[[int], None] | None,
+) -> Execution:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        startup_timeout=int(startup_timeout),
+        kernel_name=kernel.kernel_name,
+        record_timing=True,
+        resources={"metadata": {"path": kernel.cwd}},
+    )
+    result = Execution(nb)
+    position = -1
+    try:
+        client.kc = kc = _client_for(kernel)
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=startup_timeout)
+        kc.allow_stdin = False
+        if setup:
+            await _silent(client.kc, setup, startup_timeout)
+        for position, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            begin = time.perf_counter()
+            try:
+                await client.async_execute_cell(cell, position)
+            finally:
+                result.cell_seconds.append(time.perf_counter() - begin)
+                if on_cell is not None:
+                    on_cell(position)
+    except CellTimeoutError as exc:
+        result.failure = CellFailure("timeout", position, "CellTimeoutError", str(exc))
+        # Stop the cell, so that the teardown can still flush what it logged.
+        kernel.interrupt()
+    except DeadKernelError as exc:
+        result.failure = CellFailure("dead", max(position, 0), "DeadKernelError", str(exc))
+    except CellExecutionError as exc:
+        shown = [o for o in nb.cells[position].get("outputs", []) if o.output_type == "error"]
+        trace = "\n".join(shown[-1].traceback) if shown else exc.traceback
+        result.failure = CellFailure("error", position, exc.ename, exc.evalue, trace)
+    except RuntimeError as exc:  # the kernel did not come up
+        result.failure = CellFailure("dead", max(position, 0), type(exc).__name__, str(exc))
+    finally:
+        if client.kc is not None:
+            if teardown and (result.failure is None or result.failure.kind != "dead"):
+                with contextlib.suppress(Exception):  # the kernel may be gone
+                    await _silent(client.kc, teardown, 10.0)
+            client.kc.stop_channels()
+    return result

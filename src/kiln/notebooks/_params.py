@@ -1,0 +1,190 @@
+"""Parameters: parsing `-p` values, papermill's value translation and cell injection.
+
+kiln injects parameters the way papermill 2.x does, so papermill notebooks run unchanged:
+a new code cell tagged `injected-parameters`, placed right after the first cell tagged
+`parameters` (replacing an earlier injected cell, or first in the notebook when there is
+no `parameters` cell), whose source is `# Parameters` followed by one `name = value` line
+per parameter. Values are written as papermill writes them: strings double-quoted with
+`unicode_escape` escaping, booleans and None as Python literals, non-finite floats as
+`float('nan')`, dicts and lists element by element. (papermill also passes the cell
+through `black` when black is installed in its environment; kiln never does.)
+
+Unlike papermill, which only warns, kiln refuses a parameter that the `parameters` cell
+does not define, and parameters for a notebook without a `parameters` cell, unless
+`allow_unknown=True`.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from kiln._exceptions import ParameterError, did_you_mean
+
+__all__ = [
+    "INJECTED_TAG",
+    "PARAMETERS_TAG",
+    "check_parameters",
+    "codify",
+    "find_tagged",
+    "inject",
+    "parameter_names",
+    "parse_value",
+    "translate",
+]
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+
+
+def parse_value(text: str) -> Any:
+    """Type a `-p name=value` value the way `papermill -p` does.
+
+    `True`, `False` and `None` become those constants, then anything `int()` accepts an
+    int, then anything `float()` accepts a float; everything else stays a string.
+
+    Args:
+        text: The text after `=`.
+    """
+    if text == "True":
+        return True
+    if text == "False":
+        return False
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _quote(value: str) -> str:
+    escaped = value.encode("unicode_escape").decode("utf-8").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def translate(value: Any) -> str:
+    """Python source for one parameter value, exactly as papermill's PythonTranslator writes it.
+
+    Args:
+        value: A str, bool, int, float, None, dict or list (nested freely); anything else
+            is written as a quoted string of its `str()`.
+    """
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, bool | int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return str(value)
+        if math.isnan(value):
+            return "float('nan')"
+        return "float('-inf')" if value < 0 else "float('inf')"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_quote(str(k))}: {translate(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(translate(v) for v in value) + "]"
+    return f'"{value}"'
+
+
+def codify(parameters: Mapping[str, Any], comment: str = "Parameters") -> str:
+    """The source of the injected cell: a `# Parameters` comment, then one line per name."""
+    lines = [f"# {comment}".strip()]
+    lines += [f"{name} = {translate(value)}" for name, value in parameters.items()]
+    return "\n".join(lines) + "\n"
+
+
+def find_tagged(nb: Any, tag: str) -> int:
+    """Index of the first cell carrying `tag` in its metadata tags, or -1."""
+    for index, cell in enumerate(nb.cells):
+        if tag in (cell.get("metadata", {}).get("tags") or []):
+            return index
+    return -1
+
+
+def parameter_names(source: str) -> list[str]:
+    """The names a `parameters` cell assigns at top level, in order.
+
+    Lines IPython would transform (magics, shell escapes) are skipped, so a cell with
+    `%matplotlib inline` still parses.
+    """
+    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name) and sub.id not in names:
+                    names.append(sub.id)
+    return names
+
+
+def check_parameters(nb: Any, parameters: Mapping[str, Any], *, allow_unknown: bool) -> None:
+    """Refuse parameters the notebook cannot take (see the module docstring).
+
+    Raises:
+        ParameterError: No `parameters` cell, a name it does not define, or a name that
+            is not a Python identifier.
+    """
+    for name in parameters:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ParameterError(
+                f"Parameter name {name!r} is not a Python identifier; use letters, digits "
+                "and underscores, not starting with a digit."
+            )
+    if not parameters or allow_unknown:
+        return
+    index = find_tagged(nb, PARAMETERS_TAG)
+    if index < 0:
+        raise ParameterError(
+            f"Parameters {sorted(parameters)} were given, but the notebook has no cell tagged "
+            f"'{PARAMETERS_TAG}', so the values would be overwritten by the notebook's own "
+            "assignments. Tag the cell that sets the defaults 'parameters' (View > Cell "
+            "Toolbar > Tags in Jupyter), or pass --allow-unknown-params to inject anyway."
+        )
+    defined = parameter_names(nb.cells[index].source)
+    code_index = sum(c.cell_type == "code" for c in nb.cells[:index])
+    unknown = [name for name in parameters if name not in defined]
+    if unknown:
+        name = unknown[0]
+        raise ParameterError(
+            f"Parameter {name!r} is not defined in the notebook's 'parameters' cell (code "
+            f"cell {code_index}), which defines {defined}.{did_you_mean(name, defined)} Fix the name, "
+            "or pass --allow-unknown-params to inject it anyway."
+        )
+
+
+def inject(nb: Any, parameters: Mapping[str, Any]) -> int:
+    """Insert (or replace) the `injected-parameters` cell in `nb`, in place.
+
+    Returns:
+        The injected cell's position in `nb.cells`.
+    """
+    from nbformat.v4 import new_code_cell
+
+    cell = new_code_cell(source=codify(parameters))
+    cell.metadata["tags"] = [INJECTED_TAG]
+    injected = find_tagged(nb, INJECTED_TAG)
+    if injected >= 0:
+        nb.cells[injected] = cell
+        position = injected
+    else:
+        position = find_tagged(nb, PARAMETERS_TAG) + 1  # 0 when there is none
+        nb.cells.insert(position, cell)
+    nb.metadata.setdefault("papermill", {})["parameters"] = dict(parameters)
+    return position

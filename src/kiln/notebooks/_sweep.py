@@ -1,0 +1,199 @@
+"""`run_grid`: every combination of a parameter grid, each a child run of one sweep run.
+
+Each combination runs in a fresh kernel of its own, never a reused one. A worker
+launches the kernel for its next combination before it starts executing the current
+one, so a kernel boots while a notebook runs and start-up is off the critical path.
+`jobs` workers run side by side; each keeps about (cores ÷ jobs) kernels booting ahead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln._exceptions import ParameterError
+from kiln.notebooks._run import (
+    NotebookResult,
+    _client,
+    _kernel_name,
+    execute_prepared,
+    prepare,
+    read_notebook,
+)
+
+__all__ = ["SweepResult", "grid_combinations", "run_grid"]
+
+
+@dataclass
+class SweepResult:
+    """A sweep: its parent run and one `NotebookResult` per combination, in grid order.
+
+    Attributes:
+        run_id: The sweep's parent run.
+        results: One result per combination (`status` tells failed ones apart).
+        seconds: Wall time of the whole sweep.
+    """
+
+    run_id: str
+    results: list[NotebookResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[NotebookResult]:
+        """The executions that failed."""
+        return [r for r in self.results if r.status != "finished"]
+
+
+def grid_combinations(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, the last name varying fastest."""
+    for name, values in grid.items():
+        if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+            raise ParameterError(
+                f"Grid parameter {name!r} needs a non-empty list of values; got {values!r}."
+            )
+    names = list(grid)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def run_grid(
+    notebook: str | os.PathLike[str],
+    grid: Mapping[str, Sequence[Any]],
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    jobs: int = 1,
+    output: str | os.PathLike[str] | None = None,
+    experiment: str | None = None,
+    name: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    kernel_name: str | None = None,
+    timeout: float | None = None,
+    allow_unknown_params: bool = False,
+    html: bool = False,
+    preload: bool = True,
+    store: str | os.PathLike[str] | None = None,
+) -> SweepResult:
+    """Run a notebook once per combination of `grid`, as child runs of one sweep run.
+
+    ```python
+    sweep = kiln.notebooks.run_grid("train.ipynb", {"alpha": [0.1, 1, 10]}, jobs=2)
+    ```
+
+    Args:
+        notebook: Path of the notebook.
+        grid: Parameter name -> the values to try.
+        parameters: Fixed parameters added to every combination.
+        jobs: How many notebooks run at once.
+        output: Output notebook path, a template filled from each combination's
+            parameters (`out/alpha-{alpha}.ipynb`); None stores them only as artifacts.
+        experiment, name, cwd, kernel_name, timeout, allow_unknown_params, html, preload, store:
+            As for `run_notebook`; `name` names the sweep run.
+
+    Returns:
+        A `SweepResult`; a failed combination does not stop the others. The sweep run
+        is `failed` when any combination failed.
+    """
+    from kiln._settings import get_setting
+    from kiln.notebooks._kernel import Kernel, close_thread_loop
+    from kiln.notebooks._preload import preload_modules
+    from kiln.tracking._env import capture_environment
+
+    begin = time.perf_counter()
+    if jobs < 1:
+        raise ParameterError(f"jobs must be at least 1; got {jobs}.")
+    source = read_notebook(notebook)
+    combos = [{**dict(parameters or {}), **c} for c in grid_combinations(grid)]
+    for combo in combos:  # refuse bad names before any kernel starts
+        prepare(read_notebook(notebook), combo, allow_unknown=allow_unknown_params)
+    kname = _kernel_name(source, kernel_name)
+    workdir = os.fspath(cwd) if cwd is not None else os.getcwd()
+    modules = preload_modules(notebook, workdir) if preload else []
+    client = _client(store)
+    sweep_id = client.create_run(
+        experiment=experiment,
+        name=name or f"{Path(notebook).stem}-sweep",
+        tags={"kiln.notebook": os.fspath(notebook), "kiln.sweep": str(len(combos))},
+        environment=capture_environment(packages=bool(get_setting("capture_packages"))),
+    )
+    client.log_params(sweep_id, {f"grid.{k}": repr(list(v)) for k, v in grid.items()})
+    client.flush()
+    results: list[NotebookResult | None] = [None] * len(combos)
+    todo = list(enumerate(combos))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def take() -> tuple[int, dict[str, Any]] | None:
+        with lock:
+            return todo.pop(0) if todo and not errors else None
+
+    def worker() -> None:
+        try:
+            work()
+        finally:
+            close_thread_loop()
+
+    # Kernels launched ahead per worker: together about one per core, so that while a
+    # notebook runs, the kernels of the next ones boot (and preload) on the idle cores.
+    ahead = max(1, (os.cpu_count() or 2) // jobs)
+
+    def work() -> None:
+        pending: deque[tuple[tuple[int, dict[str, Any]], Kernel]] = deque()
+
+        def top_up() -> None:
+            while len(pending) < ahead:
+                job = take()
+                if job is None:
+                    return
+                pending.append((job, Kernel.start(kname, workdir, modules)))
+
+        top_up()
+        while pending:
+            (index, combo), kernel = pending.popleft()
+            top_up()  # the next kernels boot while this notebook runs
+            try:
+                nb = read_notebook(notebook)
+                index_map = prepare(nb, combo, allow_unknown=allow_unknown_params)
+                results[index] = execute_prepared(
+                    nb,
+                    index_map,
+                    kernel,
+                    combo,
+                    notebook=os.fspath(notebook),
+                    output=output,
+                    experiment=None,
+                    name=None,
+                    parent=sweep_id,
+                    timeout=timeout,
+                    html=html,
+                    raise_on_error=False,
+                    client=client,
+                    begin=time.perf_counter(),
+                )
+            except BaseException as exc:  # noqa: BLE001 - stop the sweep, re-raised below
+                with lock:
+                    errors.append(exc)
+                for _, waiting in pending:
+                    waiting.shutdown()
+                return
+
+    threads = [
+        threading.Thread(target=worker, name=f"kiln-sweep-{i}", daemon=True)
+        for i in range(min(jobs, len(combos)))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [r for r in results if r is not None]
+    failed = bool(errors) or any(r.status != "finished" for r in done)
+    client.end_run(sweep_id, "failed" if failed else "finished")
+    client.flush()
+    if errors:
+        raise errors[0]
+    return SweepResult(sweep_id, done, time.perf_counter() - begin)

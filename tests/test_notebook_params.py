@@ -1,0 +1,114 @@
+"""Parameter typing, translation and injection, compared with papermill's own code."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from papermill.cli import _resolve_type
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
+from papermill.translators import PythonTranslator
+
+import kiln
+from kiln.notebooks import codify, parse_value, translate
+from kiln.notebooks._params import inject, parameter_names
+from nbutil import write_nb
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(values)
+@settings(max_examples=300, deadline=None)
+def test_translate_matches_papermill(value: object) -> None:
+    assert translate(value) == PythonTranslator.translate(value)
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), values, max_size=5))
+@settings(max_examples=100, deadline=None)
+def test_injected_source_matches_papermill(params: dict) -> None:
+    assert codify(params) == PythonTranslator.codify(params)
+
+
+@given(st.text(max_size=12) | st.from_regex(r"-?\d{1,5}(\.\d{0,3})?(e-?\d)?", fullmatch=True))
+@settings(max_examples=300, deadline=None)
+def test_p_values_are_typed_like_papermill(text: str) -> None:
+    ours, theirs = parse_value(text), _resolve_type(text)
+    assert type(ours) is type(theirs)
+    assert ours == theirs or (isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs))
+
+
+def test_p_examples_from_the_issue() -> None:
+    assert parse_value("3.5") == 3.5
+    assert parse_value("hi") == "hi"
+    assert parse_value("3") == 3
+    assert parse_value("True") is True
+    assert parse_value("None") is None
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["after-parameters", "no-parameters", "replace-injected"],
+)
+def test_injection_placement_matches_papermill(tmp_path: Path, layout: str) -> None:
+    cells: list = [("md", "# title"), "a = 1\nb = 'x'", "print(a, b)"]
+    path = write_nb(
+        tmp_path / "nb.ipynb", *cells, parameters=1 if layout != "no-parameters" else None
+    )
+    nb = nbformat.read(path, as_version=4)
+    if layout == "replace-injected":
+        nb.cells.insert(
+            2, nbformat.v4.new_code_cell("a = 0", metadata={"tags": ["injected-parameters"]})
+        )
+    params = {"a": 2.5, "b": "y", "c": [1, {"k": None}]}
+    pm_input = tmp_path / "pm.ipynb"
+    nbformat.write(nb, pm_input)
+    theirs = parameterize_notebook(load_notebook_node(str(pm_input)), params)
+    ours = copy.deepcopy(nb)
+    inject(ours, params)
+    assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
+    assert [c.metadata.get("tags") or [] for c in ours.cells] == [
+        c.metadata.get("tags") or [] for c in theirs.cells
+    ]
+    assert ours.metadata.papermill["parameters"] == theirs.metadata.papermill["parameters"]
+
+
+def test_parameter_names_read_the_parameters_cell() -> None:
+    source = "%matplotlib inline\nalpha = 0.1  # the rate\nn: int = 10\nx, y = 1, 2\n"
+    assert parameter_names(source) == ["alpha", "n", "x", "y"]
+
+
+def test_an_unknown_parameter_names_the_closest_one(tmp_path: Path) -> None:
+    path = write_nb(tmp_path / "nb.ipynb", "alpha = 1.0", "print(alpha)")
+    with pytest.raises(kiln.ParameterError, match=r"'alpah' is not defined.*Did you mean 'alpha'"):
+        kiln.run_notebook(path, {"alpah": 2})
+
+
+def test_parameters_without_a_parameters_cell_are_refused(tmp_path: Path) -> None:
+    path = write_nb(tmp_path / "nb.ipynb", "alpha = 1.0", parameters=None)
+    with pytest.raises(kiln.ParameterError, match="no cell tagged 'parameters'"):
+        kiln.run_notebook(path, {"alpha": 2})
+
+
+def test_a_parameter_name_must_be_an_identifier(tmp_path: Path) -> None:
+    path = write_nb(tmp_path / "nb.ipynb", "alpha = 1.0")
+    with pytest.raises(kiln.ParameterError, match="not a Python identifier"):
+        kiln.run_notebook(path, {"1x": 2}, allow_unknown_params=True)
