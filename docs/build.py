@@ -18,6 +18,9 @@ PUBLIC_MODULES = [
     "kiln.cli",
     "kiln.models",
     "kiln.registry",
+    "kiln.evaluate",
+    "kiln.plots",
+    "kiln.report",
 ]
 
 

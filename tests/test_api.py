@@ -45,6 +45,7 @@ EXPECTED_KILN = {
     "active_run",
     "configure",
     "end_run",
+    "evaluate",
     "flush",
     "get_client",
     "get_run",
@@ -71,6 +72,9 @@ PUBLIC_MODULES = [
     "kiln.cli",
     "kiln.models",
     "kiln.registry",
+    "kiln.evaluate",
+    "kiln.plots",
+    "kiln.report",
 ]
 
 

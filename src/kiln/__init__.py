@@ -113,6 +113,9 @@ _LAZY.update(
     }
 )
 
+# Public subpackages reached as attributes; kiln.evaluate is also callable.
+_SUBMODULES = ("evaluate", "plots", "report")
+
 __all__ = [
     "ActiveRun",
     "ArtifactError",
@@ -147,6 +150,7 @@ __all__ = [
     "active_run",
     "configure",
     "end_run",
+    "evaluate",
     "flush",
     "get_client",
     "get_run",
@@ -168,6 +172,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kiln.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kiln' has no attribute {name!r}")
