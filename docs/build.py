@@ -18,7 +18,6 @@ PUBLIC_MODULES = [
     "kiln.cli",
     "kiln.models",
     "kiln.registry",
-    "kiln.evaluate",
     "kiln.plots",
     "kiln.report",
 ]

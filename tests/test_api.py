@@ -43,6 +43,7 @@ EXPECTED_KILN = {
     "ValidationError",
     "__version__",
     "active_run",
+    "autolog",
     "configure",
     "end_run",
     "evaluate",
@@ -75,6 +76,7 @@ PUBLIC_MODULES = [
     "kiln.evaluate",
     "kiln.plots",
     "kiln.report",
+    "kiln.autolog",
 ]
 
 

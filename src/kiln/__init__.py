@@ -113,8 +113,8 @@ _LAZY.update(
     }
 )
 
-# Public subpackages reached as attributes; kiln.evaluate is also callable.
-_SUBMODULES = ("evaluate", "plots", "report")
+# Public subpackages reached as attributes; kiln.evaluate and kiln.autolog are callable.
+_SUBMODULES = ("autolog", "evaluate", "plots", "report")
 
 __all__ = [
     "ActiveRun",
@@ -148,6 +148,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "active_run",
+    "autolog",
     "configure",
     "end_run",
     "evaluate",
