@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "kiln.registry",
     "kiln.plots",
     "kiln.report",
+    "kiln.testing",
 ]
 
 

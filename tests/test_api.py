@@ -76,6 +76,7 @@ PUBLIC_MODULES = [
     "kiln.evaluate",
     "kiln.plots",
     "kiln.report",
+    "kiln.testing",
     "kiln.autolog",
 ]
 

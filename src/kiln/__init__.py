@@ -114,7 +114,7 @@ _LAZY.update(
 )
 
 # Public subpackages reached as attributes; kiln.evaluate and kiln.autolog are callable.
-_SUBMODULES = ("autolog", "evaluate", "plots", "report")
+_SUBMODULES = ("autolog", "evaluate", "plots", "report", "testing")
 
 __all__ = [
     "ActiveRun",
