@@ -136,7 +136,7 @@ def assert_params_frozen(
         frozen = [frozen]
     before, after = _before_after(model, X, y, step)
     names = _pick(before, frozen, "assert_params_frozen")
-    moved = [n for n in names if not np.array_equal(before[n], after.get(n))]
+    moved = [n for n in names if n not in after or not np.array_equal(before[n], after[n])]
     if moved:
         raise AssertionError(
             f"frozen parameter(s) moved during a training step: {', '.join(moved)}."
@@ -237,7 +237,7 @@ def assert_all_features_used(
 def _seeded_copy(model: Any, seed: int) -> Any:
     fresh = model() if callable(model) and not hasattr(model, "fit") else copy.deepcopy(model)
     inner = getattr(fresh, "estimator", fresh)
-    params = getattr(inner, "get_params", lambda: {})()
+    params: dict[str, Any] = getattr(inner, "get_params", dict)()
     seeds = {k: seed for k in params if k == "random_state" or k.endswith("__random_state")}
     if seeds:
         inner.set_params(**seeds)
