@@ -759,3 +759,7 @@ SCENARIOS: list[Scenario] = [
     Hello(),
     Models(),
 ]
+
+from _scen_evaluate import Evaluate  # noqa: E402 - it imports this module's helpers
+
+SCENARIOS.append(Evaluate())
