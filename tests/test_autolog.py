@@ -40,7 +40,7 @@ def test_plain_fit_logs_params_time_data_and_score(
     X, y = data
     kiln.autolog()
     assert is_enabled()
-    with kiln.start_run() as run:
+    with kiln.start_run(system_metrics=False) as run:
         model = LogisticRegression(C=0.25).fit(X, y)
     stored = kiln.get_run(run.id)
     assert stored.params["C"] == "0.25"
@@ -59,7 +59,7 @@ def test_grid_search_candidates_become_child_runs(
     X, y = data
     kiln.autolog()
     grid = {"max_depth": [1, 2, 3, 4], "min_samples_leaf": [1, 5, 20]}  # 12 candidates
-    with kiln.start_run(experiment="search") as run:
+    with kiln.start_run(experiment="search", system_metrics=False) as run:
         search = GridSearchCV(DecisionTreeClassifier(random_state=0), grid, cv=3).fit(X, y)
     children = kiln.runs(experiment="search", filter=f"parent_id = '{run.id}'")
     assert len(children) == 12
@@ -86,7 +86,7 @@ def test_grid_search_candidates_become_child_runs(
 def test_randomized_search(tracked: str, data: tuple[pd.DataFrame, pd.Series]) -> None:
     X, y = data
     kiln.autolog()
-    with kiln.start_run() as run:
+    with kiln.start_run(system_metrics=False) as run:
         RandomizedSearchCV(
             LogisticRegression(), {"C": [0.01, 0.1, 1, 10, 100]}, n_iter=4, cv=2, random_state=0
         ).fit(X, y)
@@ -131,7 +131,7 @@ def test_estimators_defined_later_are_logged_then_restored(
             return np.full(len(X), self.value_)
 
     original = Majority.__dict__["fit"].__kiln_autolog_original__
-    with kiln.start_run() as run:
+    with kiln.start_run(system_metrics=False) as run:
         Majority(strength=7).fit(X, y)
     assert kiln.get_run(run.id).params == {"strength": "7"}
     kiln.autolog(disable=True)
@@ -143,14 +143,14 @@ def test_kiln_model_and_pipelines_are_not_logged_twice(
 ) -> None:
     X, y = data
     kiln.autolog()
-    with kiln.start_run() as run:
+    with kiln.start_run(system_metrics=False) as run:
         kiln.Model(LogisticRegression()).fit(X, y)
     stored = kiln.get_run(run.id)
     assert len(kiln.metric_history(run.id, "fit_seconds")) == 1
     assert "estimator" not in stored.tags  # kiln.Model logged it, not autolog
     assert len(stored.datasets) == 1
 
-    with kiln.start_run() as run:
+    with kiln.start_run(system_metrics=False) as run:
         make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     stored = kiln.get_run(run.id)
     assert stored.tags["estimator"] == "sklearn.pipeline.Pipeline"
@@ -164,7 +164,7 @@ def test_lightgbm_through_its_sklearn_api(
     lightgbm = pytest.importorskip("lightgbm")
     X, y = data
     kiln.autolog()
-    with kiln.start_run() as run:
+    with kiln.start_run(system_metrics=False) as run:
         lightgbm.LGBMClassifier(n_estimators=7, verbose=-1).fit(X, y)
     stored = kiln.get_run(run.id)
     assert stored.params["n_estimators"] == "7"
@@ -186,6 +186,6 @@ def test_outside_a_run_nothing_is_logged_and_failures_only_warn(
         def score(self, X: object, y: object, sample_weight: object = None) -> float:
             raise RuntimeError("no score today")
 
-    with kiln.start_run(), pytest.warns(AutologWarning, match="no score today"):
+    with kiln.start_run(system_metrics=False), pytest.warns(AutologWarning, match="no score today"):
         fitted = BadScore().fit(X, y)
     assert hasattr(fitted, "coef_")

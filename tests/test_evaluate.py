@@ -106,7 +106,7 @@ def test_evaluate_logs_metrics_plots_and_report(
 ) -> None:
     X, y = data
     X_test, y_test = X[2000:], y[2000:]
-    with kiln.start_run(experiment="eval") as run:
+    with kiln.start_run(experiment="eval", system_metrics=False) as run:
         result = kiln.evaluate(model, X_test, y_test)
     proba = model.predict_proba(X_test)[:, 1]
     assert result.task == "binary"
@@ -192,7 +192,7 @@ def test_evaluate_regression_with_permutation_importance(
 
 def test_evaluate_a_saved_model_by_uri(tracked: str, data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, _y = data
-    with kiln.start_run():
+    with kiln.start_run(system_metrics=False):
         uri = (
             kiln.Model(LinearRegression(), validation="off")
             .fit(X[:2000], X["age"][:2000] * 2)

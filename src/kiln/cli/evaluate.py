@@ -96,7 +96,9 @@ def evaluate(
             X = X.drop(columns=[segments])
     want_report = report_path is not None or experiment is not None
     if experiment is not None:
-        with kiln.start_run(experiment=experiment, tags={"evaluated_model": model_uri}) as run:
+        with kiln.start_run(
+            experiment=experiment, tags={"evaluated_model": model_uri}, system_metrics=False
+        ) as run:
             result = kiln.evaluate(model, X, y, groups, report=want_report)
         run_id: str | None = run.id
     else:
