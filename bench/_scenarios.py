@@ -771,3 +771,6 @@ SCENARIOS.append(Pipelines())
 from _scen_notebooks import Notebooks  # noqa: E402
 
 SCENARIOS.append(Notebooks())
+from _scen_evaluate import Evaluate  # noqa: E402 - it imports this module's helpers
+
+SCENARIOS.append(Evaluate())

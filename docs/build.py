@@ -21,6 +21,9 @@ PUBLIC_MODULES = [
     "kiln.pipeline",
     "kiln.serving",
     "kiln.notebooks",
+    "kiln.plots",
+    "kiln.report",
+    "kiln.testing",
 ]
 
 

@@ -52,8 +52,10 @@ EXPECTED_KILN = {
     "ValidationError",
     "__version__",
     "active_run",
+    "autolog",
     "configure",
     "end_run",
+    "evaluate",
     "flush",
     "get_client",
     "get_run",
@@ -88,6 +90,11 @@ PUBLIC_MODULES = [
     "kiln.registry",
     "kiln.pipeline",
     "kiln.notebooks",
+    "kiln.evaluate",
+    "kiln.plots",
+    "kiln.report",
+    "kiln.testing",
+    "kiln.autolog",
 ]
 
 

@@ -131,6 +131,9 @@ _LAZY.update(
     }
 )
 
+# Public subpackages reached as attributes; kiln.evaluate and kiln.autolog are callable.
+_SUBMODULES = ("autolog", "evaluate", "plots", "report", "testing")
+
 __all__ = [
     "ActiveRun",
     "ArtifactError",
@@ -172,8 +175,10 @@ __all__ = [
     "ValidationError",
     "__version__",
     "active_run",
+    "autolog",
     "configure",
     "end_run",
+    "evaluate",
     "flush",
     "get_client",
     "get_run",
@@ -201,6 +206,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kiln.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kiln' has no attribute {name!r}")

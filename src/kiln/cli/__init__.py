@@ -18,6 +18,7 @@ __all__ = ["cli", "main"]
 
 _COMMANDS = {
     "runs": ("kiln.cli.runs:runs", "List, show, compare and delete runs."),
+    "evaluate": ("kiln.cli.evaluate:evaluate", "Evaluate a saved model on a data file."),
     "experiments": ("kiln.cli.experiments:experiments", "List, rename and delete experiments."),
     "models": ("kiln.cli.models:models", "List, show, register and alias registered models."),
     "store": ("kiln.cli.store:store", "Inspect, migrate and garbage-collect the store."),

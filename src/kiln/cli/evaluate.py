@@ -1,0 +1,128 @@
+"""`kiln evaluate`: evaluate a saved model on a data file; print metrics, write a report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from kiln.cli._common import json_option
+from kiln.cli._output import echo_json, table
+
+__all__ = ["evaluate"]
+
+
+def _read(path: Path) -> object:
+    import pandas as pd
+
+    from kiln._exceptions import ConfigurationError
+
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    raise ConfigurationError(
+        f"Cannot read {path.name!r}: kiln evaluate reads .parquet or .csv files."
+    )
+
+
+@click.command("evaluate")
+@click.argument("model_uri", metavar="MODEL")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Evaluation data: a .parquet or .csv file with the features and the target.",
+)
+@click.option("--target", required=True, help="The target column in the data.")
+@click.option("--segments", help="A column to compare groups by (fairness gaps).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML report here (one file that opens offline).",
+)
+@click.option(
+    "--experiment",
+    help="Log the evaluation to a new run in this experiment (default: log nothing).",
+)
+@json_option
+@click.pass_context
+def evaluate(
+    ctx: click.Context,
+    model_uri: str,
+    data_path: Path,
+    target: str,
+    segments: str | None,
+    report_path: Path | None,
+    experiment: str | None,
+    as_json: bool,
+) -> None:
+    """Evaluate MODEL (runs:/..., models:/name@alias, or a folder) on a data file.
+
+    Prints the metrics (and the fairness gaps with --segments); --report writes the
+    plots and tables as one HTML file.
+    """
+    import kiln
+    from kiln._exceptions import ValidationError, did_you_mean
+    from kiln.tracking import _fluent
+
+    store = (ctx.find_root().obj or {}).get("store")
+    if store is not None and store != _fluent._store:  # re-configuring drops the open client
+        kiln.configure(store)
+    frame = _read(data_path)
+    columns = list(frame.columns)  # type: ignore[attr-defined]
+    if target not in columns:
+        raise ValidationError(
+            f"--target {target!r} is not a column of {data_path.name}."
+            f"{did_you_mean(target, map(str, columns))}"
+        )
+    model = kiln.load_model(model_uri)
+    y = frame[target]  # type: ignore[index]
+    X = frame.drop(columns=[target])  # type: ignore[attr-defined]
+    groups = None
+    if segments is not None:
+        if segments not in columns:
+            raise ValidationError(
+                f"--segments {segments!r} is not a column of {data_path.name}."
+                f"{did_you_mean(segments, map(str, columns))}"
+            )
+        groups = frame[segments]  # type: ignore[index]
+        names = getattr(model, "signature_", None)
+        if names is not None and segments not in {c.name for c in names.inputs}:
+            X = X.drop(columns=[segments])
+    want_report = report_path is not None or experiment is not None
+    if experiment is not None:
+        with kiln.start_run(
+            experiment=experiment, tags={"evaluated_model": model_uri}, system_metrics=False
+        ) as run:
+            result = kiln.evaluate(model, X, y, groups, report=want_report)
+        run_id: str | None = run.id
+    else:
+        result = kiln.evaluate(model, X, y, groups, report=want_report, plots=want_report)
+        run_id = None
+    if report_path is not None:
+        result.save_report(report_path)
+    plain = {k: (None if math.isnan(v) else v) for k, v in result.metrics.items()}
+    if as_json:
+        echo_json(
+            {
+                "task": result.task,
+                "metrics": plain,
+                "run_id": run_id,
+                "report": str(report_path) if report_path else None,
+            }
+        )
+        return
+    table(
+        f"{result.task} evaluation of {model_uri} on {len(y):,} rows",
+        ["metric", "value"],
+        [[k, "" if v is None else f"{v:.4f}"] for k, v in plain.items()],
+    )
+    if run_id:
+        click.echo(f"Logged to run {run_id}.")
+    if report_path:
+        click.echo(f"Report written to {report_path}.")

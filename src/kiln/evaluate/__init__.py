@@ -1,0 +1,34 @@
+"""Evaluation: the metrics per task, the standard plots, fairness by group, a report.
+
+`kiln.evaluate` is both this module and a function: call it to evaluate a model,
+or use its parts.
+
+```python
+result = kiln.evaluate(model, X_test, y_test, segments="region")  # logs to the active run
+result.metrics["roc_auc"]
+kiln.evaluate.metrics(y_true, y_pred, y_proba)  # just the numbers, no plots
+```
+
+Needs the `evaluate` extra: `pip install 'kiln-ml[evaluate]'`.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from kiln.evaluate._evaluate import Evaluation, evaluate
+from kiln.evaluate._metrics import TASKS, detect_task, metrics
+
+__all__ = ["TASKS", "Evaluation", "detect_task", "evaluate", "metrics"]
+
+
+class _CallableModule(types.ModuleType):
+    """`kiln.evaluate(...)` calls `kiln.evaluate.evaluate(...)`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Evaluation:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
