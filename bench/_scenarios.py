@@ -741,7 +741,10 @@ class Models(Scenario):
             "files: `import pandas`, the record, then `skops.io.load(model.skops, "
             "trusted=get_untrusted_types(file=...))` (the deserializer both tools use) or "
             "`pickle.load` of the fitted pipeline (imports only the classes it holds), then "
-            "`predict`.",
+            "`predict`. Since kiln saves this pipeline with compiled inference too "
+            "(docs/model-format.md), kiln's load reads no skops file and imports no "
+            "scikit-learn: the skops floor is MLflow's path only, and kiln's 'own share' and "
+            "'overhead over the floor' rows come out negative.",
             f"Predict latency: in one process per tool, after loading from the store and "
             f"{z.g_warmup} untimed rounds, {z.g_calls:,} rounds of one call each to "
             "`predict(1-row DataFrame)`, `predict(dict record)` and the bare fitted Pipeline's "
