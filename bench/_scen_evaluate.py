@@ -1,4 +1,4 @@
-"""h. Evaluating a binary classifier on 100,000 test rows: kiln.evaluate vs mlflow.models.evaluate."""
+"""i. Evaluating a binary classifier on 100,000 test rows: kiln.evaluate vs mlflow.models.evaluate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ N_TEST_FULL = 100_000
 
 
 class Evaluate(Scenario):
-    key, title, steps = "h", "evaluate a binary classifier on 100,000 test rows", 2
+    key, title, steps = "i", "evaluate a binary classifier on 100,000 test rows", 2
 
     def _one_eval(self, ctx: Context, tool: str) -> dict[str, float]:
         label = f"{self.key}. {tool} evaluate"
