@@ -1,4 +1,4 @@
-"""Scenario h: serving one-row requests. kiln serve vs `mlflow models serve` vs FastAPI.
+"""Scenario j: serving one-row requests. kiln serve vs `mlflow models serve` vs FastAPI.
 
 One breast-cancer pipeline (StandardScaler + LogisticRegression, 30 numeric features),
 trained once in kiln's env and pickled; MLflow's env saves the same fitted pipeline
