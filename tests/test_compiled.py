@@ -149,12 +149,13 @@ def test_common_pipelines_compile_and_agree_bit_for_bit(saved: Any) -> None:
 
 def test_unseen_categories_and_nulls_match_the_estimator(saved: Any) -> None:
     _, X, folder = saved
-    if "plan" not in X.columns:
-        pytest.skip("numeric-only model")
     fast, slow = load_model(folder), load_model(folder, compiled=False)
     new = _frame(40, 3)[list(X.columns)]
-    new.loc[:5, "plan"] = "enterprise"  # never seen in training
-    new.loc[6:9, "region"] = None
+    new.loc[10:12, "visits"] = np.nan  # a null where training had none
+    new.loc[13:15, "income"] = 1e12  # far outside the training range
+    if "plan" in X.columns:
+        new.loc[:5, "plan"] = "enterprise"  # never seen in training
+        new.loc[6:9, "region"] = None
 
     def outcome(m: kiln.Model) -> Any:
         with warnings.catch_warnings():
