@@ -38,7 +38,24 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     _flush_at_exit()  # write what the test queued while its store still exists
     while fluent._stack:
         fluent._stack.pop()
+    _quiet_background_writes()
     kiln_configure_reset()
+
+
+def _quiet_background_writes() -> None:
+    """Stop what would keep writing to this test's store after it is closed.
+
+    Runs a test left open stay in the system-metrics sampler's table and their writers
+    keep sending heartbeats; on a PostgreSQL store whose engine was disposed, that opens
+    a new connection nobody closes, and its ResourceWarning surfaces in a later test.
+    """
+    from kiln.tracking import _sysmetrics
+    from kiln.tracking._writer import _writers
+
+    with _sysmetrics._lock:
+        _sysmetrics._watched.clear()
+    for writer in list(_writers):
+        writer._tick = None
 
 
 def kiln_configure_reset() -> None:
