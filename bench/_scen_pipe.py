@@ -134,6 +134,6 @@ class Pipelines(Scenario):
             "from a fresh folder (kiln: a fresh store too). Kedro's 100-step `kedro run` is "
             "both its re-run and its full run. Per-step overhead = (100-step time - 1-step "
             "time) / 99 - 20 ms.",
-            "Wall time of each CLI process, spawn to exit; the machine is shared, so the "
-            "figures need a quiet re-run before they are final.",
+            "Wall time of each CLI process, spawn to exit (the load average above says how "
+            "quiet the machine was).",
         ]
