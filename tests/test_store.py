@@ -244,6 +244,74 @@ def test_an_existing_empty_sqlite_file_is_migrated(tmp_path: Path) -> None:
     assert "runs" in _tables(f"sqlite:///{path}")
 
 
+def _without_rowid(path: Path) -> dict[str, bool]:
+    with closing(sqlite3.connect(path)) as raw:
+        rows = raw.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+            "AND name IN ('params', 'latest_metrics', 'tags')"
+        ).fetchall()
+    return {name: sql.rstrip().endswith("WITHOUT ROWID") for name, sql in rows}
+
+
+def test_a_new_sqlite_store_keeps_run_keyed_tables_without_rowid(tmp_path: Path) -> None:
+    Store.open(tmp_path / "kiln.db")
+
+    assert _without_rowid(tmp_path / "kiln.db") == dict.fromkeys(
+        ("params", "latest_metrics", "tags"), True
+    )
+
+
+def test_an_embedded_store_at_0002_is_rebuilt_without_rowid_keeping_every_row(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    path = tmp_path / "kiln.db"
+    url = f"sqlite:///{path}"
+    old = Store(url, engine_module._make_engine(url, create=True))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(engine_module._MIGRATIONS))
+    with old.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        old._init_meta(conn, None)
+        conn.execute(sa.text("INSERT INTO experiments (name, created_at) VALUES ('e', 1)"))
+        for i in range(3):
+            run_id = f"{i:032x}"
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (id, experiment_id, name, status, start_time) "
+                    "VALUES (:id, 1, :name, 'finished', :t)"
+                ),
+                {"id": run_id, "name": f"r{i}", "t": i},
+            )
+            conn.execute(
+                sa.text("INSERT INTO params VALUES (:id, 'alpha', :v, :n)"),
+                {"id": run_id, "v": str(i / 10), "n": i / 10},
+            )
+            conn.execute(
+                sa.text("INSERT INTO latest_metrics VALUES (:id, 'acc', :v, 0, 1)"),
+                {"id": run_id, "v": 0.1 + i / 3},
+            )
+            conn.execute(sa.text("INSERT INTO tags VALUES (:id, 'team', 'ds')"), {"id": run_id})
+    old.engine.dispose()
+    assert _without_rowid(path) == dict.fromkeys(("params", "latest_metrics", "tags"), False)
+
+    client = TrackingClient(path)
+
+    assert client.store.revision == HEAD
+    assert _without_rowid(path) == dict.fromkeys(("params", "latest_metrics", "tags"), True)
+    found = client.search_runs(filter="metrics.acc > 0.4", order_by="metrics.acc desc")
+    assert [(r.name, r.params, r.metrics, r.tags) for r in found] == [
+        (f"r{i}", {"alpha": str(i / 10)}, {"acc": 0.1 + i / 3}, {"team": "ds"}) for i in (2, 1)
+    ]
+    Store.close_all()
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert raw.execute("SELECT count(*) FROM params").fetchone() == (3,)
+
+
 def test_an_embedded_store_can_be_moved_with_its_artifacts(tmp_path: Path) -> None:
     client = TrackingClient(tmp_path / "before" / ".kiln")
     run_id = client.create_run(experiment="e")

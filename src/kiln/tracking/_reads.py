@@ -183,25 +183,20 @@ class RunReads(_ClientBase):
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         out: dict[str, Run] = {}
         with self.store.read() as conn:
-            # Few round trips: one query per table for up to 5,000 runs (SQLite allows
-            # 32,766 bound values), rows fetched all at once.
+            # Few round trips: one query per table for up to 5,000 runs, the ids passed as
+            # one parameter (a JSON array on SQLite, an array on PostgreSQL) and the rows
+            # read through the driver's cursor.
             for chunk_start in range(0, len(ids), 5000):
                 chunk = list(ids[chunk_start : chunk_start + 5000])
-                p, lm, t = s.params, s.latest_metrics, s.tags
-                for rid, k, v in conn.execute(
-                    select(p.c.run_id, p.c.key, p.c.value).where(p.c.run_id.in_(chunk))
-                ).all():
-                    params[rid][k] = v
-                for rid, k, v in conn.execute(
-                    select(lm.c.run_id, lm.c.key, lm.c.value).where(lm.c.run_id.in_(chunk))
-                ).all():
-                    metrics[rid][k] = float(v)
-                for rid, k, v in conn.execute(
-                    select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(chunk))
-                ).all():
-                    tags[rid][k] = v
+                for table, into in (
+                    ("params", params),
+                    ("latest_metrics", metrics),
+                    ("tags", tags),
+                ):
+                    for rid, k, v in self._rows_of_runs(conn, table, chunk):
+                        into[rid][k] = v
                 rows = conn.execute(
-                    select(*cols, *env_cols).select_from(joined).where(r.c.id.in_(chunk))
+                    select(*cols, *env_cols).select_from(joined).where(self._id_in(r.c.id, chunk))
                 ).all()
                 now = now_ms()
                 for row in rows:
@@ -227,6 +222,27 @@ class RunReads(_ClientBase):
                         error=error,
                     )
         return [out[i] for i in ids if i in out]
+
+    def _id_in(self, column: Any, ids: list[str]) -> Any:
+        """`column IN ids`; on SQLite with the ids as one JSON parameter, not one each."""
+        if self.store.dialect != "sqlite":
+            return column.in_(ids)
+        from sqlalchemy import func, literal_column, select
+
+        return column.in_(
+            select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+        )
+
+    def _rows_of_runs(self, conn: Any, table: str, ids: list[str]) -> list[Any]:
+        """(run_id, key, value) rows of `table` for the runs `ids`."""
+        if self.store.dialect == "sqlite":
+            sql = (
+                f'SELECT run_id, "key", value FROM {table} '
+                "WHERE run_id IN (SELECT value FROM json_each(?))"
+            )
+            return conn.exec_driver_sql(sql, (json.dumps(ids),)).fetchall()
+        sql = f'SELECT run_id, "key", value FROM {table} WHERE run_id = ANY(%s)'
+        return conn.exec_driver_sql(sql, (ids,)).fetchall()
 
     def search_runs(
         self,
