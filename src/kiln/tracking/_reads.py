@@ -51,6 +51,46 @@ def effective_status(
     return status
 
 
+_N_RUN_COLUMNS = 10
+
+
+def _run_columns(*, full: bool) -> tuple[list[Any], Any]:
+    """The columns a `Run` is built from (the first `_N_RUN_COLUMNS`, then its environment)
+    and the join they come from; `full` adds the git diff and package list."""
+    from kiln.store import _schema as s
+
+    r = s.runs
+    columns: list[Any] = [
+        r.c.id,
+        r.c.name,
+        s.experiments.c.name,
+        r.c.status,
+        r.c.start_time,
+        r.c.end_time,
+        r.c.parent_id,
+        r.c.error,
+        r.c.heartbeat_at,
+        r.c.heartbeat_interval,
+        r.c.user,
+        r.c.host,
+        r.c.pid,
+        r.c.entry_point,
+        r.c.command,
+        r.c.git_commit,
+        r.c.git_branch,
+        r.c.git_dirty,
+        r.c.python_version,
+    ]
+    joined = r.join(s.experiments, s.experiments.c.id == r.c.experiment_id)
+    if full:
+        diff, packages = s.texts.alias("diff"), s.texts.alias("packages")
+        columns += [diff.c.body.label("git_diff"), packages.c.body.label("packages")]
+        joined = joined.outerjoin(diff, diff.c.sha256 == r.c.git_diff_sha).outerjoin(
+            packages, packages.c.sha256 == r.c.packages_sha
+        )
+    return columns, joined
+
+
 class RunReads(_ClientBase):
     """Read methods of `TrackingClient`."""
 
@@ -142,86 +182,60 @@ class RunReads(_ClientBase):
     def _load_runs(self, ids: Sequence[str], *, full: bool) -> list[Run]:
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
-
         if not ids:
             return []
-        r = s.runs
-        cols = [
-            r.c.id,
-            r.c.name,
-            s.experiments.c.name,
-            r.c.status,
-            r.c.start_time,
-            r.c.end_time,
-            r.c.parent_id,
-            r.c.error,
-            r.c.heartbeat_at,
-            r.c.heartbeat_interval,
-        ]
-        env_cols: list[Any] = [
-            r.c.user,
-            r.c.host,
-            r.c.pid,
-            r.c.entry_point,
-            r.c.command,
-            r.c.git_commit,
-            r.c.git_branch,
-            r.c.git_dirty,
-            r.c.python_version,
-        ]
-        joined = r.join(s.experiments, s.experiments.c.id == r.c.experiment_id)
-        if full:
-            diff, packages = s.texts.alias("diff"), s.texts.alias("packages")
-            env_cols += [diff.c.body.label("git_diff"), packages.c.body.label("packages")]
-            joined = joined.outerjoin(diff, diff.c.sha256 == r.c.git_diff_sha).outerjoin(
-                packages, packages.c.sha256 == r.c.packages_sha
-            )
-        env_names = [c.name for c in env_cols]
+        columns, joined = _run_columns(full=full)
+        from kiln.store import _schema as s
+
+        out: list[Run] = []
+        with self.store.read() as conn:
+            for chunk_start in range(0, len(ids), 5000):
+                chunk = list(ids[chunk_start : chunk_start + 5000])
+                rows = conn.execute(
+                    select(*columns).select_from(joined).where(self._id_in(s.runs.c.id, chunk))
+                ).all()
+                by_id = {row[0]: row for row in rows}
+                found = [by_id[i] for i in chunk if i in by_id]
+                out += self._runs_from_rows(conn, found, [c.name for c in columns])
+        return out
+
+    def _runs_from_rows(self, conn: Any, rows: Sequence[Any], names: list[str]) -> list[Run]:
+        """Runs from rows of `_run_columns`, with their params, latest metrics and tags read
+        in one query per table (the ids passed as one parameter, rows read by the driver)."""
+        ids = [row[0] for row in rows]
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-        out: dict[str, Run] = {}
-        with self.store.read() as conn:
-            # Few round trips: one query per table for up to 5,000 runs, the ids passed as
-            # one parameter (a JSON array on SQLite, an array on PostgreSQL) and the rows
-            # read through the driver's cursor.
-            for chunk_start in range(0, len(ids), 5000):
-                chunk = list(ids[chunk_start : chunk_start + 5000])
-                for table, into in (
-                    ("params", params),
-                    ("latest_metrics", metrics),
-                    ("tags", tags),
-                ):
-                    for rid, k, v in self._rows_of_runs(conn, table, chunk):
-                        into[rid][k] = v
-                rows = conn.execute(
-                    select(*cols, *env_cols).select_from(joined).where(self._id_in(r.c.id, chunk))
-                ).all()
-                now = now_ms()
-                for row in rows:
-                    rid, name, exp, status, start, end, parent, error, beat, every = row[
-                        : len(cols)
-                    ]
-                    env = dict(zip(env_names, row[len(cols) :], strict=True))
-                    status = effective_status(status, beat, every, env["host"], env["pid"], now)
-                    if env.get("packages"):
-                        env["packages"] = json.loads(env["packages"])
-                    out[rid] = Run(
-                        id=rid,
-                        name=name,
-                        experiment=exp,
-                        status=status,
-                        start_time=int(start),
-                        end_time=None if end is None else int(end),
-                        parent_id=parent,
-                        params=dict(sorted(params[rid].items())),
-                        metrics=dict(sorted(metrics[rid].items())),
-                        tags=dict(sorted(tags[rid].items())),
-                        environment=env,
-                        error=error,
-                    )
-        return [out[i] for i in ids if i in out]
+        for chunk_start in range(0, len(ids), 5000):
+            chunk = ids[chunk_start : chunk_start + 5000]
+            for table, into in (("params", params), ("latest_metrics", metrics), ("tags", tags)):
+                for rid, k, v in self._rows_of_runs(conn, table, chunk):
+                    into[rid][k] = v
+        now = now_ms()
+        env_names = names[_N_RUN_COLUMNS:]
+        out = []
+        for row in rows:
+            rid, name, exp, status, start, end, parent, error, beat, every = row[:_N_RUN_COLUMNS]
+            env = dict(zip(env_names, row[_N_RUN_COLUMNS:], strict=True))
+            if env.get("packages"):
+                env["packages"] = json.loads(env["packages"])
+            out.append(
+                Run(
+                    id=rid,
+                    name=name,
+                    experiment=exp,
+                    status=effective_status(status, beat, every, env["host"], env["pid"], now),
+                    start_time=int(start),
+                    end_time=None if end is None else int(end),
+                    parent_id=parent,
+                    params=dict(sorted(params[rid].items())),
+                    metrics=dict(sorted(metrics[rid].items())),
+                    tags=dict(sorted(tags[rid].items())),
+                    environment=env,
+                    error=error,
+                )
+            )
+        return out
 
     def _id_in(self, column: Any, ids: list[str]) -> Any:
         """`column IN ids`; on SQLite with the ids as one JSON parameter, not one each."""
@@ -275,9 +289,8 @@ class RunReads(_ClientBase):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise TrackingError(f"limit must be a positive integer; got {limit!r}.")
-        query = select(s.runs.c.id).select_from(
-            s.runs.join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
-        )
+        columns, joined = _run_columns(full=False)
+        query = select(*columns).select_from(joined)
         conds = [s.runs.c.deleted_at.is_(None), where]
         if experiment is not None:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
@@ -288,8 +301,8 @@ class RunReads(_ClientBase):
         if limit:
             query = query.limit(limit)
         with self.store.read() as conn:
-            ids = list(conn.execute(query).scalars())
-        return self._load_runs(ids, full=False)
+            rows = conn.execute(query).all()
+            return self._runs_from_rows(conn, rows, [c.name for c in columns])
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value logged for a metric, by step then time."""
