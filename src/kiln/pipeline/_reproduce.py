@@ -149,9 +149,10 @@ def _package_changes(recorded: str | dict[str, str] | None) -> list[str]:
     """
     if not recorded:
         return []
-    from kiln.tracking._env import _packages
+    from kiln.tracking._env import _packages, canonical_name
 
     then = json.loads(recorded) if isinstance(recorded, str) else dict(recorded)
+    then = {canonical_name(k): v for k, v in then.items()}  # older runs kept METADATA spellings
     now = json.loads(_packages())
     return [
         f"{name} {then.get(name, '-')} -> {now.get(name, '-')}"

@@ -7,13 +7,14 @@ import getpass
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
-__all__ = ["GIT_TTL", "capture_environment", "git_state"]
+__all__ = ["GIT_TTL", "canonical_name", "capture_environment", "git_state"]
 
 _MAX_DIFF = 1_000_000  # bytes of uncommitted diff kept with a run
 
@@ -56,15 +57,30 @@ def git_state(cwd: str | None = None) -> dict[str, Any]:
     }
 
 
+def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: `Scikit_Learn` -> `scikit-learn`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 @functools.cache
 def _packages() -> str:
-    from importlib.metadata import distributions
+    """The installed distributions as a JSON object {canonical name: version}.
 
+    Read from the `<name>-<version>.dist-info` folder names on `sys.path` (the first one
+    found wins, as for imports): parsing every distribution's METADATA file through
+    `importlib.metadata` cost a fresh process 0.1-0.3 s, longer than the rest of a run.
+    """
     found: dict[str, str] = {}
-    for dist in distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found[name.lower()] = dist.version
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            if folder.endswith(".dist-info"):
+                project, _, version = folder[: -len(".dist-info")].partition("-")
+                if project and version:
+                    found.setdefault(canonical_name(project), version)
     return json.dumps(dict(sorted(found.items())))
 
 
