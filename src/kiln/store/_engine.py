@@ -413,6 +413,9 @@ def _make_engine(url: str, *, create: bool) -> Engine:
         raise ConfigurationError(f"{url!r} is not a valid store URL: {exc}") from exc
     if parsed.get_backend_name() == "postgresql":
         require("psycopg", "postgres", "A PostgreSQL store")
+        from kiln.store._schema import use_postgresql
+
+        use_postgresql()
         return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     database = parsed.database or ""
     if not database or database == ":memory:":

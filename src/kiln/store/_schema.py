@@ -42,6 +42,7 @@ __all__ = [
     "store_meta",
     "tags",
     "texts",
+    "use_postgresql",
 ]
 
 metadata = MetaData(
@@ -72,7 +73,8 @@ experiments = Table(
         "name",
         unique=True,
         sqlite_where=text("deleted_at IS NULL"),
-        postgresql_where=text("deleted_at IS NULL"),
+        # postgresql_where is added by `use_postgresql()`: naming it here would import
+        # SQLAlchemy's PostgreSQL dialect into every process, SQLite-only ones included.
     ),
 )
 
@@ -261,3 +263,10 @@ model_alias_history = Table(
     Column("action", String(8), nullable=False),
     Index("ix_model_alias_history_name_alias", "name", "alias"),
 )
+
+
+def use_postgresql() -> None:
+    """Give the schema its PostgreSQL-only options (called when a PostgreSQL engine is made)."""
+    for index in experiments.indexes:
+        if index.name == "ix_experiments_live_name":
+            index.dialect_kwargs["postgresql_where"] = text("deleted_at IS NULL")
