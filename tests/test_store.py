@@ -649,3 +649,38 @@ def test_a_store_keeps_the_artifact_root_it_was_created_with(
     assert second.store.artifact_root == root
     assert second.read_artifact(run_id, "a.txt") == b"written by the first client"
     assert not (tmp_path / "second").exists()
+
+
+def _write_after_parent(url: str, holding: Any, done: Any) -> None:
+    store = Store.open(url)
+    assert holding.wait(30)
+    with store.write() as conn:
+        conn.execute(
+            sa.text("INSERT INTO store_meta (key, value) VALUES ('child', :t)"),
+            {"t": str(time.time())},
+        )
+    done.set()
+
+
+def test_sqlite_writers_of_two_processes_take_turns_on_the_write_lock(tmp_path: Path) -> None:
+    """A forked child does not share the parent's write lock: while the parent holds it,
+    the child waits; once the parent commits, the child writes. The lock file sits beside
+    the database."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'kiln.db'}"
+    store = Store.open(url)
+    ctx = multiprocessing.get_context("fork")
+    holding, done = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_write_after_parent, args=(url, holding, done))
+    child.start()
+    with store.write() as conn:
+        holding.set()
+        assert not done.wait(0.5), "the child wrote while the parent held the write lock"
+        conn.execute(sa.text("INSERT INTO store_meta (key, value) VALUES ('parent', 'x')"))
+        released = time.time()
+    child.join(30)
+
+    assert child.exitcode == 0
+    assert (tmp_path / "kiln.db.write-lock").exists()
+    assert float(store.meta()["child"]) >= released
