@@ -55,6 +55,10 @@ _RUN_COLUMNS = (
 )  # fmt: skip
 
 
+# Metric rows per multi-row INSERT on SQLite (5 values each, far below its 32,766 limit).
+_ROWS_PER_INSERT = 200
+
+
 def _in_worker_process() -> bool:
     """Whether this process was started by multiprocessing (a pool worker, say)."""
     mp = sys.modules.get("multiprocessing")
@@ -299,12 +303,19 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             cur = latest.get(k)
             if cur is None or (row[3], row[4]) >= (cur[3], cur[4]):
                 latest[k] = row
-        mark = "?" if self.store.dialect == "sqlite" else "%s"
-        conn.exec_driver_sql(
-            "INSERT INTO metrics (run_id, key, value, step, timestamp) "
-            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
-            list(rows),
-        )
+        insert = "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES "
+        rows = list(rows)
+        if self.store.dialect == "sqlite":
+            # Many rows per statement: about 1.5x faster than one execution per row.
+            per, done = _ROWS_PER_INSERT, len(rows) - len(rows) % _ROWS_PER_INSERT
+            if done:
+                sql = insert + ",".join(["(?, ?, ?, ?, ?)"] * per)
+                for i in range(0, done, per):
+                    conn.exec_driver_sql(sql, tuple(x for r in rows[i : i + per] for x in r))
+            if done < len(rows):
+                conn.exec_driver_sql(insert + "(?, ?, ?, ?, ?)", rows[done:])
+        else:
+            conn.exec_driver_sql(insert + "(%s, %s, %s, %s, %s)", rows)
         keys = ("run_id", "key", "value", "step", "timestamp")
         conn.execute(
             self._stmt("latest"), [dict(zip(keys, r, strict=True)) for r in latest.values()]
