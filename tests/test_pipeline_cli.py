@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -107,6 +109,34 @@ def test_a_no_op_run_imports_neither_the_project_nor_pandas(
     assert again.returncode == 0, again.stderr
     assert "Nothing changed: 5 steps up to date" in again.stdout
     assert again.stdout.strip().endswith("[]")
+
+    # The no-op is a tracked run like any other: the pipeline run, finished, with one
+    # child per step, each a cache hit with the key, code and output of the real run.
+    from kiln.tracking import TrackingClient
+
+    client = TrackingClient(demo / ".kiln")
+    found = re.search(r"\(run ([0-9a-f]{12}); outputs from run ([0-9a-f]{12})\)", again.stdout)
+    assert found, again.stdout
+    noop, real = (client.get_run(found[i]) for i in (1, 2))
+    assert noop.id != real.id
+    assert (noop.status, noop.experiment, noop.name) == ("finished", real.experiment, real.name)
+    assert noop.params == real.params
+    assert noop.tags == real.tags
+    assert noop.metrics["kiln.pipeline.steps_cached"] == 5.0
+    assert noop.environment["packages"] == real.environment["packages"]
+
+    def children(run_id: str) -> dict[str, Any]:
+        return {r.name: r for r in client.search_runs(filter=f"parent_id = '{run_id}'")}
+
+    hits, ran = children(noop.id), children(real.id)
+    assert sorted(hits) == sorted(ran) == ["evaluate", "features", "load", "split", "train"]
+    for name, hit in hits.items():
+        assert hit.status == "finished"
+        # The params the step reads (what ran also logged what the step itself logs).
+        assert hit.params.items() <= ran[name].params.items()
+        assert hit.tags["kiln.pipeline.cache"] == "hit"
+        for tag in ("step", "key", "code", "inputs", "output"):
+            assert hit.tags[f"kiln.pipeline.{tag}"] == ran[name].tags[f"kiln.pipeline.{tag}"]
 
     # A changed param is noticed without running anything else first.
     (demo / "params.yaml").write_text(

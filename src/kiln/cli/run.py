@@ -113,14 +113,22 @@ def run(
     store = _store(ctx)
     if not (force or from_step or only or no_cache or dry_run):
         state = up_to_date(root, target, overrides, store)
+        # Recorded as a tracked run like any other (a pipeline run whose steps are all
+        # cache hits), straight into an embedded store; elsewhere the full path below
+        # records it.
+        noop_id = None
         if state is not None:
+            from kiln.pipeline._noop import record_noop
+
+            noop_id = record_noop(state, store, experiment)
+        if state is not None and noop_id is not None:
             n = len(state.get("order") or [])
             if as_json:
                 from kiln.cli._output import echo_json
 
                 echo_json(
                     {
-                        "run_id": None,
+                        "run_id": noop_id,
                         "up_to_date": True,
                         "last_run_id": state.get("run_id"),
                         "steps": {},
@@ -128,7 +136,8 @@ def run(
                 )
             else:
                 click.echo(
-                    f"Nothing changed: {n} steps up to date (last run {str(state.get('run_id'))[:12]})."
+                    f"Nothing changed: {n} steps up to date (run {noop_id[:12]}; outputs from "
+                    f"run {str(state.get('run_id'))[:12]})."
                 )
             return
     import kiln

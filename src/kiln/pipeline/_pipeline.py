@@ -287,8 +287,12 @@ def save_state(
     complete: bool,
     input_files: Iterable[str],
     store: str | None,
+    record: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record the run for the no-op check, `kiln pipeline show` and `kiln lineage`."""
+    """Record the run for the no-op check, `kiln pipeline show` and `kiln lineage`.
+
+    `record` is what a run of the pipeline records besides its steps (experiment, name,
+    tags, params as text): a no-op `kiln run` replays it (see `_noop`)."""
     from kiln.pipeline._state import file_records
 
     previous = (read_state(root) or {}).get("steps", {})
@@ -327,6 +331,7 @@ def save_state(
             "files": file_records(files),
             "steps": steps,
             "order": list(result.steps),
+            "record": dict(record) if record is not None else None,
         },
     )
 

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from kiln._exceptions import PipelineError
 from kiln.artifacts import sha256_file
 from kiln.pipeline._hash import code_hash, value_digest
+from kiln.pipeline._noop import step_tags
 from kiln.pipeline._outputs import CacheIndex
 from kiln.pipeline._pipeline import load_project_params, save_state, step_key
 from kiln.pipeline._project import flatten
 from kiln.pipeline._result import PipelineResult, StepOutcome
 from kiln.pipeline._state import read_state, state_dir
+from kiln.tracking._validate import param_text
 
 if TYPE_CHECKING:
     from kiln.pipeline._pipeline import Pipeline
@@ -290,6 +292,12 @@ class Schedule:
             complete=result.ok and not result.with_status("not run"),
             input_files=files,
             store=_fluent._store,
+            record={
+                "experiment": experiment,
+                "name": self.p.name,
+                "tags": tags,
+                "params": {k: param_text(v) for k, v in flat.items()},
+            },
         )
         return result
 
@@ -324,15 +332,15 @@ class Schedule:
         return o
 
     def _tags(self, name: str, o: StepOutcome, cache: str) -> dict[str, str]:
-        return {
-            f"{_TAG}.step": name,
-            f"{_TAG}.cache": cache,
-            f"{_TAG}.key": o.key or "",
-            f"{_TAG}.code": o.code_hash or "",
-            f"{_TAG}.reason": o.reason,
-            f"{_TAG}.inputs": json.dumps(o.inputs, sort_keys=True),
-            **({f"{_TAG}.output": o.output["sha"]} if o.output else {}),
-        }
+        return step_tags(
+            name,
+            cache,
+            key=o.key,
+            code=o.code_hash,
+            reason=o.reason,
+            inputs=o.inputs,
+            output=o.output,
+        )
 
     def _task(
         self,
