@@ -26,7 +26,7 @@ from kiln import ConfigurationError, SchemaVersionError, StoreError, StoreUnavai
 from kiln.cli import cli
 from kiln.store import SCHEMA_REVISIONS, Store, find_home, resolve_url
 from kiln.store import _engine as engine_module
-from kiln.store._schema import metadata
+from kiln.store._schema import SQLITE_ONLY_INDEXES, metadata
 from kiln.tracking import TrackingClient
 
 HEAD = SCHEMA_REVISIONS[-1]
@@ -74,7 +74,15 @@ def _schema_diff(url: str) -> list[Any]:
     store = Store.open(url)
     with store.engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True}
+            conn,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                # Made on SQLite by DDL of its own (see _schema.SQLITE_ONLY_INDEXES).
+                "include_object": lambda obj, name, type_, reflected, compare_to: (
+                    not (type_ == "index" and name in SQLITE_ONLY_INDEXES)
+                ),
+            },
         )
         return list(compare_metadata(context, metadata))
 
@@ -253,8 +261,15 @@ def _without_rowid(path: Path) -> dict[str, bool]:
     return {name: sql.rstrip().endswith("WITHOUT ROWID") for name, sql in rows}
 
 
+def _tables_and_indexes(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as raw:
+        return {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
+
+
 def test_a_new_sqlite_store_keeps_run_keyed_tables_without_rowid(tmp_path: Path) -> None:
     Store.open(tmp_path / "kiln.db")
+
+    assert "ix_params_key_value" in _tables_and_indexes(tmp_path / "kiln.db")
 
     assert _without_rowid(tmp_path / "kiln.db") == dict.fromkeys(
         ("params", "latest_metrics", "tags"), True
@@ -302,6 +317,7 @@ def test_an_embedded_store_at_0002_is_rebuilt_without_rowid_keeping_every_row(
 
     assert client.store.revision == HEAD
     assert _without_rowid(path) == dict.fromkeys(("params", "latest_metrics", "tags"), True)
+    assert "ix_params_key_value" in _tables_and_indexes(path)
     found = client.search_runs(filter="metrics.acc > 0.4", order_by="metrics.acc desc")
     assert [(r.name, r.params, r.metrics, r.tags) for r in found] == [
         (f"r{i}", {"alpha": str(i / 10)}, {"acc": 0.1 + i / 3}, {"team": "ds"}) for i in (2, 1)

@@ -200,11 +200,13 @@ class Store:
         """
         from sqlalchemy import text
 
-        from kiln.store._schema import metadata
+        from kiln.store._schema import SQLITE_ONLY_INDEXES, metadata
 
         self._refuse_foreign_database()
         with self.engine.begin() as conn:
             metadata.create_all(conn, checkfirst=False)  # an empty file: refused otherwise
+            for ddl in SQLITE_ONLY_INDEXES.values():
+                conn.execute(text(ddl))
             conn.execute(
                 text(
                     "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
