@@ -9,6 +9,8 @@
 - `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
   also checks that the saved outputs still reproduce.
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
+- `step` makes a notebook a step of a `kiln.Pipeline`: parameters in, recorded values
+  out, cached on the notebook's code.
 
 Needs the `notebooks` extra: `pip install 'kiln-ml[notebooks]'`.
 """
@@ -32,6 +34,8 @@ __all__ = [
     "render_html",
     "run_grid",
     "run_notebook",
+    "step",
+    "step_input",
     "translate",
 ]
 
@@ -50,6 +54,8 @@ _LAZY = {
     "codify": "kiln.notebooks._params",
     "parse_value": "kiln.notebooks._params",
     "translate": "kiln.notebooks._params",
+    "step": "kiln.notebooks._step",
+    "step_input": "kiln.notebooks._step",
 }
 
 
