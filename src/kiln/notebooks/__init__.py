@@ -5,7 +5,8 @@
   a parameter grid as child runs of one sweep run, the next kernel booting while the
   current notebook runs.
 - `record` (inside the notebook) and `notebook_results` (after it) pass values out;
-  `render_html` makes (and stores) the executed notebook's HTML on demand.
+  every run stores an HTML page of the executed notebook; `render_html` finds it (or
+  makes nbconvert's render).
 - `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
   also checks that the saved outputs still reproduce.
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
