@@ -78,6 +78,9 @@ def _parameters(params: tuple[str, ...], raw: tuple[str, ...], files: tuple[str,
               help="Store nbconvert's HTML render instead of kiln's own (fast) HTML page.")  # fmt: skip
 @click.option("--no-preload", is_flag=True,
               help="Do not let the fresh kernel import the notebook's imports as it boots.")  # fmt: skip
+@click.option("--no-fork", is_flag=True,
+              help="With --grid: start every kernel from scratch instead of forking each "
+                   "fresh kernel from a process that imported the libraries once.")  # fmt: skip
 @json_option
 @click.pass_context
 def run_cmd(
@@ -97,6 +100,7 @@ def run_cmd(
     allow_unknown_params: bool,
     html: bool,
     no_preload: bool,
+    no_fork: bool,
     as_json: bool,
 ) -> None:
     """Execute a notebook top to bottom in a fresh kernel, as a tracked run.
@@ -122,7 +126,7 @@ def run_cmd(
     }
     if grid:
         axes = {n: [parse_value(v) for v in vals.split(",")] for n, vals in _pairs(grid, "--grid")}
-        sweep = run_grid(path, axes, values, jobs=jobs, **common)
+        sweep = run_grid(path, axes, values, jobs=jobs, fork=not no_fork, **common)
         rows = [
             {"run_id": r.run_id, "status": r.status, "parameters": r.parameters,
              "seconds": round(r.seconds, 3), "output": r.output_path,
