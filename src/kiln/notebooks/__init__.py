@@ -12,6 +12,8 @@
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
 - `step` makes a notebook a step of a `kiln.Pipeline`: parameters in, recorded values
   out, cached on the notebook's code.
+- The `kiln_notebook` pytest fixture (kiln's pytest plugin, `kiln.notebooks._pytest`)
+  runs a notebook from a test and returns what it recorded.
 
 Needs the `notebooks` extra: `pip install 'kiln-ml[notebooks]'`.
 """
