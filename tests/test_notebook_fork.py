@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -109,3 +110,37 @@ def test_forked_kernels_show_matplotlib_figures_inline(tmp_path: Path) -> None:
         executed = nbformat.read(tmp_path / f"plot-{n}.ipynb", as_version=4)
         assert any("image/png" in o.get("data", {}) for o in executed.cells[-1].outputs)
     assert [r.status for r in sweep.results] == ["finished", "finished"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_forked_kernels_die_with_kiln(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    src = write_nb(
+        tmp_path / "sleepy.ipynb",
+        "i = 0",
+        "import os, pathlib, time\npathlib.Path(f'pid-{i}').write_text(str(os.getpid()))",
+        "time.sleep(120)",
+    )
+    kiln_cli = str(Path(sys.executable).with_name("kiln"))
+    args = [kiln_cli, "notebook", "run", str(src), "--grid", "i=1,2", "--jobs", "2"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=subprocess_env)
+    files = [tmp_path / "pid-1", tmp_path / "pid-2"]
+    deadline = time.monotonic() + 120
+    while not all(f.exists() and f.read_text() for f in files):
+        assert time.monotonic() < deadline, "the kernels never started"
+        assert proc.poll() is None, "kiln exited before the kernels started"
+        time.sleep(0.1)
+    pids = [int(f.read_text()) for f in files]
+    proc.kill()  # no clean-up code of kiln's runs
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while not all(_gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"kernels {pids} outlived kiln"
+        time.sleep(0.1)

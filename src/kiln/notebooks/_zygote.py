@@ -156,8 +156,8 @@ def _child(request: dict[str, Any], fds: tuple[int, ...]) -> None:
             sys.modules["numpy.random"].seed()  # random streams of its own, as a new process
         from ipykernel.kernelapp import IPKernelApp
 
-        # IPKernelApp read JPY_PARENT_PID when the zygote imported it: pass it on.
-        args = [f"--IPKernelApp.parent_handle={request['env'].get('JPY_PARENT_PID', 0)}"]
+        # The kernel exits when its parent, the zygote, does (which exits with kiln).
+        args = [f"--IPKernelApp.parent_handle={os.getppid()}"]
         args += request["args"]
         sys.argv = [sys.executable, *args]
         IPKernelApp.launch_instance(argv=args)
@@ -169,6 +169,7 @@ def _child(request: dict[str, Any], fds: tuple[int, ...]) -> None:
 def _serve(modules: list[str], reply_fd: int) -> None:
     import importlib
     import signal
+    import warnings
 
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # as ipykernel_launcher does; the kernel puts it back
@@ -186,6 +187,9 @@ def _serve(modules: list[str], reply_fd: int) -> None:
         except BaseException:  # noqa: BLE001 - the notebook's own cell will report it
             continue
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they exit
+    # Python 3.12+ warns when forking with threads alive; the only ones here are BLAS
+    # pools, which reset themselves in the child (pthread_atfork).
+    warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
     children: list[int] = []
     requests = sys.stdin.buffer
     try:
