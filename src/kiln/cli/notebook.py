@@ -75,9 +75,12 @@ def _parameters(params: tuple[str, ...], raw: tuple[str, ...], files: tuple[str,
 @click.option("--allow-unknown-params", is_flag=True,
               help="Inject parameters the 'parameters' cell does not define, or with no such cell.")  # fmt: skip
 @click.option("--html", is_flag=True,
-              help="Store an HTML render now (else `kiln notebook html RUN` makes it on demand).")  # fmt: skip
+              help="Store nbconvert's HTML render instead of kiln's own (fast) HTML page.")  # fmt: skip
 @click.option("--no-preload", is_flag=True,
               help="Do not let the fresh kernel import the notebook's imports as it boots.")  # fmt: skip
+@click.option("--no-fork", is_flag=True,
+              help="With --grid: start every kernel from scratch instead of forking each "
+                   "fresh kernel from a process that imported the libraries once.")  # fmt: skip
 @json_option
 @click.pass_context
 def run_cmd(
@@ -97,6 +100,7 @@ def run_cmd(
     allow_unknown_params: bool,
     html: bool,
     no_preload: bool,
+    no_fork: bool,
     as_json: bool,
 ) -> None:
     """Execute a notebook top to bottom in a fresh kernel, as a tracked run.
@@ -122,7 +126,7 @@ def run_cmd(
     }
     if grid:
         axes = {n: [parse_value(v) for v in vals.split(",")] for n, vals in _pairs(grid, "--grid")}
-        sweep = run_grid(path, axes, values, jobs=jobs, **common)
+        sweep = run_grid(path, axes, values, jobs=jobs, fork=not no_fork, **common)
         rows = [
             {"run_id": r.run_id, "status": r.status, "parameters": r.parameters,
              "seconds": round(r.seconds, 3), "output": r.output_path,
@@ -224,14 +228,16 @@ def pair_cmd(path: str, fmt: str) -> None:
 @notebook.command("html")
 @click.argument("run_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write it to this file.")
+@click.option("--nbconvert", is_flag=True,
+              help="nbconvert's full render (made once, stored with the run) instead of kiln's page.")  # fmt: skip
 @click.pass_context
-def html_cmd(ctx: click.Context, run_id: str, output: str | None) -> None:
-    """Render a notebook run's executed notebook as HTML (stored with the run once made)."""
+def html_cmd(ctx: click.Context, run_id: str, output: str | None, nbconvert: bool) -> None:
+    """The HTML page of a notebook run (every run stores one), printed as its artifact path."""
     from kiln.notebooks import render_html
     from kiln.notebooks._run import _client
 
     client = _client(_store(ctx))
-    path = render_html(run_id, store=_store(ctx))
+    path = render_html(run_id, nbconvert=nbconvert, store=_store(ctx))
     if output:
         with open(output, "wb") as fh:
             fh.write(client.read_artifact(client.resolve_run_id(run_id), path))

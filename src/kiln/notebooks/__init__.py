@@ -5,10 +5,15 @@
   a parameter grid as child runs of one sweep run, the next kernel booting while the
   current notebook runs.
 - `record` (inside the notebook) and `notebook_results` (after it) pass values out;
-  `render_html` makes (and stores) the executed notebook's HTML on demand.
+  every run stores an HTML page of the executed notebook; `render_html` finds it (or
+  makes nbconvert's render).
 - `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
   also checks that the saved outputs still reproduce.
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
+- `step` makes a notebook a step of a `kiln.Pipeline`: parameters in, recorded values
+  out, cached on the notebook's code.
+- The `kiln_notebook` pytest fixture (kiln's pytest plugin, `kiln.notebooks._pytest`)
+  runs a notebook from a test and returns what it recorded.
 
 Needs the `notebooks` extra: `pip install 'kiln-ml[notebooks]'`.
 """
@@ -32,6 +37,8 @@ __all__ = [
     "render_html",
     "run_grid",
     "run_notebook",
+    "step",
+    "step_input",
     "translate",
 ]
 
@@ -50,6 +57,8 @@ _LAZY = {
     "codify": "kiln.notebooks._params",
     "parse_value": "kiln.notebooks._params",
     "translate": "kiln.notebooks._params",
+    "step": "kiln.notebooks._step",
+    "step_input": "kiln.notebooks._step",
 }
 
 

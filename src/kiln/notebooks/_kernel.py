@@ -5,6 +5,8 @@ A kernel takes most of a second to boot (its process imports IPython and ipykern
 opens the store and creates the run while the kernel boots, and a sweep launches the
 next notebook's kernel while the current notebook runs. Every notebook still gets a
 fresh kernel process of its own: no state is carried from one execution to the next.
+A sweep forks its kernels from a fork server that has imported ipykernel and the
+notebook's libraries once (`_zygote`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln._exceptions import NotebookError
+from kiln.notebooks._zygote import ForkedProcess, Zygote, forkable
 
 __all__ = ["CellFailure", "Execution", "Kernel", "close_thread_loop", "execute"]
 
@@ -83,6 +86,22 @@ def kernel_spec(name: str) -> tuple[list[str], dict[str, str], str]:
     )
 
 
+def _argv(name: str) -> tuple[list[str], dict[str, str], str]:
+    argv, spec_env, resources = kernel_spec(name)
+    if argv and argv[0] in ("python", "python3", f"python3.{sys.version_info[1]}"):
+        argv[0] = sys.executable  # as jupyter_client does
+    return argv, spec_env, resources
+
+
+def start_zygote(kernel_name: str, cwd: str, preload: list[str]) -> Zygote | None:
+    """A fork server for kernels of `kernel_name`, or None when its spec is not this
+    Python's ipykernel (see `_zygote`)."""
+    argv, spec_env, _ = _argv(kernel_name)
+    if forkable(argv) is None:
+        return None
+    return Zygote(preload, cwd, {**os.environ, **spec_env})
+
+
 class Kernel:
     """A kernel process launched now, used (once) later.
 
@@ -94,6 +113,8 @@ class Kernel:
         cwd: The kernel's working directory.
         env: Extra environment variables for the kernel process.
         preload: Modules the kernel imports as it starts (see `_preload`).
+        zygote: A fork server to fork the kernel from, when the spec is this Python's
+            ipykernel (see `_zygote`); else the kernel is started from its spec.
     """
 
     def __init__(
@@ -102,6 +123,7 @@ class Kernel:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         preload: list[str] | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         import subprocess
 
@@ -109,7 +131,7 @@ class Kernel:
 
         self.kernel_name = kernel_name
         self.cwd = cwd or os.getcwd()
-        argv, spec_env, resources = kernel_spec(kernel_name)
+        argv, spec_env, resources = _argv(kernel_name)
         prefix = os.path.join(_ipc_dir(), f"k{next(_SEQ)}")
         # IPC sockets in a private folder: no TCP ports to pick, no "unencrypted TCP" warning.
         self.info: dict[str, Any] = {
@@ -121,8 +143,6 @@ class Kernel:
         self.connection_file = prefix + ".json"
         with open(os.open(self.connection_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
             json.dump(self.info, fh)
-        if argv and argv[0] in ("python", "python3", f"python3.{sys.version_info[1]}"):
-            argv[0] = sys.executable  # as jupyter_client does
         argv = [
             a.replace("{connection_file}", self.connection_file).replace(
                 "{resource_dir}", resources
@@ -132,12 +152,16 @@ class Kernel:
         if any("ipykernel" in a for a in argv):
             argv += _KERNEL_ARGS + preload_args(preload or [])
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            # JPY_PARENT_PID: the kernel exits when this process does.
-            env={**os.environ, **spec_env, **dict(env or {}), "JPY_PARENT_PID": str(os.getpid())},
+        # JPY_PARENT_PID: the kernel exits when its parent process does.
+        environ = {**os.environ, **spec_env, **dict(env or {}), "JPY_PARENT_PID": str(os.getpid())}
+        args = forkable(argv) if zygote is not None else None
+        self.proc: subprocess.Popen[bytes] | ForkedProcess
+        forked = None
+        if zygote is not None and args is not None:
+            with contextlib.suppress(OSError, RuntimeError):  # a dead fork server: start anew
+                forked = zygote.fork(args, self.cwd, environ)
+        self.proc = forked or subprocess.Popen(
+            argv, cwd=self.cwd, stdin=subprocess.DEVNULL, env=environ
         )
 
     def alive(self) -> bool:
@@ -164,10 +188,14 @@ class Kernel:
 
     @classmethod
     def start(
-        cls, kernel_name: str = "python3", cwd: str | None = None, preload: list[str] | None = None
+        cls,
+        kernel_name: str = "python3",
+        cwd: str | None = None,
+        preload: list[str] | None = None,
+        zygote: Zygote | None = None,
     ) -> Kernel:
-        """Launch a kernel and return without waiting for it to boot."""
-        return cls(kernel_name, cwd, None, preload)
+        """Launch a kernel (or fork it from `zygote`); return without waiting for it to boot."""
+        return cls(kernel_name, cwd, None, preload, zygote)
 
 
 def _client_for(kernel: Kernel) -> Any:

@@ -3,7 +3,8 @@
 The order of work is chosen so that waiting overlaps: the kernel process is launched as
 soon as the notebook is read; the parameters are checked and injected, the store opened
 and the run created while it boots; nbconvert (for the HTML render) is imported on a
-background thread while the cells run.
+background thread while the cells run (only with `html=True`: otherwise the run's HTML
+page is kiln's own, made in milliseconds at the end).
 """
 
 from __future__ import annotations
@@ -140,9 +141,9 @@ def run_notebook(
     `injected-parameters` after the cell tagged `parameters`). Whatever the notebook
     logs with `kiln.log_metric`, `kiln.log_param`, `kiln.log_artifact` or `kiln.record`
     lands on the same run. The executed notebook is stored as the run's artifact
-    `notebook/<name>.ipynb`; its HTML render (nbconvert) as `notebook/<name>.html`, made
-    during the run with `html=True`, or later, on demand, by `render_html(run_id)`
-    (nbconvert costs more than a second per notebook: it stays off the hot path).
+    `notebook/<name>.ipynb` and its HTML page as `notebook/<name>.html`, made in a few
+    milliseconds by kiln's own renderer (see `kiln.notebooks._html`); `html=True` stores
+    nbconvert's full render there instead (which costs a second or two per notebook).
 
     ```python
     result = kiln.run_notebook("train.ipynb", {"alpha": 0.5}, output="out.ipynb")
@@ -162,7 +163,7 @@ def run_notebook(
         timeout: Seconds a single cell may run.
         allow_unknown_params: Inject parameters the `parameters` cell does not define,
             or into a notebook without one (at the top, as papermill does).
-        html: Render and store the HTML during the run (else `render_html` does it later).
+        html: Store nbconvert's HTML render instead of kiln's own page.
         preload: Let the fresh kernel import the notebook's top-level imports while it
             boots, before the first cell (only imports, no notebook code; see
             `kiln.notebooks._preload` for when kiln holds back).
@@ -271,15 +272,23 @@ def html_renderer() -> _Html:
         return _HTML
 
 
-def render_html(run_id: str, *, store: str | os.PathLike[str] | None = None) -> str:
-    """The HTML render of a notebook run's executed notebook, made and stored on first use.
+def render_html(
+    run_id: str, *, nbconvert: bool = False, store: str | os.PathLike[str] | None = None
+) -> str:
+    """The HTML of a notebook run's executed notebook, stored with the run.
+
+    Every execution already stores kiln's own page as `notebook/<name>.html`; this
+    returns its path (making it for runs from before kiln stored one). With
+    `nbconvert=True` it makes (once) and stores nbconvert's full render as
+    `notebook/<name>.nbconvert.html`.
 
     Args:
         run_id: A run made by `run_notebook` (id or unique prefix).
+        nbconvert: nbconvert's render instead of kiln's page.
         store: The store URL or path (default: as `kiln.get_client()`).
 
     Returns:
-        The artifact path of the HTML (`notebook/<name>.html`), which `kiln runs` and
+        The artifact path of the HTML, which `kiln runs` and
         `TrackingClient.read_artifact` reach.
     """
     import nbformat
@@ -293,10 +302,17 @@ def render_html(run_id: str, *, store: str | os.PathLike[str] | None = None) -> 
             f"Run {run.id[:12]} has no executed notebook (notebook/*.ipynb artifact): it was "
             "not made by kiln notebook run."
         )
-    target = sources[0][: -len(".ipynb")] + ".html"
+    target = sources[0][: -len(".ipynb")] + (".nbconvert.html" if nbconvert else ".html")
     if target not in paths:
+        from kiln.notebooks._html import render_page
+
         nb = nbformat.reads(client.read_artifact(run.id, sources[0]).decode("utf-8"), 4)
-        client.log_artifact(run.id, html_renderer().render(nb).encode("utf-8"), target)
+        page = (
+            html_renderer().render(nb)
+            if nbconvert
+            else render_page(nb, title=Path(sources[0]).stem, run_id=run.id)
+        )
+        client.log_artifact(run.id, page.encode("utf-8"), target)
     return target
 
 
@@ -377,7 +393,12 @@ def _finish(
         Path(out_path).write_text(text, encoding="utf-8")
     client.log_artifact(run_id, text.encode("utf-8"), artifact)
     if renderer is not None:
-        client.log_artifact(run_id, renderer.render(nb).encode("utf-8"), f"notebook/{stem}.html")
+        page = renderer.render(nb)
+    else:
+        from kiln.notebooks._html import render_page
+
+        page = render_page(nb, title=stem, run_id=run_id, error=str(error) if error else None)
+    client.log_artifact(run_id, page.encode("utf-8"), f"notebook/{stem}.html")
     client.log_metrics(
         run_id,
         [("notebook.cell_seconds", s, i, None) for i, s in enumerate(done.cell_seconds)],

@@ -27,6 +27,7 @@ from kiln.notebooks._run import (
     prepare,
     read_notebook,
 )
+from kiln.notebooks._zygote import Zygote
 
 __all__ = ["SweepResult", "grid_combinations", "run_grid"]
 
@@ -77,6 +78,7 @@ def run_grid(
     allow_unknown_params: bool = False,
     html: bool = False,
     preload: bool = True,
+    fork: bool = True,
     store: str | os.PathLike[str] | None = None,
 ) -> SweepResult:
     """Run a notebook once per combination of `grid`, as child runs of one sweep run.
@@ -94,15 +96,16 @@ def run_grid(
             parameters (`out/alpha-{alpha}.ipynb`); None stores them only as artifacts.
         experiment, name, cwd, kernel_name, timeout, allow_unknown_params, html, preload, store:
             As for `run_notebook`; `name` names the sweep run.
+        fork: Fork each fresh kernel from a fork server that imported ipykernel and the
+            notebook's libraries once (see `kiln.notebooks._zygote`); False starts every
+            kernel from scratch. Only for kernels of this Python's ipykernel.
 
     Returns:
         A `SweepResult`; a failed combination does not stop the others. The sweep run
         is `failed` when any combination failed.
     """
-    from kiln._settings import get_setting
-    from kiln.notebooks._kernel import Kernel, close_thread_loop
+    from kiln.notebooks._kernel import start_zygote
     from kiln.notebooks._preload import preload_modules
-    from kiln.tracking._env import capture_environment
 
     begin = time.perf_counter()
     if jobs < 1:
@@ -114,6 +117,42 @@ def run_grid(
     kname = _kernel_name(source, kernel_name)
     workdir = os.fspath(cwd) if cwd is not None else os.getcwd()
     modules = preload_modules(notebook, workdir) if preload else []
+    # The fork server imports while the sweep run is made (see kiln.notebooks._zygote).
+    zygote = start_zygote(kname, workdir, modules) if fork and len(combos) > 1 else None
+    try:
+        return _sweep(
+            notebook, combos, grid, jobs=jobs, output=output, experiment=experiment, name=name,
+            kname=kname, workdir=workdir, modules=modules, zygote=zygote, timeout=timeout,
+            allow_unknown_params=allow_unknown_params, html=html, store=store, begin=begin,
+        )  # fmt: skip
+    finally:
+        if zygote is not None:
+            zygote.close()
+
+
+def _sweep(
+    notebook: str | os.PathLike[str],
+    combos: list[dict[str, Any]],
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    jobs: int,
+    output: str | os.PathLike[str] | None,
+    experiment: str | None,
+    name: str | None,
+    kname: str,
+    workdir: str,
+    modules: list[str],
+    zygote: Zygote | None,
+    timeout: float | None,
+    allow_unknown_params: bool,
+    html: bool,
+    store: str | os.PathLike[str] | None,
+    begin: float,
+) -> SweepResult:
+    from kiln._settings import get_setting
+    from kiln.notebooks._kernel import Kernel, close_thread_loop
+    from kiln.tracking._env import capture_environment
+
     client = _client(store)
     sweep_id = client.create_run(
         experiment=experiment,
@@ -140,7 +179,8 @@ def run_grid(
 
     # Kernels launched ahead per worker: together about one per core, so that while a
     # notebook runs, the kernels of the next ones boot (and preload) on the idle cores.
-    ahead = max(1, (os.cpu_count() or 2) // jobs)
+    # A forked kernel boots in a fraction of a second: one ahead is enough.
+    ahead = 1 if zygote is not None else max(1, (os.cpu_count() or 2) // jobs)
 
     def work() -> None:
         pending: deque[tuple[tuple[int, dict[str, Any]], Kernel]] = deque()
@@ -150,7 +190,7 @@ def run_grid(
                 job = take()
                 if job is None:
                     return
-                pending.append((job, Kernel.start(kname, workdir, modules)))
+                pending.append((job, Kernel.start(kname, workdir, modules, zygote)))
 
         top_up()
         while pending:

@@ -5,7 +5,9 @@ defaults, so comments and formatting do not count) and, recursively, that of eve
 project function or class it refers to through a global name, plus simple module
 constants it reads. Keys are per Python version, as bytecode is. "Project" means code
 that is not part of the standard library or an installed package: a changed helper
-invalidates the steps that call it; upgrading pandas does not.
+invalidates the steps that call it; upgrading pandas does not. A step made from other
+code adds that code's digest through a `__kiln_code__` callable (a notebook step adds
+its code cells).
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ def code_hash(fn: Any) -> str:
     parts: list[str] = []
     seen: set[int] = set()
     _visit(inspect.unwrap(fn), parts, seen)
+    extra = getattr(fn, "__kiln_code__", None)  # a step made from other code (a notebook)
+    if callable(extra):
+        parts.append(str(extra()))
     return digest(*parts)
 
 

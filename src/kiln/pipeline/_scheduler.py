@@ -284,6 +284,7 @@ class Schedule:
             prun.id, {n: outcomes[n] for n in self.p.steps}, artifacts, self.models_dir
         )
         files = [v for a in self.args.values() for k, _, v in a.values() if k == "file"]
+        files += [f for s in self.p.steps.values() for f in getattr(s.fn, "__kiln_files__", ())]
         save_state(
             self.root,
             target=target,
