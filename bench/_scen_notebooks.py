@@ -171,10 +171,10 @@ class Notebooks(Scenario):
         k = self._count(ctx)
         return [
             "The anchor is papermill 2.7.0, in "
-            "`bench/.envs/papermill` with numpy, scikit-learn, ipykernel and nbclient pinned to "
-            "kiln's versions; both tools run the notebook in a `python3` kernel of their own env. "
-            "kiln's env has pandas (a kiln dependency) and papermill's does not, so only kiln's "
-            "kernels import it when scikit-learn loads (about 0.4 s of CPU per kernel here).",
+            "`bench/.envs/papermill` with numpy, pandas, scikit-learn, ipykernel and nbclient "
+            "pinned to kiln's versions; both tools run the notebook in a `python3` kernel of "
+            "their own env, and both kernels import pandas when scikit-learn loads, as in any "
+            "data-science env.",
             "Notebook: 10 code cells, the first tagged `parameters`; numpy and scikit-learn "
             "imports, a seeded 500-row Ridge regression fitted, scored and printed. Every case "
             "checks the executed notebook's output.",

@@ -139,7 +139,9 @@ PYEOF
 fi
 
 # --- papermill (scenario n): its own env with the notebook's libraries, same versions as
-# kiln's .venv, so both tools' kernels import the same numpy and scikit-learn.
+# kiln's .venv, so both tools' kernels import the same numpy, pandas and scikit-learn (with
+# pandas installed, importing scikit-learn loads it: a data-science env has it, and kiln's
+# env does).
 PAPERMILL_VERSION=2.7.0
 pm_env="$here/.envs/papermill"
 if ! wants papermill; then
@@ -148,7 +150,7 @@ elif [[ -x "$pm_env/bin/python" ]] && "$pm_env/bin/python" - "$PAPERMILL_VERSION
 import importlib.metadata as md
 import sys
 
-sys.exit(md.version("papermill") != sys.argv[1])
+sys.exit(md.version("papermill") != sys.argv[1] or not md.version("pandas"))
 PYEOF
     echo "papermill $PAPERMILL_VERSION is already installed in $pm_env"
 else
@@ -160,7 +162,7 @@ else
     fi
     pm_pins=""
     if [[ -x "$kiln_py" ]]; then
-        pm_pins=$("$kiln_py" - numpy scikit-learn ipykernel nbclient <<'PYEOF' 2>/dev/null || true
+        pm_pins=$("$kiln_py" - numpy pandas scikit-learn ipykernel nbclient <<'PYEOF' 2>/dev/null || true
 import importlib.metadata as md
 import sys
 
@@ -169,6 +171,6 @@ PYEOF
 )
     fi
     # shellcheck disable=SC2086  # one requirement per word
-    env="$pm_env" install "papermill==$PAPERMILL_VERSION" ${pm_pins:-numpy scikit-learn ipykernel}
+    env="$pm_env" install "papermill==$PAPERMILL_VERSION" ${pm_pins:-numpy pandas scikit-learn ipykernel}
     "$pm_env/bin/python" -c "import papermill; print('installed papermill', papermill.__version__)"
 fi
