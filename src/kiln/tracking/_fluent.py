@@ -440,7 +440,13 @@ def runs(
     """
     import pandas as pd
 
-    found = get_client().search_runs(experiment, filter, order_by, limit)
+    from kiln.tracking._reads import no_gc
+
+    with no_gc():
+        return _runs_frame(pd, get_client().search_runs(experiment, filter, order_by, limit))
+
+
+def _runs_frame(pd: Any, found: list[Run]) -> pd.DataFrame:
     base = [
         "run_id",
         "experiment",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kiln._exceptions import (
@@ -52,6 +54,25 @@ def effective_status(
 
 
 _N_RUN_COLUMNS = 10
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small acyclic objects.
+
+    Reading a thousand runs allocates tens of thousands of tuples and dicts; that count
+    sets off a full collection, which walks every object of a process that imported pandas
+    and SQLAlchemy: 50-60 ms, more than the search itself. Nothing built here forms a
+    cycle, so the pause frees nothing late.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _fetch_plain(conn: Any, query: Any) -> list[Any]:
@@ -323,7 +344,7 @@ class RunReads(_ClientBase):
         query = query.where(*conds).order_by(*terms)
         if limit:
             query = query.limit(limit)
-        with self.store.read() as conn:
+        with no_gc(), self.store.read() as conn:
             rows = _fetch_plain(conn, query)
             return self._runs_from_rows(conn, rows, [c.name for c in columns])
 
