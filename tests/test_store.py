@@ -700,3 +700,28 @@ def test_sqlite_writers_of_two_processes_take_turns_on_the_write_lock(tmp_path: 
     assert child.exitcode == 0
     assert (tmp_path / "kiln.db.write-lock").exists()
     assert float(store.meta()["child"]) >= released
+
+
+@pytest.mark.parametrize(("setting", "frozen"), [("1", True), ("0", False)])
+def test_opening_a_store_freezes_long_lived_objects_unless_told_not_to(
+    tmp_path: Path, setting: str, frozen: bool
+) -> None:
+    code = (
+        "import gc, sys\n"
+        "from kiln.store import Store\n"
+        "before = gc.get_freeze_count()\n"
+        "Store.open(sys.argv[1])\n"
+        "print(before, gc.get_freeze_count())\n"
+    )
+    env = {**os.environ, "KILN_GC_FREEZE": setting}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "kiln.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, after = map(int, out.stdout.split())
+    assert before == 0
+    assert (after > 10_000) is frozen

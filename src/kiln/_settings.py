@@ -90,6 +90,14 @@ SETTINGS: tuple[Setting, ...] = (
         "KILN_SYSTEM_METRICS_INTERVAL",
     ),
     Setting(
+        "gc_freeze",
+        bool,
+        True,
+        "When kiln opens its store, move the objects alive then (imported modules, mostly) "
+        "to the garbage collector's permanent generation, so collections and exit skip them.",
+        "KILN_GC_FREEZE",
+    ),
+    Setting(
         "capture_packages",
         bool,
         True,
