@@ -357,12 +357,13 @@ class RunReads(_ClientBase):
 
         run_id = self.resolve_run_id(run_id)
         m = s.metrics
-        with self.store.read() as conn:
-            rows = conn.execute(
+        with no_gc(), self.store.read() as conn:
+            rows = _fetch_plain(
+                conn,
                 select(m.c.key, m.c.value, m.c.step, m.c.timestamp)
                 .where(m.c.run_id == run_id, m.c.key == key)
-                .order_by(m.c.step, m.c.timestamp, m.c.id)
-            ).all()
+                .order_by(m.c.step, m.c.timestamp, m.c.id),
+            )
             if not rows:
                 keys = list(
                     conn.execute(select(m.c.key).where(m.c.run_id == run_id).distinct()).scalars()
@@ -372,4 +373,5 @@ class RunReads(_ClientBase):
             raise TrackingError(
                 f"Run {run_id[:12]} has no metric {key!r}.{did_you_mean(key, keys)}{have}"
             )
-        return [Metric(k, float(v), int(st), int(ts)) for k, v, st, ts in rows]
+        with no_gc():
+            return [Metric(k, float(v), int(st), int(ts)) for k, v, st, ts in rows]
