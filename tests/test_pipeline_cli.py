@@ -202,7 +202,8 @@ def _git(root: Path, *args: str) -> None:
 
 
 @pytest.mark.slow
-def test_runs_reproduce_recreates_a_run_from_an_older_commit(demo: Path) -> None:
+@pytest.mark.parametrize("env", ["fresh", "current"])
+def test_runs_reproduce_recreates_a_run_from_an_older_commit(demo: Path, env: str) -> None:
     _git(demo, "init", "-q")
     _git(demo, "add", ".")
     _git(demo, "commit", "-qm", "first")
@@ -213,8 +214,11 @@ def test_runs_reproduce_recreates_a_run_from_an_older_commit(demo: Path) -> None
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.001"), encoding="utf-8")
     _git(demo, "commit", "-qam", "second")
 
-    out = kiln_cli("runs", "reproduce", original["run_id"])
+    out = kiln_cli("runs", "reproduce", original["run_id"], "--env", env)
 
+    # fresh: a new venv (uv) with the demo's declared dependencies (pandas, scikit-learn)
+    # and kiln's, each at the version the run recorded.
+    assert out["env"] == env
     assert out["original"] == original["run_id"]
     assert out["reproduced"] != original["run_id"]
     assert out["identical"] is True

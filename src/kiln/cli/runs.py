@@ -224,26 +224,40 @@ def delete(ctx: click.Context, run_ids: tuple[str, ...], yes: bool) -> None:
 
 @runs.command("reproduce")
 @click.argument("run_id")
+@click.option(
+    "--env",
+    "env",
+    type=click.Choice(["fresh", "current"]),
+    default="fresh",
+    show_default=True,
+    help="fresh: a new venv (uv) with the project's dependencies at the versions the run "
+    "recorded; current: this Python env.",
+)
 @json_option
 @click.pass_context
-def reproduce(ctx: click.Context, run_id: str, as_json: bool) -> None:
+def reproduce(ctx: click.Context, run_id: str, env: str, as_json: bool) -> None:
     """Re-create a pipeline run at its recorded commit and compare its metrics.
 
     Checks the commit out into a scratch git worktree, applies the recorded uncommitted
-    diff, re-runs the pipeline there with the recorded params (no cache), and prints
-    each step's metrics side by side with the original's. Exits 1 when they differ.
+    diff, builds a fresh virtual env with the project's declared dependencies pinned to
+    the versions the run recorded (uv), re-runs the pipeline there with the recorded
+    params (no cache), and prints each step's metrics side by side with the original's.
+    A project that declares no dependencies runs in the current env. Exits 1 when the
+    metrics differ.
     """
     import sys
 
     from kiln.pipeline._reproduce import reproduce as rerun
 
     client = client_from(ctx)
-    out = rerun(resolve_run(client, run_id), client=client)
+    out = rerun(resolve_run(client, run_id), client=client, env=env)
     if as_json:
         echo_json(out)
     else:
+        where = "a fresh env" if out["env"] == "fresh" else "the current env"
         click.echo(
             f"Run {out['original']} re-created at {out['commit'][:12]} as {out['reproduced']}"
+            f" in {where}"
         )
         rows = [
             [r["step"], r["key"], r["original"], r["reproduced"], "yes" if r["same"] else "NO"]

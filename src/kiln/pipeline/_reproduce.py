@@ -2,9 +2,16 @@
 
 The recorded commit is checked out into a scratch `git worktree` (the working copy is
 left alone), the recorded uncommitted diff is applied, and the pipeline is run there
-with the recorded overrides and no cache, into the same store, with the current Python
-environment: packages whose version differs from the recorded set are listed. The metrics of every
+with the recorded overrides and no cache, into the same store. The metrics of every
 step's run are then set side by side with the original's.
+
+Where it runs (`env`): "fresh" (the default) builds a new virtual env with uv holding the
+project's declared dependencies (`[project] dependencies` or requirements.txt at that
+commit) and kiln's own, every one pinned to the version the run recorded (the recorded
+set is the constraints file; uv's cache is tried first, then the index), with kiln itself
+taken from the running installation. A project that declares no dependencies, or a run
+that recorded no package list, runs in the current env, as does `env="current"`; then
+packages whose version differs from the recorded set are listed.
 """
 
 from __future__ import annotations
@@ -47,22 +54,118 @@ def step_metrics(client: Any, run_id: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def reproduce(run_id: str, *, client: Any = None, repo: str | None = None) -> dict[str, Any]:
+def _uv() -> str:
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin
+    except ImportError as exc:
+        raise PipelineError(
+            "Re-creating the recorded packages needs uv: pip install 'kiln-ml[reproduce]' "
+            "(or put uv on PATH), or re-run in the current env with --env current."
+        ) from exc
+    return str(find_uv_bin())
+
+
+def _declared_dependencies(project: Path) -> list[str]:
+    """The project's dependencies as declared at the checked-out commit."""
+    import tomllib
+
+    pyproject = project / "pyproject.toml"
+    if pyproject.is_file():
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        deps = data.get("project", {}).get("dependencies") or []
+        if deps:
+            return [str(d) for d in deps]
+    requirements = project / "requirements.txt"
+    if requirements.is_file():
+        lines = requirements.read_text(encoding="utf-8").splitlines()
+        return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith(("#", "-"))]
+    return []
+
+
+def _fresh_env(scratch: Path, project: Path, recorded: dict[str, str]) -> tuple[str, list[str]]:
+    """A new venv with the declared and kiln's dependencies at their recorded versions.
+
+    Returns its Python and the packages whose installed version differs from the record.
+    """
+    from importlib.metadata import requires
+
+    import kiln
+
+    uv = _uv()
+    venv = scratch / "venv"
+    made = subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        raise PipelineError(f"uv could not create a virtual env: {made.stderr.strip()}")
+    python = str(venv / "bin" / "python")
+    constraints = scratch / "recorded-packages.txt"
+    constraints.write_text(
+        "".join(f"{name}=={version}\n" for name, version in sorted(recorded.items())
+                if name != "kiln-ml"),
+        encoding="utf-8",
+    )  # fmt: skip
+    wanted = _declared_dependencies(project) + list(requires("kiln-ml") or [])
+    base = [uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(constraints)]
+    errors = ""
+    for extra in (["--offline"], []):  # uv's cache first (no network), then the index
+        done = subprocess.run(
+            [*base, *extra, *wanted], capture_output=True, text=True, timeout=1800, check=False
+        )
+        if done.returncode == 0:
+            break
+        errors = done.stderr.strip()
+    else:
+        raise PipelineError(
+            "The packages recorded with the run cannot be installed in a fresh env:\n"
+            f"{errors}\nRe-run in the current env with --env current."
+        )
+    # kiln itself comes from the running installation (the run's own kiln may not be on
+    # an index); its dependencies were installed above, at their recorded versions.
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    source = Path(kiln.__file__).resolve().parent.parent
+    (Path(purelib) / "_kiln_reproduce.pth").write_text(f"{source}\n", encoding="utf-8")
+    listed = subprocess.run(
+        [python, "-c", "from kiln.tracking._env import _packages; print(_packages())"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    installed = json.loads(listed.stdout) if listed.returncode == 0 else {}
+    changed = [
+        f"{name} {recorded.get(name, '-')} -> {version}"
+        for name, version in sorted(installed.items())
+        if name in recorded and recorded[name] != version
+    ]
+    return python, changed
+
+
+def reproduce(
+    run_id: str, *, client: Any = None, repo: str | None = None, env: str = "fresh"
+) -> dict[str, Any]:
     """Re-run a recorded pipeline run at its commit and compare its steps' metrics.
 
     Args:
         run_id: The pipeline run (an id, a unique prefix).
         client: The TrackingClient of the store holding the run (default: the configured one).
         repo: The git repository (default: the recorded project folder, else the working one).
+        env: "fresh" (a new venv with the recorded versions, see above) or "current".
 
     Returns:
         `{"original", "reproduced", "commit", "metrics": [{step, key, original,
-        reproduced, same}], "identical"}`.
+        reproduced, same}], "identical", "env", "packages_changed"}`.
 
     Raises:
         PipelineError: The run is not a pipeline run, has no recorded commit, or the
             re-run failed (its output is included).
     """
+    if env not in ("fresh", "current"):
+        raise PipelineError(f"env must be 'fresh' or 'current'; got {env!r}.")
     if client is None:
         import kiln
 
@@ -106,14 +209,27 @@ def reproduce(run_id: str, *, client: Any = None, repo: str | None = None) -> di
                 )
         project = tree / (run.tags.get(f"{_TAG}.subdir") or "")
         overrides = json.loads(run.tags.get(f"{_TAG}.overrides") or "{}")
-        args = [sys.executable, "-c", "from kiln.cli import main; main()"]
+        recorded = run.environment.get("packages")
+        recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
+        python, used = sys.executable, "current"
+        changed: list[str] | None = None
+        if env == "fresh" and recorded and _declared_dependencies(project):
+            python, changed = _fresh_env(scratch, project, dict(recorded))
+            used = "fresh"
+        args = [python, "-c", "from kiln.cli import main; main()"]
         args += ["--store", client.store.url, "run", target, "--no-cache", "--json"]
         args += ["-e", run.experiment]
         for key, value in overrides.items():
             args += ["-p", f"{key}={json.dumps(value)}"]
-        env = {k: v for k, v in os.environ.items() if k not in ("KILN_STORE",)}
+        child_env = {k: v for k, v in os.environ.items() if k not in ("KILN_STORE",)}
         done = subprocess.run(
-            args, cwd=project, env=env, capture_output=True, text=True, timeout=3600, check=False
+            args,
+            cwd=project,
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
         )
         if done.returncode != 0:
             raise PipelineError(
@@ -137,7 +253,10 @@ def reproduce(run_id: str, *, client: Any = None, repo: str | None = None) -> di
         "commit": commit,
         "metrics": rows,
         "identical": all(r["same"] for r in rows),
-        "packages_changed": _package_changes(run.environment.get("packages")),
+        "env": used,
+        "packages_changed": (
+            changed if changed is not None else _package_changes(run.environment.get("packages"))
+        ),
     }
 
 
