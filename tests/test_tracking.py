@@ -695,5 +695,10 @@ def test_git_state_is_recorded(
     assert "-print('v1')" in env["git_diff"]
     assert "+print('v2')" in env["git_diff"]
     assert list(kiln.runs(filter="git_dirty = true")["run_id"]) == [dirty.id]
+    for clean_filter in ("git_dirty = false", "git_dirty = 'false'", "git_dirty = 0"):
+        assert list(kiln.runs(filter=clean_filter)["run_id"]) == [clean.id], clean_filter
+    assert list(kiln.runs(filter="git_dirty in ('True', 1)")["run_id"]) == [dirty.id]
+    with pytest.raises(kiln.FilterSyntaxError, match=r"git_dirty is true or false.*not 'no'"):
+        kiln.runs(filter="git_dirty = 'no'")
     assert set(kiln.runs(filter=f"git_commit = '{head}'")["run_id"]) == {clean.id, dirty.id}
     assert kiln.runs(filter="git_branch = 'trunk'")["git_commit"].tolist() == [head, head]

@@ -100,7 +100,8 @@ def _leaf(node: Compare, expression: str) -> ColumnElement[bool]:
             converted = tuple(_time_value(v, expression, node.pos) for v in values)
             value = converted if isinstance(value, tuple) else converted[0]
         elif kind == "bool":
-            value = tuple(bool(v) for v in values) if isinstance(value, tuple) else bool(value)
+            flags = tuple(_flag(v, field.name, expression, node.pos) for v in values)
+            value = flags if isinstance(value, tuple) else flags[0]
         elif kind == "number":
             if not all(isinstance(v, float) for v in values):
                 raise FilterSyntaxError(
@@ -140,6 +141,21 @@ def _leaf(node: Compare, expression: str) -> ColumnElement[bool]:
             ),
         )
     return _keyed(table, field.name, text_cond)
+
+
+def _flag(value: Any, name: str, expression: str, pos: int) -> bool:
+    """A yes/no attribute's value: true/false, 1/0, or the text 'true'/'false'."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value in (0.0, 1.0):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise FilterSyntaxError(
+        f"{name} is true or false; compare it with true, false, 1 or 0, not {value!r}",
+        expression,
+        pos,
+    )
 
 
 def _text(value: Any) -> str:
