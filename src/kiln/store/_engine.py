@@ -178,15 +178,24 @@ class Store:
     def _prepare_sqlite(self) -> None:
         from filelock import FileLock
 
-        revision = self._revision()
-        if revision == SCHEMA_REVISIONS[-1]:
-            return
-        self._check_revision(revision, allow_upgrade=True)
+        try:
+            revision = self._revision()
+        except StoreUnavailableError as exc:
+            # A file another process is creating right now (its first connection turns
+            # it to WAL mode under an exclusive lock) can answer "database is locked";
+            # the creator holds the file lock below, so decide under it.
+            if not _busy(exc):
+                raise
+        else:
+            if revision == SCHEMA_REVISIONS[-1]:
+                return
+            self._check_revision(revision, allow_upgrade=True)
         home = self.home
         assert home is not None
         with FileLock(str(home / (_DB_NAME + ".lock")), timeout=120):
             # Another process may have migrated while we waited for the lock.
-            revision = self._revision()
+            revision = self._revision_when_free()
+            self._check_revision(revision, allow_upgrade=True)
             if revision is None:
                 self._create_fresh()
             elif revision != SCHEMA_REVISIONS[-1]:
@@ -254,6 +263,19 @@ class Store:
             raise StoreUnavailableError(
                 f"Cannot open the store at {self.display_url}: {_first_line(exc)}\n{advice}"
             ) from exc
+
+    def _revision_when_free(self, wait: float = 60.0) -> str | None:
+        """`_revision`, retried for `wait` seconds while the file reads as locked."""
+        deadline = time.monotonic() + wait
+        delay = 0.01
+        while True:
+            try:
+                return self._revision()
+            except StoreUnavailableError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def _check_revision(self, revision: str | None, *, allow_upgrade: bool) -> None:
         head = SCHEMA_REVISIONS[-1]
@@ -480,6 +502,12 @@ def _forget_inherited_connections() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether a store error is SQLite's "database is locked" (or busy)."""
+    text = str(exc.__cause__ or exc).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 def _first_line(exc: BaseException) -> str:
