@@ -85,10 +85,12 @@ def _declared_dependencies(project: Path) -> list[str]:
     return []
 
 
-def _fresh_env(scratch: Path, project: Path, recorded: dict[str, str]) -> tuple[str, list[str]]:
+def _fresh_env(
+    scratch: Path, project: Path, recorded: dict[str, str]
+) -> tuple[str, dict[str, str]]:
     """A new venv with the declared and kiln's dependencies at their recorded versions.
 
-    Returns its Python and the packages whose installed version differs from the record.
+    Returns its Python and its packages ({canonical name: version}).
     """
     from importlib.metadata import requires
 
@@ -136,13 +138,7 @@ def _fresh_env(scratch: Path, project: Path, recorded: dict[str, str]) -> tuple[
         [python, "-c", "from kiln.tracking._env import _packages; print(_packages())"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    installed = json.loads(listed.stdout) if listed.returncode == 0 else {}
-    changed = [
-        f"{name} {recorded.get(name, '-')} -> {version}"
-        for name, version in sorted(installed.items())
-        if name in recorded and recorded[name] != version
-    ]
-    return python, changed
+    return python, json.loads(listed.stdout) if listed.returncode == 0 else {}
 
 
 def reproduce(
@@ -212,9 +208,9 @@ def reproduce(
         recorded = run.environment.get("packages")
         recorded = json.loads(recorded) if isinstance(recorded, str) else recorded
         python, used = sys.executable, "current"
-        changed: list[str] | None = None
+        installed: dict[str, str] | None = None
         if env == "fresh" and recorded and _declared_dependencies(project):
-            python, changed = _fresh_env(scratch, project, dict(recorded))
+            python, installed = _fresh_env(scratch, project, dict(recorded))
             used = "fresh"
         args = [python, "-c", "from kiln.cli import main; main()"]
         args += ["--store", client.store.url, "run", target, "--no-cache", "--json"]
@@ -254,27 +250,28 @@ def reproduce(
         "metrics": rows,
         "identical": all(r["same"] for r in rows),
         "env": used,
-        "packages_changed": (
-            changed if changed is not None else _package_changes(run.environment.get("packages"))
-        ),
+        "packages_changed": _package_changes(recorded, installed),
     }
 
 
-def _package_changes(recorded: str | dict[str, str] | None) -> list[str]:
-    """Packages whose installed version differs from the one recorded with the run.
+def _package_changes(
+    recorded: dict[str, str] | None, installed: dict[str, str] | None = None
+) -> list[str]:
+    """Packages whose version where the re-run ran differs from the one recorded.
 
-    The re-run uses the current environment (not a fresh one with the recorded set), so
-    these are the differences to suspect when metrics differ.
+    `installed` is a fresh env's set, which holds only what the project needs: only its
+    packages are compared. Without it, the current env's whole set is (the differences
+    to suspect when metrics differ).
     """
     if not recorded:
         return []
     from kiln.tracking._env import _packages, canonical_name
 
-    then = json.loads(recorded) if isinstance(recorded, str) else dict(recorded)
-    then = {canonical_name(k): v for k, v in then.items()}  # older runs kept METADATA spellings
-    now = json.loads(_packages())
+    then = {canonical_name(k): v for k, v in recorded.items()}  # older runs: METADATA names
+    now = installed if installed is not None else json.loads(_packages())
+    names = set(now) & set(then) if installed is not None else set(then) | set(now)
     return [
         f"{name} {then.get(name, '-')} -> {now.get(name, '-')}"
-        for name in sorted(set(then) | set(now))
+        for name in sorted(names)
         if then.get(name) != now.get(name)
     ]
