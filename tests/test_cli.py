@@ -246,6 +246,7 @@ def test_runs_compare_json_lines_up_params_and_metrics(shared: Populated) -> Non
         "runs": [shared.a, shared.b],
         "params": {"depth": ["3", "9"], "model": ["rf", "rf"], "seed": ["7", "7"]},
         "metrics": {"acc": [0.81, 0.87], "loss": [0.52, 0.41]},
+        "directions": {"acc": "max", "loss": "min"},
     }
 
 
@@ -259,6 +260,46 @@ def test_runs_compare_table_marks_the_best_and_hides_equal_params(shared: Popula
 
     every = ok(shared.url, "runs", "compare", "--all", shared.a, shared.b).stdout
     assert re.search(r"params\.model .* rf .* rf", every)
+
+
+def test_runs_compare_stars_only_metrics_with_a_known_or_declared_direction(
+    store_url: str,
+) -> None:
+    client = TrackingClient(store_url)
+    runs = []
+    for i, (seconds, cached, score) in enumerate([(1.5, 2, 0.7), (3.0, 5, 0.9)]):
+        run = client.create_run(experiment="dirs", name=f"r{i}")
+        client.log_metrics(
+            run,
+            [
+                ("fit_seconds", seconds, 0, None),
+                ("kiln.pipeline.seconds", seconds, 0, None),
+                ("notebook.cell_seconds", seconds, 0, None),
+                ("kiln.pipeline.steps_cached", cached, 0, None),
+                ("kiln.pipeline.steps_done", cached, 0, None),
+                ("evaluate.val_loss", score, 0, None),
+                ("test/roc_auc", score, 0, None),
+                ("neg_mean_squared_error", score, 0, None),
+                ("my_custom", score, 0, None),
+                ("lift_at_10", score, 0, None),
+            ],
+        )
+        client.end_run(run)
+        runs.append(run)
+    client.set_tags(runs[0], {"kiln.direction.lift_at_10": "max"})
+    out = ok(store_url, "runs", "compare", *runs).stdout
+    for key in ("fit_seconds", "kiln.pipeline.seconds", "notebook.cell_seconds"):
+        assert re.search(rf"metrics\.{re.escape(key)} .* 1\.5 \* .* 3(\.0)? ", out), key
+    for key in ("kiln.pipeline.steps_cached", "kiln.pipeline.steps_done", "my_custom"):
+        line = next(ln for ln in out.splitlines() if f"metrics.{key} " in ln)
+        assert "*" not in line, line
+    assert re.search(r"metrics\.evaluate\.val_loss .* 0\.7 \*", out)
+    assert re.search(r"metrics\.test/roc_auc .* 0\.9 \*", out)
+    assert re.search(r"metrics\.neg_mean_squared_error .* 0\.9 \*", out)
+    assert re.search(r"metrics\.lift_at_10 .* 0\.9 \*", out)  # declared by a run tag
+    declared = as_json(store_url, "runs", "compare", *runs, "--min", "my_custom")
+    assert declared["directions"]["my_custom"] == "min"
+    assert declared["directions"]["kiln.pipeline.steps_done"] is None
 
 
 def test_runs_compare_needs_two_runs(shared: Populated) -> None:
