@@ -121,6 +121,23 @@ def test_runs_list_json_has_every_run_with_latest_metrics(shared: Populated) -> 
     assert by_name["fold-1"]["status"] == "failed"
     assert by_name["rf-small"]["experiment"] == "churn"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT.*\+00:00", by_name["rf-small"]["start_time"])
+    # the runs' files too, as `kiln runs show --json` has them
+    assert [a["path"] for a in by_name["rf-small"]["artifacts"]] == [
+        "notes.txt",
+        "shared/readme.txt",
+    ]
+    assert [a["path"] for a in by_name["rf-deep"]["artifacts"]] == [
+        "notes.txt",
+        "shared/readme.txt",
+    ]
+    assert [(d["name"], d["role"]) for d in by_name["rf-small"]["datasets"]] == [
+        ("train-v1", "train")
+    ]
+    assert by_name["rf-small"]["datasets"][0]["n_rows"] == 3
+    assert by_name["fold-1"]["artifacts"] == []
+    shown = as_json(shared.url, "runs", "show", shared.a)
+    assert shown["artifacts"] == by_name["rf-small"]["artifacts"]
+    assert shown["datasets"] == by_name["rf-small"]["datasets"]
 
 
 def test_runs_list_filters_orders_and_limits(shared: Populated) -> None:

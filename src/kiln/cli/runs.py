@@ -46,7 +46,7 @@ def list_runs(
 ) -> None:
     """List runs, newest first, with their latest metrics."""
     found = client_from(ctx).search_runs(
-        list(experiment) or None, filter=filter_, order_by=order_by, limit=limit
+        list(experiment) or None, filter=filter_, order_by=order_by, limit=limit, files=as_json
     )
     if as_json:
         echo_json([r.to_dict() for r in found])
