@@ -233,19 +233,21 @@ def test_runs_list_ids_prints_one_full_id_per_line(shared: Populated) -> None:
     assert lines[0] == shared.child  # newest first
 
 
-def test_runs_show_latest_is_the_newest_run(shared: Populated) -> None:
+def test_runs_show_latest_is_the_newest_top_level_run(shared: Populated) -> None:
     shown = as_json(shared.url, "runs", "show", "latest")
 
-    assert shown["id"] == shared.child
+    assert shown["id"] == shared.b  # not its child fold-1, which started later
     compared = as_json(shared.url, "runs", "compare", "latest", shared.a)
-    assert compared["runs"] == [shared.child, shared.a]
+    assert compared["runs"] == [shared.b, shared.a]
+    assert TrackingClient(shared.url).resolve_run_id("LATEST") == shared.b
 
 
 def test_runs_show_latest_without_runs(store_url: str) -> None:
     result = kiln(store_url, "runs", "show", "latest")
 
     assert isinstance(result.exception, RunNotFoundError)
-    assert "no runs yet" in str(result.exception)
+    assert "There are no runs in the store at" in str(result.exception)
+    assert "yet, so there is no 'latest' run" in str(result.exception)
 
 
 def test_runs_show_unknown_id(shared: Populated) -> None:

@@ -84,7 +84,7 @@ def list_runs(
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: params, metrics, tags, datasets, artifacts, environment.
 
-    RUN_ID may be any unique prefix of the id, or `latest` for the newest run.
+    RUN_ID may be any unique prefix of the id, or `latest` for the newest top-level run.
     """
     client = client_from(ctx)
     run = client.get_run(resolve_run(client, run_id))

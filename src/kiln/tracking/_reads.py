@@ -139,6 +139,9 @@ class RunReads(_ClientBase):
     def resolve_run_id(self, run_id: str) -> str:
         """The full id of the live run whose id is or starts with `run_id`.
 
+        `latest` is the newest top-level run (not a pipeline step, sweep trial or other
+        child run).
+
         Raises:
             RunNotFoundError: None matches, or the prefix is ambiguous.
         """
@@ -152,6 +155,19 @@ class RunReads(_ClientBase):
         run_id = run_id.strip().lower()
         live = s.runs.c.deleted_at.is_(None)
         with self.store.read() as conn:
+            if run_id == "latest":
+                newest = conn.execute(
+                    select(s.runs.c.id)
+                    .where(live, s.runs.c.parent_id.is_(None))
+                    .order_by(s.runs.c.start_time.desc(), s.runs.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                if newest is None:
+                    raise RunNotFoundError(
+                        f"There are no runs in the store at {self.store.display_url} yet, "
+                        "so there is no 'latest' run."
+                    )
+                return str(newest)
             if len(run_id) == 32:
                 if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id, live)).first():
                     return run_id
