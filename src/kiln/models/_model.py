@@ -353,7 +353,9 @@ class Model:
             self._write(folder)
             if run is not None:
                 run.log_artifact(folder, name=name)
-                return f"runs:/{run.id}/{name}"
+                uri = f"runs:/{run.id}/{name}"
+                self.__dict__.setdefault("_saved_uris_", []).append(uri)
+                return uri
             target = Path(path).expanduser().resolve()  # type: ignore[arg-type]
             if target.exists() and (not target.is_dir() or any(target.iterdir())):
                 raise KilnError(
