@@ -271,15 +271,17 @@ def test_kiln_serve_and_kiln_predict_take_a_device(tmp_path: Path, device: str) 
 @no_gpu
 def test_kiln_serve_and_predict_refuse_cuda_where_there_is_none(tmp_path: Path) -> None:
     folder, _model, X = _saved_torch(tmp_path)
-    done = subprocess.run(
-        [KILN, "serve", folder, "--device", "cuda", "--port", "0"],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    assert "device='cuda', but CUDA is not available here" in done.stderr
+    for workers in ("1", "2"):  # several workers: refused once, before any worker starts
+        done = subprocess.run(
+            [KILN, "serve", folder, "--device", "cuda", "--port", "0", "--workers", workers],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "device='cuda', but CUDA is not available here" in done.stderr
+        assert "Traceback" not in done.stderr
     X.to_parquet(tmp_path / "in.parquet")
     args = ["predict", folder, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet")]
     result = CliRunner().invoke(cli, [*args, "--device", "cuda"])
@@ -327,7 +329,7 @@ def test_gpu_a_module_trains_on_cuda_and_loads_on_a_machine_without_one(
     assert next(estimator.module_.parameters()).is_cuda
     proba = model.predict_proba(X)
     assert isinstance(proba, np.ndarray)
-    assert (model.predict(X) == y).mean() > 0.9
+    assert (model.predict(X) == y).mean() > 0.85
     folder = model.save(tmp_path / "m")
     _same(_predict_without_gpu(folder, X, tmp_path), proba, "cuda")
     on_cpu = load_model(folder)
