@@ -364,6 +364,7 @@ def load_torch(folder: Path, manifest: dict[str, Any]) -> TorchEstimator:
     module.eval()
     estimator = TorchEstimator(cls, module_params=spec["module_params"], loss=spec["loss"])
     estimator.module_ = module
+    estimator.device_ = "cpu"  # load_model(uri, device=...) moves it
     estimator.loss_ = spec["loss"]
     estimator.n_features_in_ = spec["n_features_in"]
     if spec["classes"] is not None:
