@@ -26,7 +26,11 @@ def parse_runs_uri(uri: str) -> tuple[str, str]:
 
 
 def load_model(
-    uri: str | os.PathLike[str], *, store: str | None = None, compiled: bool = True
+    uri: str | os.PathLike[str],
+    *,
+    store: str | None = None,
+    compiled: bool = True,
+    device: str = "cpu",
 ) -> Model:
     """Load a saved model from a URI or folder, after checking every file's sha256.
 
@@ -38,10 +42,14 @@ def load_model(
             pipelines of common steps, checked against the estimator when saved): no
             scikit-learn import until `estimator_` is read, and a faster `predict`.
             False always calls the library estimator.
+        device: Where a PyTorch model's module runs: "cpu" (the default), "cuda",
+            "cuda:N", "mps", or "auto" (CUDA when available, else the CPU). Other
+            flavors run on the CPU and accept only "cpu" and "auto".
 
     Raises:
         ArtifactIntegrityError: A file changed since it was logged; it is named.
         NotFoundError: The run, model, version or alias does not exist.
+        ConfigurationError: `device` is unknown or not available here.
     """
     from kiln.models._format import read_manifest
     from kiln.models._model import Model
@@ -62,10 +70,20 @@ def load_model(
             if folder is None:
                 folder = _client(store).download_artifacts(run_id, path, Path(tmp))
             manifest = read_manifest(folder)
-            return Model._from_folder(folder, manifest, os.fspath(uri), compiled=compiled)
+            model = Model._from_folder(folder, manifest, os.fspath(uri), compiled=compiled)
+            return _on_device(model, device)
     folder = Path(text).expanduser()
     manifest = read_manifest(folder)
-    return Model._from_folder(folder, manifest, str(folder.resolve()), compiled=compiled)
+    model = Model._from_folder(folder, manifest, str(folder.resolve()), compiled=compiled)
+    return _on_device(model, device)
+
+
+def _on_device(model: Model, device: str) -> Model:
+    if device == "cpu" and model.flavor_ != "torch":
+        return model  # nothing to move, and no torch import
+    from kiln.models._torch import place_model
+
+    return place_model(model, device)
 
 
 def _client(store: str | None) -> Any:

@@ -57,8 +57,14 @@ def _version_of(uri: str, store: str | None, registry: Any = None) -> tuple[str,
     return os.path.basename(os.path.normpath(uri)), uri
 
 
-def load_entry(uri: Any, *, store: str | None = None, validation: str | None = None) -> Entry:
-    """Load a model (a URI, a folder, or a `kiln.Model`) with its validator."""
+def load_entry(
+    uri: Any, *, store: str | None = None, validation: str | None = None, device: str = "cpu"
+) -> Entry:
+    """Load a model (a URI, a folder, or a `kiln.Model`) with its validator.
+
+    `device` places a loaded PyTorch model (see `load_model`); a `kiln.Model` given
+    as such stays where it is.
+    """
     from kiln.models import Model, load_model
     from kiln.models._validator import Validator
 
@@ -67,7 +73,7 @@ def load_entry(uri: Any, *, store: str | None = None, validation: str | None = N
     else:
         text = os.fspath(uri)
         version, source = _version_of(text, store)
-        model = load_model(source, store=store)
+        model = load_model(source, store=store, device=device)
     mode = validation or model.validation
     validator = Validator(model.signature_, mode=mode)
     inputs = model.signature_.inputs
@@ -105,6 +111,7 @@ class Holder:
         interval: Seconds between polls of the alias (0: never).
         validation: Validation mode override.
         on_swap: Called with (old version, new version) after each swap.
+        device: Where each new version is loaded (PyTorch models).
     """
 
     def __init__(
@@ -116,8 +123,10 @@ class Holder:
         interval: float = 5.0,
         validation: str | None = None,
         on_swap: Any = None,
+        device: str = "cpu",
     ) -> None:
         self.uri = uri
+        self.device = device
         self.on_swap = on_swap
         self.current = entry
         self.store = store
@@ -172,7 +181,9 @@ class Holder:
                 log.exception("Could not load the new version of %s", self.uri)
 
     def _load(self) -> Entry:
-        return load_entry(self.uri, store=self.store, validation=self.validation)
+        return load_entry(
+            self.uri, store=self.store, validation=self.validation, device=self.device
+        )
 
 
 def _warm(entry: Entry) -> None:
