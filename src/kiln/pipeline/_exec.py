@@ -108,6 +108,9 @@ def execute_step(
         if memo is not None:
             memo[desc["sha"]] = value
         run.log_metric("kiln.pipeline.seconds", seconds)
+        from kiln.pipeline._reproduce import IMPORTS_TAG, imported_optional_dependencies
+
+        run.set_tag(IMPORTS_TAG, ",".join(imported_optional_dependencies()))
     except BaseException as exc:
         shapes = ", ".join(f"{k}: {describe_value(v)}" for k, v in kwargs.items()) or "none"
         error = (
