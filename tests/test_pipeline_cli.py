@@ -183,6 +183,24 @@ def test_lineage_of_an_unknown_output_suggests_names(demo: Path) -> None:
     assert "Did you mean 'load'" in str(result.exception)
 
 
+def test_a_typo_of_a_command_is_not_taken_for_a_missing_pipeline_module(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [KILN, "run", "list"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KILN_")},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "There is no pipeline module 'list'" in done.stderr
+    assert "Did you mean `kiln runs list`?" in done.stderr
+    assert "pyproject.toml" not in done.stderr  # there is none: say only what is true
+    (tmp_path / "pyproject.toml").write_text('[tool.kiln]\npipeline = "gone.steps"\n')
+    configured = subprocess.run(
+        [KILN, "run"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KILN_")},
+    )  # fmt: skip
+    assert "[tool.kiln] pipeline in" in configured.stderr
+    assert "no gone/steps.py in the project root" in configured.stderr
+
+
 @pytest.mark.skipif(os.name != "posix", reason="forkserver is POSIX only")
 def test_bad_override_syntax_is_explained(demo: Path) -> None:
     result = CliRunner().invoke(cli, ["run", "-p", "train.C"])

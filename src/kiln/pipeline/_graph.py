@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from kiln._exceptions import PipelineError, did_you_mean
+from kiln._exceptions import ConfigurationError, PipelineError, did_you_mean
 
 __all__ = ["Step", "load_target", "step", "steps_of"]
 
@@ -170,6 +170,34 @@ def add_to_path(root: Path) -> None:
             sys.path.insert(0, text)
 
 
+_COMMAND_WORDS = {
+    "list": "kiln runs list",
+    "ls": "kiln runs list",
+    "show": "kiln runs show RUN (or kiln pipeline show)",
+    "compare": "kiln runs compare A B",
+    "delete": "kiln runs delete RUN",
+    "reproduce": "kiln runs reproduce RUN",
+    "runs": "kiln runs list",
+    "status": "kiln pipeline show",
+}
+
+
+def _command_hint(word: str) -> str:
+    hint = _COMMAND_WORDS.get(word.lower())
+    return f" Did you mean `{hint}`? (`kiln run` runs a pipeline.)" if hint else ""
+
+
+def _configured_pipeline(root: Path) -> str | None:
+    """`[tool.kiln] pipeline` of the root's pyproject.toml, if any (never raises)."""
+    from kiln.pipeline._project import tool_config
+
+    try:
+        found = tool_config(root).get("pipeline")
+    except ConfigurationError:  # a broken pyproject.toml is reported where it is read
+        return None
+    return str(found) if found else None
+
+
 def load_target(target: str, root: Path) -> Any:
     """Import a pipeline from `pkg.module:name`, `pkg.module` or `path/to/file.py`.
 
@@ -192,9 +220,25 @@ def load_target(target: str, root: Path) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name in (
+            module_name,
+            module_name.split(".")[0],
+        )
+        if not missing:  # the module exists but an import inside it failed
+            raise PipelineError(
+                f"Cannot import the pipeline module {module_name!r} (project root {root}): {exc}"
+            ) from exc
+        configured = _configured_pipeline(root)
+        where = (
+            f" ([tool.kiln] pipeline in {root / 'pyproject.toml'} names it)"
+            if configured == target
+            else ""
+        )
         raise PipelineError(
-            f"Cannot import the pipeline module {module_name!r} (from {target!r}, project "
-            f"root {root}): {exc}. Check [tool.kiln] pipeline in pyproject.toml."
+            f"There is no pipeline module {module_name!r}{where}: no {module_name.replace('.', '/')}.py "
+            f"in the project root {root}, and none installed. Give a module of step functions "
+            "(kiln run pkg.steps), pkg.steps:pipeline, or a file (kiln run steps.py)."
+            + _command_hint(module_name)
         ) from exc
     if not attr:
         return Pipeline.from_module(module)
