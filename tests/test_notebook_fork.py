@@ -144,3 +144,31 @@ def test_forked_kernels_die_with_kiln(tmp_path: Path, subprocess_env: dict[str, 
     while not all(_gone(pid) for pid in pids):
         assert time.monotonic() < deadline, f"kernels {pids} outlived kiln"
         time.sleep(0.1)
+
+
+def test_forked_kernels_render_dataframes_as_a_fresh_kernel_does(tmp_path: Path) -> None:
+    wide = (
+        "import pandas as pd\n"
+        "pd.DataFrame([[i * j for j in range(40)] for i in range(3)], "
+        "columns=[f'column_{j}' for j in range(40)])"
+    )
+    src = write_nb(
+        tmp_path / "wide.ipynb",
+        "i = 0",
+        wide,
+        "import pandas as pd\npd.get_option('display.max_columns')",
+    )
+    # two combinations: a sweep of one starts its kernel without the fork server
+    forked = run_grid(src, {"i": [1, 2]}, cwd=tmp_path, output=tmp_path / "forked-{i}.ipynb")
+    fresh = run_grid(
+        src, {"i": [1, 2]}, cwd=tmp_path, output=tmp_path / "fresh-{i}.ipynb", fork=False
+    )
+    outputs = []
+    for sweep in (forked, fresh):
+        result = sweep.results[0]
+        nb = nbformat.read(result.output_path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        outputs.append([c.outputs[0]["data"]["text/plain"] for c in code[-2:]])
+    assert outputs[0] == outputs[1]
+    assert outputs[1][1] == "20"  # what a kernel started from scratch has
+    assert "..." in outputs[1][0]  # 40 columns are elided there, so here too

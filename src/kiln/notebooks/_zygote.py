@@ -166,6 +166,22 @@ def _child(request: dict[str, Any], fds: tuple[int, ...]) -> None:
         os._exit(code)
 
 
+def _as_in_a_kernel() -> None:
+    """Undo what libraries decided at import because no kernel was running yet.
+
+    pandas picks its display defaults when imported: outside a Jupyter kernel it takes
+    the process for a terminal and sets `display.max_columns` to 0 (fit the terminal's
+    width), where a kernel started from scratch gets 20. A forked kernel must render
+    DataFrames exactly as a fresh one does (`kiln notebook check --rerun` compares them).
+    """
+    pandas = sys.modules.get("pandas")
+    if pandas is None:
+        return
+    with contextlib.suppress(AttributeError, KeyError):  # pandas OptionError: no such option
+        if pandas.get_option("display.max_columns") == 0:
+            pandas.set_option("display.max_columns", 20)
+
+
 def _serve(modules: list[str], reply_fd: int) -> None:
     import importlib
     import signal
@@ -186,6 +202,7 @@ def _serve(modules: list[str], reply_fd: int) -> None:
             importlib.import_module(name)
         except BaseException:  # noqa: BLE001 - the notebook's own cell will report it
             continue
+    _as_in_a_kernel()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they exit
     # Python 3.12+ warns when forking with threads alive; the only ones here are BLAS
     # pools, which reset themselves in the child (pthread_atfork).
