@@ -57,6 +57,66 @@ def test_papermill_and_kiln_inject_and_output_the_same(tmp_path: Path) -> None:
     assert result.status == "finished"
 
 
+def test_yaml_base64_and_file_parameters_merge_as_papermills_cli_does(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    import base64
+
+    write_nb(tmp_path / "plain.ipynb", *TRAIN[:3], parameters=1)
+    (tmp_path / "p.yaml").write_text("items: [1, 2]\nopts: {k: [true]}\nmsg: from-file\n")
+    args = [
+        "-b", base64.b64encode(b"alpha: 0.5\nmsg: from-base64").decode(),
+        "-f", "p.yaml",
+        "-y", "msg: 2026-01-02\nopts: {k: [false], n: 3}",  # a date stays a string
+        "-p", "flag", "True",
+        "-r", "nothing", "7",
+    ]  # fmt: skip
+    pm = subprocess.run(
+        [str(Path(sys.executable).with_name("papermill")), "plain.ipynb", "pm.ipynb",
+         "--prepare-only", *args],
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert pm.returncode == 0, pm.stderr
+    # papermill's -p NAME VALUE is kiln's -p NAME=VALUE
+    kiln_args = [*args[:6], "-p", "flag=True", "-r", "nothing=7"]
+    ours = _kiln("notebook", "run", "plain.ipynb", "-o", "kiln.ipynb", *kiln_args, "--json",
+                 cwd=tmp_path, env=subprocess_env)  # fmt: skip
+    assert ours.returncode == 0, ours.stderr
+
+    def injected(path: Path) -> str:
+        nb = nbformat.read(path, as_version=4)
+        return next(
+            c.source for c in nb.cells if "injected-parameters" in (c.metadata.get("tags") or [])
+        )
+
+    assert injected(tmp_path / "kiln.ipynb") == injected(tmp_path / "pm.ipynb")
+    assert 'msg = "2026-01-02"' in injected(tmp_path / "kiln.ipynb")
+    assert 'opts = {"k": [False], "n": 3}' in injected(tmp_path / "kiln.ipynb")
+    bad = _kiln("notebook", "run", "plain.ipynb", "-y", "[1, 2]", cwd=tmp_path, env=subprocess_env)
+    assert bad.returncode == 2
+    assert "must hold a mapping of name: value; got a list" in bad.stderr
+
+
+def test_a_grid_with_an_objective_marks_the_best_run(tmp_path: Path) -> None:
+    src = write_nb(
+        tmp_path / "obj.ipynb", "x = 0", "import kiln\nkiln.log_metric('loss', (x - 2) ** 2)"
+    )
+    sweep = kiln.notebooks.run_grid(src, {"x": [1, 2, 4]}, cwd=tmp_path, objective="loss")
+    assert sweep.direction == "min"  # loss: known to be better lower
+    assert sweep.best is not None
+    assert sweep.best.parameters == {"x": 2}
+    assert sweep.best_value == 0.0
+    parent = kiln.get_run(sweep.run_id)
+    assert parent.tags["kiln.sweep.best_run"] == sweep.best.run_id
+    assert parent.tags["kiln.direction.loss"] == "min"
+    assert parent.metrics["loss"] == 0.0
+    most = kiln.notebooks.run_grid(
+        src, {"x": [1, 4]}, cwd=tmp_path, objective="loss", direction="max"
+    )
+    assert most.best is not None
+    assert most.best.parameters == {"x": 4}
+
+
 def test_the_kernel_logs_to_the_same_run(tracked: str, tmp_path: Path) -> None:
     src = write_nb(tmp_path / "train.ipynb", *TRAIN, parameters=1)
     result = kiln.run_notebook(src, {"alpha": 2.0, "msg": "m"}, experiment="nb", html=True)

@@ -33,18 +33,58 @@ def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _parameters(params: tuple[str, ...], raw: tuple[str, ...], files: tuple[str, ...]) -> dict:
+def _yaml_mapping(text: str | bytes, where: str, option: str) -> dict[str, Any]:
+    """A YAML mapping, read as papermill reads it: dates stay strings."""
+    import yaml
+
+    class NoDates(yaml.SafeLoader):
+        pass
+
+    NoDates.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    try:
+        loaded = yaml.load(text, Loader=NoDates)
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{where} is not valid YAML: {exc}", param_hint=option) from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise click.BadParameter(
+            f"{where} must hold a mapping of name: value; got a {type(loaded).__name__}",
+            param_hint=option,
+        )
+    return loaded
+
+
+def _parameters(
+    params: tuple[str, ...],
+    raw: tuple[str, ...],
+    files: tuple[str, ...],
+    yamls: tuple[str, ...] = (),
+    base64s: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The parameters, merged in papermill's order: -b, -f, -y, then -p and -r."""
+    import base64
+    import binascii
+
     from kiln.notebooks._params import parse_value
 
     values: dict[str, Any] = {}
+    for text in base64s:
+        try:
+            decoded = base64.b64decode(text, validate=True)
+        except binascii.Error as exc:
+            raise click.BadParameter(
+                f"{text[:40]!r} is not base64: {exc}", param_hint="-b"
+            ) from exc
+        values.update(_yaml_mapping(decoded, "The base64 parameters", "-b"))
     for file in files:
-        import yaml
-
         with open(file, encoding="utf-8") as fh:
-            loaded = yaml.safe_load(fh) or {}
-        if not isinstance(loaded, dict):
-            raise click.BadParameter(f"{file} must hold a mapping of name: value", param_hint="-f")
-        values.update(loaded)
+            values.update(_yaml_mapping(fh.read(), file, "-f"))
+    for text in yamls:
+        values.update(_yaml_mapping(text, f"{text[:40]!r}", "-y"))
     for name, value in _pairs(params, "-p"):
         values[name] = parse_value(value)
     for name, value in _pairs(raw, "-r"):
@@ -59,12 +99,21 @@ def _parameters(params: tuple[str, ...], raw: tuple[str, ...], files: tuple[str,
                    "else a string). Repeatable.")  # fmt: skip
 @click.option("-r", "--raw", "raw", multiple=True, metavar="NAME=VALUE",
               help="A parameter kept as a string. Repeatable.")  # fmt: skip
-@click.option("-f", "--params-file", "files", multiple=True, type=click.Path(exists=True),
-              help="A YAML file of parameters. Repeatable.")  # fmt: skip
+@click.option("-f", "--params-file", "--parameters_file", "files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="A YAML file of parameters (lists, dicts, typed values). Repeatable.")  # fmt: skip
+@click.option("-y", "--parameters-yaml", "--parameters_yaml", "yamls", multiple=True, metavar="YAML",
+              help="Parameters as a YAML string, e.g. -y 'ids: [1, 2]'. Repeatable.")  # fmt: skip
+@click.option("-b", "--parameters-base64", "--parameters_base64", "base64s", multiple=True,
+              metavar="BASE64", help="Parameters as base64-encoded YAML. Repeatable.")  # fmt: skip
 @click.option("-g", "--grid", "grid", multiple=True, metavar="NAME=V1,V2,...",
               help="Run every combination of these values (each a child run of one sweep).")  # fmt: skip
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --grid: notebooks run at once.")  # fmt: skip
+@click.option("--objective", metavar="METRIC",
+              help="With --grid: mark the run with the best value of this logged metric.")  # fmt: skip
+@click.option("--direction", type=click.Choice(["max", "min"]),
+              help="With --objective: which way is better (default: the metric's known direction, else max).")  # fmt: skip
 @click.option("-o", "--output", metavar="PATH",
               help="Write the executed notebook here ({name} fields filled from parameters).")  # fmt: skip
 @click.option("-e", "--experiment", help="The run's experiment.")
@@ -89,8 +138,12 @@ def run_cmd(
     params: tuple[str, ...],
     raw: tuple[str, ...],
     files: tuple[str, ...],
+    yamls: tuple[str, ...],
+    base64s: tuple[str, ...],
     grid: tuple[str, ...],
     jobs: int,
+    objective: str | None,
+    direction: str | None,
     output: str | None,
     experiment: str | None,
     name: str | None,
@@ -106,12 +159,13 @@ def run_cmd(
     """Execute a notebook top to bottom in a fresh kernel, as a tracked run.
 
     Parameters go into a cell tagged 'injected-parameters' after the cell tagged
-    'parameters', as papermill does. A failing cell exits with status 1, naming the cell.
+    'parameters', as papermill does, merged in papermill's order (-b, -f, -y, then -p and
+    -r). A failing cell exits with status 1, naming the cell.
     """
     from kiln.notebooks import run_grid, run_notebook
     from kiln.notebooks._params import parse_value
 
-    values = _parameters(params, raw, files)
+    values = _parameters(params, raw, files, yamls, base64s)
     common: dict[str, Any] = {
         "output": output,
         "experiment": experiment,
@@ -126,19 +180,36 @@ def run_cmd(
     }
     if grid:
         axes = {n: [parse_value(v) for v in vals.split(",")] for n, vals in _pairs(grid, "--grid")}
-        sweep = run_grid(path, axes, values, jobs=jobs, fork=not no_fork, **common)
+        sweep = run_grid(
+            path, axes, values, jobs=jobs, fork=not no_fork, objective=objective,
+            direction=direction, **common,
+        )  # fmt: skip
         rows = [
             {"run_id": r.run_id, "status": r.status, "parameters": r.parameters,
              "seconds": round(r.seconds, 3), "output": r.output_path,
              "failed_cell": r.error.cell_index if r.error else None}
             for r in sweep.results
         ]  # fmt: skip
+        best = sweep.best.run_id if sweep.best is not None else None
         if as_json:
-            echo_json({"sweep_run_id": sweep.run_id, "runs": rows})
+            out: dict[str, Any] = {"sweep_run_id": sweep.run_id, "runs": rows}
+            if objective:
+                out.update(objective=objective, direction=sweep.direction, best_run_id=best,
+                           best_value=sweep.best_value)  # fmt: skip
+            echo_json(out)
         else:
             for row in rows:
-                click.echo(f"{row['status']:8} {row['run_id'][:12]}  {row['parameters']}")
+                mark = " *" if row["run_id"] == best else ""
+                click.echo(f"{row['status']:8} {row['run_id'][:12]}  {row['parameters']}{mark}")
             click.echo(f"sweep {sweep.run_id}: {len(rows)} runs in {sweep.seconds:.1f}s")
+            if objective and best is not None:
+                click.echo(
+                    f"best ({sweep.direction} {objective}): {best[:12]} with {sweep.best_value:g}"
+                )
+        if objective and best is None:
+            click.echo(
+                f"No finished run logged the metric {objective!r}: none is marked best.", err=True
+            )
         if sweep.failed:
             for r in sweep.failed:
                 click.echo(f"Error in {r.parameters}: {r.error}", err=True)
@@ -146,6 +217,8 @@ def run_cmd(
         return
     if jobs != 1:
         raise click.UsageError("--jobs applies to --grid sweeps only.")
+    if objective or direction:
+        raise click.UsageError("--objective and --direction apply to --grid sweeps only.")
     result = run_notebook(path, values, **common)
     if as_json:
         echo_json({"run_id": result.run_id, "status": result.status,

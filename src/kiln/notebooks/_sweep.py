@@ -40,11 +40,19 @@ class SweepResult:
         run_id: The sweep's parent run.
         results: One result per combination (`status` tells failed ones apart).
         seconds: Wall time of the whole sweep.
+        objective: The metric the runs were ranked by (None: not ranked).
+        direction: "max" or "min".
+        best: The finished run with the best objective (None when none logged it).
+        best_value: Its objective.
     """
 
     run_id: str
     results: list[NotebookResult] = field(default_factory=list)
     seconds: float = 0.0
+    objective: str | None = None
+    direction: str | None = None
+    best: NotebookResult | None = None
+    best_value: float | None = None
 
     @property
     def failed(self) -> list[NotebookResult]:
@@ -80,6 +88,8 @@ def run_grid(
     preload: bool = True,
     fork: bool = True,
     store: str | os.PathLike[str] | None = None,
+    objective: str | None = None,
+    direction: str | None = None,
 ) -> SweepResult:
     """Run a notebook once per combination of `grid`, as child runs of one sweep run.
 
@@ -99,6 +109,10 @@ def run_grid(
         fork: Fork each fresh kernel from a fork server that imported ipykernel and the
             notebook's libraries once (see `kiln.notebooks._zygote`); False starts every
             kernel from scratch. Only for kernels of this Python's ipykernel.
+        objective: A metric the notebook logs: the sweep run is tagged with the best run
+            (`kiln.sweep.best_run`) and logs its value, as `kiln sweep` does.
+        direction: "max" or "min" for the objective; by default the metric's known
+            direction (`kiln.tracking` knows accuracy, loss, ...), else "max".
 
     Returns:
         A `SweepResult`; a failed combination does not stop the others. The sweep run
@@ -110,6 +124,12 @@ def run_grid(
     begin = time.perf_counter()
     if jobs < 1:
         raise ParameterError(f"jobs must be at least 1; got {jobs}.")
+    if direction is not None and direction not in ("max", "min"):
+        raise ParameterError(f"direction must be 'max' or 'min'; got {direction!r}.")
+    if objective is not None and direction is None:
+        from kiln.tracking._direction import metric_direction
+
+        direction = metric_direction(objective) or "max"
     source = read_notebook(notebook)
     combos = [{**dict(parameters or {}), **c} for c in grid_combinations(grid)]
     for combo in combos:  # refuse bad names before any kernel starts
@@ -124,6 +144,7 @@ def run_grid(
             notebook, combos, grid, jobs=jobs, output=output, experiment=experiment, name=name,
             kname=kname, workdir=workdir, modules=modules, zygote=zygote, timeout=timeout,
             allow_unknown_params=allow_unknown_params, html=html, store=store, begin=begin,
+            objective=objective, direction=direction,
         )  # fmt: skip
     finally:
         if zygote is not None:
@@ -148,6 +169,8 @@ def _sweep(
     html: bool,
     store: str | os.PathLike[str] | None,
     begin: float,
+    objective: str | None = None,
+    direction: str | None = None,
 ) -> SweepResult:
     from kiln._settings import get_setting
     from kiln.notebooks._kernel import Kernel, close_thread_loop
@@ -231,9 +254,35 @@ def _sweep(
     for t in threads:
         t.join()
     done = [r for r in results if r is not None]
+    result = SweepResult(sweep_id, done, objective=objective, direction=direction)
+    if objective is not None and not errors:
+        _mark_best(client, result)
     failed = bool(errors) or any(r.status != "finished" for r in done)
     client.end_run(sweep_id, "failed" if failed else "finished")
     client.flush()
     if errors:
         raise errors[0]
-    return SweepResult(sweep_id, done, time.perf_counter() - begin)
+    result.seconds = time.perf_counter() - begin
+    return result
+
+
+def _mark_best(client: Any, sweep: SweepResult) -> None:
+    """Tag the sweep run with its best child on the objective, as `kiln sweep` does."""
+    assert sweep.objective is not None
+    scored = []
+    for r in sweep.results:
+        if r.status != "finished":
+            continue
+        value = client.get_run(r.run_id).metrics.get(sweep.objective)
+        if value is not None and value == value:  # not NaN
+            scored.append((value, r))
+    tags = {
+        "kiln.sweep.objective": sweep.objective,
+        f"kiln.direction.{sweep.objective}": str(sweep.direction),
+    }
+    if scored:
+        pick = max if sweep.direction == "max" else min
+        sweep.best_value, sweep.best = pick(scored, key=lambda pair: pair[0])
+        tags["kiln.sweep.best_run"] = sweep.best.run_id
+        client.log_metrics(sweep.run_id, [(sweep.objective, sweep.best_value, 0, None)])
+    client.set_tags(sweep.run_id, tags)
