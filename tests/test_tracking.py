@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,9 @@ INVALID_METRICS: list[tuple[object, str]] = [
     ([1.0], r"got \[1\.0\] \(list\); expected a real number"),
     (1 + 2j, r"\(complex\); expected a real number"),
     (np.array([1.0, 2.0]), r"\(ndarray\); expected a real number"),
+    (10**400, r"Metric 'loss' is a number of about 401 digits, too large for a 64-bit float"),
+    (-(10**5000), r"about 5001 digits, too large .*record the exact number with kiln\.log_param"),
+    (Fraction(10**400, 7), r"Metric 'loss' is a number of about 400 digits"),
 ]
 
 
@@ -220,6 +224,13 @@ def test_invalid_steps_are_refused(client: TrackingClient) -> None:
         client.log_metrics(rid, [("m", 1.0, True, None)])
     with pytest.raises(InvalidMetricError, match=r"Metric 'm' at step 3 is nan"):
         client.log_metrics(rid, [("m", float("nan"), 3, None)])
+    # A step past 64 bits once reached the background writer and failed there.
+    with pytest.raises(InvalidMetricError, match=r"step 9223372036854775808 does not fit in a 64"):
+        client.log_metric(rid, "m", 1.0, step=2**63)
+    with pytest.raises(InvalidMetricError, match=r"step of about 401 digits does not fit"):
+        client.log_metrics(rid, [("m", 1.0, -(10**400), None)])
+    with pytest.raises(InvalidMetricError, match=r"Metric 'm' at step 2 is a number of about 401"):
+        client.log_metric(rid, "m", 10**400, step=2)
     client.log_metrics(rid, [("m", 2.0, None, None)])
     assert [(m.step, m.value) for m in client.metric_history(rid, "m")] == [(0, 2.0)]
 

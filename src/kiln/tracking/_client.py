@@ -588,8 +588,13 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         """
         kind = type(value)
         if (kind is float or kind is int) and key in _valid_keys and type(key) is str:
-            number = float(value)  # the common case inline: a checked key, a plain number
-            if number - number != 0.0 or (step is not None and type(step) is not int):
+            try:
+                number = float(value)  # the common case inline: a checked key, a plain number
+            except OverflowError:  # an int past 1.8e308: check_metric says so
+                number = check_metric(key, value, step)
+            if number - number != 0.0 or (
+                step is not None and (type(step) is not int or not -(2**63) <= step < 2**63)
+            ):
                 number = check_metric(key, value, step)  # inf, NaN or a strange step
         else:
             number = check_metric(key, value, step)

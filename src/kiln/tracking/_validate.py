@@ -179,7 +179,9 @@ def check_metric(key: Any, value: Any, step: Any = None) -> float:
     """
     check_key(key, "metric")
     kind = type(value)
-    if (kind is float or kind is int) and (step is None or type(step) is int):
+    if (kind is float or (kind is int and -_BIG < value < _BIG)) and (
+        step is None or (type(step) is int and -_BIG < step < _BIG)
+    ):
         number = float(value)
         if math.isfinite(number):
             return number  # the common case, checked without ABC lookups
@@ -190,7 +192,7 @@ def check_metric(key: Any, value: Any, step: Any = None) -> float:
             f"Metric {key!r} got {value!r} ({type(value).__name__}); expected a real number "
             "(int or float). Log text with kiln.set_tag or kiln.log_param."
         )
-    number = float(value)
+    number = _metric_float(key, value, step)
     if not math.isfinite(number):
         where = f" at step {step}" if step is not None else ""
         raise InvalidMetricError(
@@ -200,4 +202,34 @@ def check_metric(key: Any, value: Any, step: Any = None) -> float:
         )
     if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
         raise InvalidMetricError(f"Metric {key!r}: step must be an integer; got {step!r}.")
+    if step is not None and not -_BIG <= step < _BIG:
+        raise InvalidMetricError(
+            f"Metric {key!r}: step {_int_text(step)} does not fit in a 64-bit integer; kiln stores steps "
+            f"from -2**63 to 2**63-1. Use a smaller step (an epoch or batch counter)."
+        )
     return number
+
+
+#: Steps are stored as 64-bit integers; an int this large is also past the fast path.
+_BIG = 2**63
+
+
+def _int_text(number: int) -> str:
+    """An int as text; one too long to print whole (over 4,300 digits) as its size."""
+    if abs(number).bit_length() < 1000:
+        return str(number)
+    return f"of about {int(abs(number).bit_length() * math.log10(2)) + 1} digits"
+
+
+def _metric_float(key: Any, value: Any, step: Any) -> float:
+    """`float(value)`, with an int too large for a float refused as a metric error."""
+    try:
+        return float(value)
+    except OverflowError as exc:
+        where = f" at step {step}" if step is not None else ""
+        digits = int(abs(int(value)).bit_length() * math.log10(2)) + 1
+        raise InvalidMetricError(
+            f"Metric {key!r}{where} is a number of about {digits} digits, too large for a "
+            "64-bit float (at most about 1.8e308); kiln stores metrics as floats. Log its "
+            "logarithm, or record the exact number with kiln.log_param."
+        ) from exc
