@@ -9,12 +9,13 @@ import random
 import time
 from typing import Any
 
-from kiln._exceptions import InvalidMetricError, TrackingError
+from kiln._exceptions import ArtifactError, InvalidMetricError, TrackingError
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
     "MAX_PARAM",
     "STATUSES",
+    "check_artifact_name",
     "check_key",
     "check_metric",
     "new_run_name",
@@ -233,3 +234,79 @@ def _metric_float(key: Any, value: Any, step: Any) -> float:
             "64-bit float (at most about 1.8e308); kiln stores metrics as floats. Log its "
             "logarithm, or record the exact number with kiln.log_param."
         ) from exc
+
+
+# ------------------------------------------------------------------ artifact names
+#: Bytes (UTF-8) a whole artifact name and each of its parts may have: a name must also
+#: be a path when the artifact is downloaded, and file systems refuse a file name over
+#: 255 bytes ("File name too long"). A download first writes `<part>.<32 hex>.part`, so a
+#: part may have 200; 1024 in all leaves room for the download folder's own path.
+MAX_ARTIFACT_NAME = 1024
+MAX_ARTIFACT_PART = 200
+# Characters that reorder or hide text when a name is shown (right-to-left override and
+# its kin: "Trojan Source", CVE-2021-42574).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _relative_hint(absolute: str) -> str:
+    relative = (absolute[2:] if absolute[1:2] == ":" else absolute).lstrip("/")
+    return f" (for a path inside the run, write {relative[:60]!r})" if relative else ""
+
+
+def check_artifact_name(name: Any) -> str:
+    """An artifact name, checked and normalised: the path of the artifact within its run.
+
+    The rule: a relative path of parts separated by `/` (a `\\` counts as `/`; empty and
+    `.` parts are dropped), with no `..` part, not absolute (`/etc/passwd`, `C:/x`), with
+    no control characters (NUL, newline, tab, ...), no bidirectional-text controls (the
+    right-to-left override, U+202E, and its kin) and no unpaired surrogates, at most 200
+    UTF-8 bytes per part and 1024 in all.
+
+    Raises:
+        ArtifactError: What in the name breaks the rule, and where.
+    """
+    if not isinstance(name, str):
+        raise ArtifactError(
+            f"An artifact name must be a str such as 'model/weights.bin'; got "
+            f"{type(name).__name__} {name!r}."
+        )
+    rule = (
+        "An artifact name is a relative path such as 'plots/roc.png': parts separated by "
+        "'/', no '..', no control or bidirectional-text characters, at most "
+        f"{MAX_ARTIFACT_PART} bytes a part and {MAX_ARTIFACT_NAME} in all."
+    )
+    shown = repr(name) if len(name) <= 80 else repr(name[:60]) + f"... ({len(name)} characters)"
+    for index, char in enumerate(name):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code < 0xA0 or char in _BIDI or 0xD800 <= code < 0xE000:
+            what = "a control character" if code < 0xA0 else "a bidirectional-text control"
+            if 0xD800 <= code < 0xE000:
+                what = "an unpaired surrogate"
+            raise ArtifactError(
+                f"Artifact name {shown} has {what} (U+{code:04X}) at position {index}. {rule}"
+            )
+    unified = name.replace("\\", "/")
+    if unified.startswith("/") or (len(unified) > 1 and unified[1] == ":" and unified[0].isalpha()):
+        raise ArtifactError(
+            f"Artifact name {shown} is not a relative path inside the run: it is absolute"
+            f"{_relative_hint(unified)}. {rule}"
+        )
+    parts = [p for p in unified.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise ArtifactError(
+            f"Artifact name {shown} is not a relative path inside the run (no '..', not "
+            f"empty). {rule}"
+        )
+    for part in parts:
+        size = len(part.encode("utf-8"))
+        if size > MAX_ARTIFACT_PART:
+            raise ArtifactError(
+                f"Artifact name {shown} has a part of {size} bytes ({part[:40]!r}...), more "
+                f"than the {MAX_ARTIFACT_PART} a file name can have when it is downloaded "
+                f"(file systems refuse names over 255 bytes). {rule}"
+            )
+    clean = "/".join(parts)
+    size = len(clean.encode("utf-8"))
+    if size > MAX_ARTIFACT_NAME:
+        raise ArtifactError(f"Artifact name {shown} is {size} bytes long. {rule}")
+    return clean
