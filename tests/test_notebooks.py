@@ -235,3 +235,23 @@ def test_a_failed_combination_does_not_stop_the_sweep(tmp_path: Path) -> None:
     assert failed is not None
     assert failed.cell_index == 1
     assert kiln.get_run(sweep.run_id).status == "failed"
+
+
+def test_a_huge_exception_message_is_printed_once_and_cut(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # The message was printed twice (the error line and the traceback), 10 MB to stderr,
+    # and stored whole as the run's error.
+    src = write_nb(tmp_path / "big.ipynb", "n = 1", "raise ValueError('head ' + 'x' * 5_000_000)")
+    done = _kiln("notebook", "run", str(src), "-o", "out.ipynb", cwd=tmp_path, env=subprocess_env)
+    assert done.returncode == 1
+    assert len(done.stderr) < 30_000
+    assert "raised ValueError: head xxx" in done.stderr
+    assert "characters cut; the whole text is in the cell's output in the partial notebook" in (
+        done.stderr
+    )
+    partial = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert partial.cells[1].outputs[0]["evalue"] == "head " + "x" * 5_000_000
+    [run] = kiln.get_client().search_runs(filter="name = 'big'")
+    assert run.status == "failed"
+    assert len(run.error or "") <= 10_000

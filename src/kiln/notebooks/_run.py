@@ -26,6 +26,7 @@ from kiln._exceptions import (
 )
 from kiln._extras import require
 from kiln.notebooks._params import INJECTED_TAG, check_parameters, inject
+from kiln.tracking._validate import shorten
 
 if TYPE_CHECKING:
     from kiln.notebooks._kernel import Execution, Kernel
@@ -426,19 +427,22 @@ def _cell_error(
     cell = done.nb.cells[failure.position]
     index = index_map[failure.position] if failure.position < len(index_map) else None
     where = "the injected parameters cell" if index is None else f"code cell {index}"
+    # A huge exception message (or cell) is cut in the message, which is printed and
+    # stored as the run's error; the error output in the saved notebook is whole.
+    whole = f"in the cell's output in the partial notebook ({saved})"
     cls = {"timeout": CellTimeoutError, "dead": KernelDiedError}.get(
         failure.kind, CellExecutionError
     )
     what = {
         "timeout": "ran longer than the per-cell timeout and was interrupted",
         "dead": "was running when the kernel died (crashed, killed or out of memory)",
-    }.get(failure.kind, f"raised {failure.ename}: {failure.evalue}")
+    }.get(failure.kind, f"raised {failure.ename}: {shorten(failure.evalue, 2000, whole)}")
     traceback = _ANSI.sub("", failure.traceback).strip()
     source = "\n".join("    " + line for line in cell.source.splitlines())
     message = (
         f"The notebook failed at {where} (counting code cells of the original notebook "
-        f"from 0), which {what}.\nCell source:\n{source}\n"
-        + (f"Traceback:\n{traceback}\n" if traceback else "")
+        f"from 0), which {what}.\nCell source:\n{shorten(source, 4000, whole)}\n"
+        + (f"Traceback:\n{shorten(traceback, 6000, whole)}\n" if traceback else "")
         + f"Run {run_id} is marked failed; the partial output notebook was saved to {saved}."
     )
     return cls(

@@ -22,6 +22,7 @@ __all__ = [
     "now_ms",
     "param_number",
     "param_text",
+    "shorten",
 ]
 
 DEFAULT_EXPERIMENT = "Default"
@@ -310,3 +311,23 @@ def check_artifact_name(name: Any) -> str:
     if size > MAX_ARTIFACT_NAME:
         raise ArtifactError(f"Artifact name {shown} is {size} bytes long. {rule}")
     return clean
+
+
+# ------------------------------------------------------------------ long texts
+#: Characters of a run's error kept in the runs table (and printed by `kiln runs show`);
+#: a longer one is kept whole as the run's artifact ERROR_ARTIFACT.
+MAX_ERROR = 10_000
+ERROR_ARTIFACT = "kiln/error.txt"
+
+
+def shorten(text: str, limit: int, where: str) -> str:
+    """`text` if it has at most `limit` characters, else its head and tail around a note.
+
+    The note says how much was cut and `where` the whole text is. The head keeps where a
+    traceback starts, the tail the exception line at its end.
+    """
+    if len(text) <= limit:
+        return text
+    half = max(limit // 2 - 100, 1)
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n[... {cut:,} characters cut; the whole text is {where} ...]\n{text[-half:]}"
