@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -255,3 +259,61 @@ def test_a_huge_exception_message_is_printed_once_and_cut(
     [run] = kiln.get_client().search_runs(filter="name = 'big'")
     assert run.status == "failed"
     assert len(run.error or "") <= 10_000
+
+
+def test_sigterm_saves_the_partial_notebook_and_marks_the_run_killed(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # SIGTERM used to end `kiln notebook run` at once: no -o notebook, no artifact, and
+    # the run left "running" until its heartbeat went stale.
+    src = write_nb(
+        tmp_path / "loop.ipynb",
+        "n = 1",
+        "import time\nprint('started', flush=True)\nopen('started', 'w').close()\n"
+        "while True:\n    time.sleep(0.01)",
+        "print('never')",
+    )
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "kiln"), "notebook", "run", str(src), "-o", "out.ipynb"],
+        cwd=tmp_path, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the looping cell never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGTERM, stderr
+    partial = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert code_texts(partial)[1] == "started\n"
+    assert partial.cells[2].outputs == []
+    assert partial.metadata.kiln["error"] == {"cell_index": 1, "ename": "SIGTERM"}
+    run = kiln.get_run(partial.metadata.kiln["run_id"])
+    assert run.status == "killed"
+    assert run.tags["kiln.failed_cell"] == "1"
+    assert "was running when kiln was sent SIGTERM" in (run.error or "")
+    assert f"Run {run.id} is marked killed" in (run.error or "")
+    assert "notebook/loop.ipynb" in {a.path for a in run.artifacts}
+
+
+def test_cells_have_a_generous_default_timeout(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # There was no default: an infinite loop ran forever.
+    assert inspect.signature(kiln.run_notebook).parameters["timeout"].default == 3600
+    assert inspect.signature(run_grid).parameters["timeout"].default == 3600
+    shown = _kiln("notebook", "run", "--help", cwd=tmp_path, env=subprocess_env)
+    assert re.search(r"-t, --timeout SECONDS\s+Seconds each cell may run; 0 for no limit\.\s+"
+                     r"\[default: 3600\.0; x>=0\]", shown.stdout)  # fmt: skip
+    slow = write_nb(tmp_path / "slow.ipynb", "import time", "time.sleep(30)", parameters=None)
+    done = _kiln("notebook", "run", str(slow), "-t", "1", cwd=tmp_path, env=subprocess_env)
+    assert done.returncode == 1
+    assert "ran longer than the per-cell timeout (1 seconds)" in done.stderr
+    assert "raise it with -t/--timeout SECONDS" in " ".join(done.stderr.split())
