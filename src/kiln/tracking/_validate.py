@@ -204,10 +204,11 @@ def check_metric(key: Any, value: Any, step: Any = None) -> float:
         )
     if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
         raise InvalidMetricError(f"Metric {key!r}: step must be an integer; got {step!r}.")
-    if step is not None and not -_BIG <= step < _BIG:
+    if step is not None and not -_BIG <= int(step) < _BIG:
         raise InvalidMetricError(
-            f"Metric {key!r}: step {_int_text(step)} does not fit in a 64-bit integer; kiln stores steps "
-            f"from -2**63 to 2**63-1. Use a smaller step (an epoch or batch counter)."
+            f"Metric {key!r}: step {_int_text(int(step))} does not fit in a 64-bit integer; "
+            "kiln stores steps from -2**63 to 2**63-1. Use a smaller step (an epoch or batch "
+            "counter)."
         )
     return number
 
