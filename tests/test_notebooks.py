@@ -269,14 +269,15 @@ def test_sigterm_saves_the_partial_notebook_and_marks_the_run_killed(
     src = write_nb(
         tmp_path / "loop.ipynb",
         "n = 1",
-        "import time\nprint('started', flush=True)\nopen('started', 'w').close()\n"
-        "while True:\n    time.sleep(0.01)",
+        "import kiln, time\nprint('started', flush=True)\nkiln.log_metric('m', 1.0)\n"
+        "open('started', 'w').close()\nwhile True:\n    time.sleep(0.01)",
         "print('never')",
     )
+    # Only the teardown's flush writes what the kernel logged (no periodic write in time).
+    env = {**subprocess_env, "KILN_FLUSH_INTERVAL": "60"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "kiln"), "notebook", "run", str(src), "-o", "out.ipynb"],
-        cwd=tmp_path, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -301,6 +302,22 @@ def test_sigterm_saves_the_partial_notebook_and_marks_the_run_killed(
     assert "was running when kiln was sent SIGTERM" in (run.error or "")
     assert f"Run {run.id} is marked killed" in (run.error or "")
     assert "notebook/loop.ipynb" in {a.path for a in run.artifacts}
+    assert run.metrics["m"] == 1.0  # the interrupted cell's log reached the run
+
+
+def test_what_a_timed_out_cell_logged_reaches_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The teardown that flushes the kernel's logs was sent while the interrupted cell was
+    # failing, and the kernel aborted it: the metric was lost.
+    monkeypatch.setenv("KILN_FLUSH_INTERVAL", "60")  # only the teardown writes in time
+    src = write_nb(
+        tmp_path / "slow.ipynb", "import kiln, time\nkiln.log_metric('m', 2.0)\ntime.sleep(30)"
+    )
+    result = kiln.run_notebook(src, timeout=2, raise_on_error=False)
+    assert isinstance(result.error, kiln.CellTimeoutError)
+    assert "per-cell timeout (2 seconds)" in str(result.error)
+    assert kiln.get_run(result.run_id).metrics["m"] == 2.0
 
 
 def test_cells_have_a_generous_default_timeout(

@@ -322,6 +322,22 @@ async def _execute(
         )
 
 
+async def _teardown(kc: Any, code: str) -> None:
+    """Run the teardown, again if the kernel aborted it.
+
+    After a cell fails, ipykernel aborts the execute requests that reach it before its
+    own "stop aborting" message does; a teardown sent right after the failing cell's
+    reply can be one of them, and what the notebook logged would not be flushed.
+    """
+    import asyncio
+
+    for _ in range(20):
+        content = await _silent(kc, code, 10.0)
+        if content.get("status") != "aborted":
+            return
+        await asyncio.sleep(0.05)
+
+
 async def _reply(kc: Any, timeout: float) -> None:
     """Wait for the next execute reply (an interrupted cell's), at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -407,10 +423,13 @@ async def _execute_cells(
         if client.kc is not None:
             if teardown and (result.failure is None or result.failure.kind != "dead"):
                 with contextlib.suppress(Exception):  # the kernel may be gone
-                    if result.failure is not None and result.failure.kind == "terminated":
+                    if result.failure is not None and result.failure.kind in (
+                        "terminated",
+                        "timeout",
+                    ):
                         # The kernel aborts requests queued while the interrupted cell
                         # fails: wait for that cell's reply before sending the teardown.
                         await _reply(client.kc, 10.0)
-                    await _silent(client.kc, teardown, 10.0)
+                    await _teardown(client.kc, teardown)
             client.kc.stop_channels()
     return result
