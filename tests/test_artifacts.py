@@ -168,6 +168,50 @@ def test_bad_artifacts_are_refused_and_change_nothing(tracked: str, tmp_path: Pa
     assert kiln.get_client().read_artifact(run.id, "kept.txt") == b"kept"
 
 
+BAD_NAMES: list[tuple[str, str]] = [
+    ("a\x00b.txt", r"'a\\x00b\.txt' has a control character \(U\+0000\) at position 1"),
+    ("notes\n.txt", r"has a control character \(U\+000A\) at position 5"),
+    ("tab\there", r"control character \(U\+0009\)"),
+    ("invoice\u202egnp.exe", r"bidirectional-text control \(U\+202E\) at position 7"),
+    ("x" * 300, r"\(300 characters\) has a part of 300 bytes .*than the 200 a file name can have"),
+    ("y" * 5000, r"\(5000 characters\) has a part of 5000 bytes"),
+    ("a/" * 600 + "b", r"is 1201 bytes long\. An artifact name is a relative path"),
+    ("/etc/passwd", r"'/etc/passwd' is not a relative path .*absolute .*write 'etc/passwd'"),
+    ("C:\\Users\\x.txt", r"is not a relative path inside the run: it is absolute"),
+    ("d/../../x", r"is not a relative path inside the run \(no '\.\.', not empty\)"),
+]
+
+
+def test_artifact_names_are_checked_when_logged(client: TrackingClient, tmp_path: Path) -> None:
+    # Each of these used to be stored, then failed (or was renamed) on the way back out.
+    rid = client.create_run()
+    for name, message in BAD_NAMES:
+        with pytest.raises(ArtifactError, match=message):
+            client.log_artifact(rid, b"x", name=name)
+        with pytest.raises(ArtifactError, match=r"An artifact name is a relative path such as"):
+            client.log_text(rid, "x", name)
+    # A folder with one bad file name is refused whole.
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "ok.txt").write_bytes(b"ok")
+    (folder / "line\nbreak.txt").write_bytes(b"bad")
+    with pytest.raises(ArtifactError, match=r"'plots/line\\nbreak\.txt' has a control character"):
+        client.log_artifact(rid, folder)
+    assert client.get_run(rid).artifacts == []
+    # At the limits, a name is stored, listed and downloaded as given.
+    longest = "/".join(["é" * 100] * 5) + "/" + "n" * 19  # 200-byte parts, 1024 bytes in all
+    names = ["ok/./b//c.txt", "back\\slash.txt", "ünïcode 名前.txt", "z" * 200, longest]
+    for name in names:
+        client.log_artifact(rid, name.encode(), name=name)
+    stored = sorted(a.path for a in client.get_run(rid).artifacts)
+    assert stored == sorted(
+        ["ok/b/c.txt", "back/slash.txt", "ünïcode 名前.txt", "z" * 200, longest]
+    )
+    out = client.download_artifacts(rid, dest=tmp_path / "down")
+    assert (out / longest).read_bytes() == longest.encode()
+    assert (out / ("z" * 200)).read_bytes() == b"z" * 200
+
+
 def test_missing_artifacts_are_reported_with_what_the_run_has(client: TrackingClient) -> None:
     rid = client.create_run()
     empty = client.create_run()

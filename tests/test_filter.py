@@ -265,6 +265,51 @@ def test_runs_filter_errors_reach_the_module_api(tracked: str) -> None:
     assert len(kiln.runs(experiment="e")) == 1
 
 
+def test_thousands_of_terms_run_on_both_backends(client: TrackingClient) -> None:
+    # Each `or` once cost a level of recursion in the compiler, and SQLite refuses an
+    # expression tree deeper than 1000: 3,000 terms were a RecursionError.
+    names = [f"r{i}" for i in range(5)]
+    for name in names:
+        client.create_run(experiment="many", name=name)
+    wanted = " or ".join(f"name = 'r{i % 7}'" for i in range(3000))
+    assert _names(client, wanted) == names
+    both = " and ".join(f"name != 'x{i}'" for i in range(3000))
+    assert _names(client, both) == names
+    mixed = " or ".join(
+        f"(name = 'r1' and duration is null and params.p{i} is null)" for i in range(1500)
+    )
+    assert _names(client, mixed) == ["r1"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "position"),
+    [
+        ("(" * 1000 + "name = 'a'" + ")" * 1000, 16),
+        ("not " * 300 + "name = 'a'", 64),
+        ("not (" * 60 + "name = 'a'" + ")" * 60, 40),
+    ],
+)
+def test_deep_nesting_is_refused_with_the_limit(
+    client: TrackingClient, expression: str, position: int
+) -> None:
+    client.create_run(experiment="deep", name="a")
+    with pytest.raises(
+        FilterSyntaxError, match=r"nests parentheses and 'not' more than 16 levels deep"
+    ) as info:
+        client.search_runs(filter=expression)
+    assert info.value.position == position
+    assert len(str(info.value)) < 400  # an excerpt around the position, not 2,000 characters
+    # At the limit, the deepest shape (and/or alternating at every level, each level with
+    # more terms than one SQL group, on metric subqueries) runs on both backends.
+    term = "metrics.m > 1"
+    deepest = "".join(
+        f"({' and '.join([term] * 300)} {'or' if i % 2 else 'and'} " for i in range(16)
+    )
+    assert _names(client, deepest + term + ")" * 16) == []
+    assert _names(client, "not " * 16 + "name = 'b'") == []
+    assert _names(client, "not (" * 7 + "name = 'b'" + ")" * 7) == ["a"]
+
+
 # ------------------------------------------------------------------ order by, limit
 
 

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import copy
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from papermill.cli import _resolve_type
+from papermill.inspection import inspect_notebook
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 from papermill.translators import PythonTranslator
 
 import kiln
 from kiln.notebooks import codify, parse_value, translate
-from kiln.notebooks._params import inject, parameter_names
+from kiln.notebooks._params import (
+    ParametersCellWarning,
+    inject,
+    parameter_names,
+    parse_parameters_cell,
+)
 from nbutil import write_nb
 
 scalars = (
@@ -112,3 +121,64 @@ def test_a_parameter_name_must_be_an_identifier(tmp_path: Path) -> None:
     path = write_nb(tmp_path / "nb.ipynb", "alpha = 1.0")
     with pytest.raises(kiln.ParameterError, match="not a Python identifier"):
         kiln.run_notebook(path, {"1x": 2}, allow_unknown_params=True)
+
+
+# papermill's own test notebook: its parameters cell ends in a line that does not parse
+# (`= 2`, line 14). papermill reads the cell line by line and still injects; kiln reads it
+# statement by statement (papermill's line reader also skips `d = a == 3`, which parses).
+COMPLEX = Path(papermill.__file__).parent / "tests" / "notebooks" / "complex_parameters.ipynb"
+
+
+def test_a_parameters_cell_with_a_syntax_error_is_read_statement_by_statement() -> None:
+    source = nbformat.read(COMPLEX, as_version=4).cells[0].source
+    with pytest.warns(ParametersCellWarning, match=r"syntax error at line 14 \(invalid syntax\)"):
+        assert parameter_names(source) == ["msg", "a", "b", "c", "d"]
+    assert parse_parameters_cell(source) == (["msg", "a", "b", "c", "d"], [(14, "invalid syntax")])
+    assert set(inspect_notebook(str(COMPLEX))) <= {"msg", "a", "b", "c", "d"}
+    # Statements before, between and after broken lines are kept; line numbers stay true.
+    names, errors = parse_parameters_cell(
+        "%matplotlib inline\nx = 1\nb = [\n  1,\n= 2\ny = 3\nif x:\n  z = 1\n  = 3\nw: int = 4"
+    )
+    assert names == ["x", "y", "w"]
+    assert [line for line, _ in errors] == [3, 4, 5, 9]
+
+
+def test_complex_parameters_runs_injected_as_papermill_does(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    src = tmp_path / "complex_parameters.ipynb"
+    src.write_bytes(COMPLEX.read_bytes())
+    pm_out = tmp_path / "pm.ipynb"
+    papermill.execute_notebook(
+        str(src), str(pm_out), parameters={"a": 3.5}, prepare_only=True, progress_bar=False
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kiln"), "notebook", "run", str(src),
+         "-p", "a=3.5", "-o", "kiln.ipynb"],
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    # Injected, then the parameters cell itself fails to compile, as under papermill.
+    assert done.returncode == 1, done.stderr
+    assert "syntax error at line 14" in done.stderr
+    assert "SyntaxError" in done.stderr
+    assert "defines []" not in done.stderr
+    ours = nbformat.read(tmp_path / "kiln.ipynb", as_version=4)
+    theirs = nbformat.read(pm_out, as_version=4)
+    assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
+    assert [c.metadata.get("tags") for c in ours.cells] == [
+        c.metadata.get("tags") for c in theirs.cells
+    ]
+    assert ours.cells[1].source == "# Parameters\na = 3.5\n"
+    assert ours.metadata.papermill["parameters"] == theirs.metadata.papermill["parameters"]
+
+    unknown = subprocess.run(
+        [str(Path(sys.executable).parent / "kiln"), "notebook", "run", str(src), "-p", "e=1"],
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 1
+    assert (
+        "which defines ['msg', 'a', 'b', 'c', 'd'] (the parameters cell has a syntax error at "
+        "line 14 (invalid syntax); kiln read the other lines)"
+    ) in " ".join(unknown.stderr.split())

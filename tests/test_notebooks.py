@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -298,3 +302,98 @@ def test_a_failed_combination_does_not_stop_the_sweep(tmp_path: Path) -> None:
     assert failed is not None
     assert failed.cell_index == 1
     assert kiln.get_run(sweep.run_id).status == "failed"
+
+
+def test_a_huge_exception_message_is_printed_once_and_cut(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # The message was printed twice (the error line and the traceback), 10 MB to stderr,
+    # and stored whole as the run's error.
+    src = write_nb(tmp_path / "big.ipynb", "n = 1", "raise ValueError('head ' + 'x' * 5_000_000)")
+    done = _kiln("notebook", "run", str(src), "-o", "out.ipynb", cwd=tmp_path, env=subprocess_env)
+    assert done.returncode == 1
+    assert len(done.stderr) < 30_000
+    assert "raised ValueError: head xxx" in done.stderr
+    assert "characters cut; the whole text is in the cell's output in the partial notebook" in (
+        done.stderr
+    )
+    partial = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert partial.cells[1].outputs[0]["evalue"] == "head " + "x" * 5_000_000
+    [run] = kiln.get_client().search_runs(filter="name = 'big'")
+    assert run.status == "failed"
+    assert len(run.error or "") <= 10_000
+
+
+def test_sigterm_saves_the_partial_notebook_and_marks_the_run_killed(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # SIGTERM used to end `kiln notebook run` at once: no -o notebook, no artifact, and
+    # the run left "running" until its heartbeat went stale.
+    src = write_nb(
+        tmp_path / "loop.ipynb",
+        "n = 1",
+        "import kiln, time\nprint('started', flush=True)\nkiln.log_metric('m', 1.0)\n"
+        "open('started', 'w').close()\nwhile True:\n    time.sleep(0.01)",
+        "print('never')",
+    )
+    # Only the teardown's flush writes what the kernel logged (no periodic write in time).
+    env = {**subprocess_env, "KILN_FLUSH_INTERVAL": "60"}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "kiln"), "notebook", "run", str(src), "-o", "out.ipynb"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the looping cell never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGTERM, stderr
+    partial = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert code_texts(partial)[1] == "started\n"
+    assert partial.cells[2].outputs == []
+    assert partial.metadata.kiln["error"] == {"cell_index": 1, "ename": "SIGTERM"}
+    run = kiln.get_run(partial.metadata.kiln["run_id"])
+    assert run.status == "killed"
+    assert run.tags["kiln.failed_cell"] == "1"
+    assert "was running when kiln was sent SIGTERM" in (run.error or "")
+    assert f"Run {run.id} is marked killed" in (run.error or "")
+    assert "notebook/loop.ipynb" in {a.path for a in run.artifacts}
+    assert run.metrics["m"] == 1.0  # the interrupted cell's log reached the run
+
+
+def test_what_a_timed_out_cell_logged_reaches_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The teardown that flushes the kernel's logs was sent while the interrupted cell was
+    # failing, and the kernel aborted it: the metric was lost.
+    monkeypatch.setenv("KILN_FLUSH_INTERVAL", "60")  # only the teardown writes in time
+    src = write_nb(
+        tmp_path / "slow.ipynb", "import kiln, time\nkiln.log_metric('m', 2.0)\ntime.sleep(30)"
+    )
+    result = kiln.run_notebook(src, timeout=2, raise_on_error=False)
+    assert isinstance(result.error, kiln.CellTimeoutError)
+    assert "per-cell timeout (2 seconds)" in str(result.error)
+    assert kiln.get_run(result.run_id).metrics["m"] == 2.0
+
+
+def test_cells_have_a_generous_default_timeout(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # There was no default: an infinite loop ran forever.
+    assert inspect.signature(kiln.run_notebook).parameters["timeout"].default == 3600
+    assert inspect.signature(run_grid).parameters["timeout"].default == 3600
+    shown = _kiln("notebook", "run", "--help", cwd=tmp_path, env=subprocess_env)
+    assert re.search(r"-t, --timeout SECONDS\s+Seconds each cell may run; 0 for no limit\.\s+"
+                     r"\[default: 3600\.0; x>=0\]", shown.stdout)  # fmt: skip
+    slow = write_nb(tmp_path / "slow.ipynb", "import time", "time.sleep(30)", parameters=None)
+    done = _kiln("notebook", "run", str(slow), "-t", "1", cwd=tmp_path, env=subprocess_env)
+    assert done.returncode == 1
+    assert "ran longer than the per-cell timeout (1 seconds)" in done.stderr
+    assert "raise it with -t/--timeout SECONDS" in " ".join(done.stderr.split())

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,9 @@ INVALID_METRICS: list[tuple[object, str]] = [
     ([1.0], r"got \[1\.0\] \(list\); expected a real number"),
     (1 + 2j, r"\(complex\); expected a real number"),
     (np.array([1.0, 2.0]), r"\(ndarray\); expected a real number"),
+    (10**400, r"Metric 'loss' is a number of about 401 digits, too large for a 64-bit float"),
+    (-(10**5000), r"about 5001 digits, too large .*record the exact number with kiln\.log_param"),
+    (Fraction(10**400, 7), r"Metric 'loss' is a number of about 400 digits"),
 ]
 
 
@@ -220,6 +224,13 @@ def test_invalid_steps_are_refused(client: TrackingClient) -> None:
         client.log_metrics(rid, [("m", 1.0, True, None)])
     with pytest.raises(InvalidMetricError, match=r"Metric 'm' at step 3 is nan"):
         client.log_metrics(rid, [("m", float("nan"), 3, None)])
+    # A step past 64 bits once reached the background writer and failed there.
+    with pytest.raises(InvalidMetricError, match=r"step 9223372036854775808 does not fit in a 64"):
+        client.log_metric(rid, "m", 1.0, step=2**63)
+    with pytest.raises(InvalidMetricError, match=r"step of about 401 digits does not fit"):
+        client.log_metrics(rid, [("m", 1.0, -(10**400), None)])
+    with pytest.raises(InvalidMetricError, match=r"Metric 'm' at step 2 is a number of about 401"):
+        client.log_metric(rid, "m", 10**400, step=2)
     client.log_metrics(rid, [("m", 2.0, None, None)])
     assert [(m.step, m.value) for m in client.metric_history(rid, "m")] == [(0, 2.0)]
 
@@ -702,3 +713,46 @@ def test_git_state_is_recorded(
         kiln.runs(filter="git_dirty = 'no'")
     assert set(kiln.runs(filter=f"git_commit = '{head}'")["run_id"]) == {clean.id, dirty.id}
     assert kiln.runs(filter="git_branch = 'trunk'")["git_commit"].tolist() == [head, head]
+
+
+def test_a_huge_error_is_stored_cut_and_kept_whole_as_an_artifact(
+    tracked: str, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # A 5 MB exception message was stored whole as the run's error, read by every listing
+    # and printed whole by `kiln runs show`.
+    script = tmp_path / "big.py"
+    script.write_text(
+        "import kiln\n"
+        "with kiln.start_run(name='big'):\n"
+        "    raise ValueError('head ' + 'x' * 5_000_000 + ' tail')\n",
+        encoding="utf-8",
+    )
+    env = {**subprocess_env, "KILN_STORE": tracked}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    [run] = kiln.get_client().search_runs(filter="name = 'big'")
+    full = run.error or ""
+    assert run.status == "failed"
+    assert len(full) <= 10_000
+    assert full.startswith("Traceback (most recent call last):")
+    assert full.rstrip().endswith("x tail")
+    assert re.search(r"\[\.\.\. 4,99\d,\d{3} characters cut; the whole text is the run's "
+                     r"artifact kiln/error\.txt \.\.\.\]", full)  # fmt: skip
+    whole = kiln.get_client().read_artifact(run.id, "kiln/error.txt").decode()
+    assert "ValueError: head " + "x" * 5_000_000 + " tail" in whole
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "kiln"), "--store", tracked, "runs", "show", run.id],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert len(shown.stdout) < 30_000
+    assert "kiln/error.txt" in shown.stdout
+    # A short error is stored as given, with no artifact.
+    with pytest.raises(KeyError, match="small"), kiln.start_run(name="small") as small:
+        raise KeyError("small")
+    got = kiln.get_run(small.id)
+    assert (got.error or "").rstrip().endswith("KeyError: 'small'")
+    assert got.artifacts == []

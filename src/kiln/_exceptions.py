@@ -148,8 +148,13 @@ class FilterSyntaxError(TrackingError):
     def __init__(self, message: str, expression: str, position: int) -> None:
         self.expression = expression
         self.position = position
-        caret = " " * position + "^"
-        super().__init__(f"{message} (at position {position})\n  {expression}\n  {caret}")
+        # A long (generated) expression is shown as the 80 characters around the position.
+        start = max(0, min(position - 40, len(expression) - 80))
+        shown = expression[start : start + 80]
+        before = "..." if start > 0 else ""
+        after = "..." if start + 80 < len(expression) else ""
+        caret = " " * (len(before) + position - start) + "^"
+        super().__init__(f"{message} (at position {position})\n  {before}{shown}{after}\n  {caret}")
 
 
 class ModelError(KilnError):

@@ -120,7 +120,8 @@ def _parameters(
 @click.option("-n", "--name", help="The run's name (default: the notebook's file name).")
 @click.option("--cwd", type=click.Path(file_okay=False), help="The kernel's working directory.")
 @click.option("-k", "--kernel", "kernel_name", help="Kernel name (default: the notebook's).")
-@click.option("-t", "--timeout", type=float, metavar="SECONDS", help="Per-cell time limit.")
+@click.option("-t", "--timeout", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              metavar="SECONDS", help="Seconds each cell may run; 0 for no limit.")  # fmt: skip
 @click.option("--allow-unknown-params", is_flag=True,
               help="Inject parameters the 'parameters' cell does not define, or with no such cell.")  # fmt: skip
 @click.option("--html", is_flag=True,
@@ -160,7 +161,9 @@ def run_cmd(
 
     Parameters go into a cell tagged 'injected-parameters' after the cell tagged
     'parameters', as papermill does, merged in papermill's order (-b, -f, -y, then -p and
-    -r). A failing cell exits with status 1, naming the cell.
+    -r). A failing cell exits with status 1, naming the cell. On SIGTERM the running cell
+    is interrupted, the partial notebook saved (to -o and the run) and the run marked
+    killed before kiln exits.
     """
     from kiln.notebooks import run_grid, run_notebook
     from kiln.notebooks._params import parse_value
@@ -172,7 +175,7 @@ def run_cmd(
         "name": name,
         "cwd": cwd,
         "kernel_name": kernel_name,
-        "timeout": timeout,
+        "timeout": timeout or None,  # 0: no limit
         "allow_unknown_params": allow_unknown_params,
         "html": html,
         "preload": not no_preload,

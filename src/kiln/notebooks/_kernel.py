@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,7 +217,7 @@ def _client_for(kernel: Kernel) -> Any:
 class CellFailure:
     """Why an execution stopped: the failing cell and what the kernel said."""
 
-    kind: str  # "error", "timeout" or "dead"
+    kind: str  # "error", "timeout", "dead" or "terminated" (SIGTERM)
     position: int  # index in the executed notebook's cells
     ename: str = ""
     evalue: str = ""
@@ -253,6 +253,7 @@ def execute(
     timeout: float | None = None,
     startup_timeout: float = 60.0,
     on_cell: Callable[[int], None] | None = None,
+    stop_on_sigterm: bool = False,
 ) -> Execution:
     """Execute every code cell of `nb` (in place) in `kernel`, stopping at the first error.
 
@@ -264,8 +265,45 @@ def execute(
         timeout: Seconds a cell may run (None: no limit).
         startup_timeout: Seconds to wait for the kernel to boot.
         on_cell: Called with the cell position after each cell (to save progress).
+        stop_on_sigterm: In the main thread, a SIGTERM stops the execution as a failure
+            of kind "terminated" (the running cell interrupted, the teardown run), so the
+            caller can save the partial notebook; the caller then ends the process.
     """
-    return _run_sync(_execute)(nb, kernel, setup, teardown, timeout, startup_timeout, on_cell)
+    return _run_sync(_execute)(
+        nb, kernel, setup, teardown, timeout, startup_timeout, on_cell, stop_on_sigterm
+    )
+
+
+@contextlib.contextmanager
+def _sigterm_cancels(enabled: bool) -> Iterator[list[bool]]:
+    """While executing, SIGTERM cancels the running task (main thread only).
+
+    Yields a flag list that holds True once SIGTERM arrived. The process's own SIGTERM
+    handler is put back afterwards.
+    """
+    import asyncio
+    import signal
+    import threading
+
+    fired: list[bool] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield fired
+        return
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        fired.append(True)
+        task.cancel()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        yield fired
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 async def _execute(
@@ -276,7 +314,62 @@ async def _execute(
     timeout: float | None,
     startup_timeout: float,
     on_cell: Callable[[int], None] | None,
+    stop_on_sigterm: bool = False,
 ) -> Execution:
+    with _sigterm_cancels(stop_on_sigterm) as fired:
+        return await _execute_cells(
+            nb, kernel, setup, teardown, timeout, startup_timeout, on_cell, fired
+        )
+
+
+async def _teardown(kc: Any, code: str) -> None:
+    """Run the teardown, again if the kernel aborted it.
+
+    After a cell fails, ipykernel aborts the execute requests that reach it before its
+    own "stop aborting" message does; a teardown sent right after the failing cell's
+    reply can be one of them, and what the notebook logged would not be flushed.
+    """
+    import asyncio
+
+    for _ in range(20):
+        content = await _silent(kc, code, 10.0)
+        if content.get("status") != "aborted":
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _reply(kc: Any, timeout: float) -> None:
+    """Wait for the next execute reply (an interrupted cell's), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = await kc.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if msg["msg_type"] == "execute_reply":
+            return
+
+
+def _stopped(result: Execution, kernel: Kernel, position: int) -> None:
+    """Record a SIGTERM stop; interrupt the cell, so the teardown can flush its logs."""
+    import asyncio
+
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()  # handled here: the teardown may await again
+    result.failure = CellFailure("terminated", max(position, 0), "SIGTERM", "")
+    kernel.interrupt()
+
+
+async def _execute_cells(
+    nb: Any,
+    kernel: Kernel,
+    setup: str,
+    teardown: str,
+    timeout: float | None,
+    startup_timeout: float,
+    on_cell: Callable[[int], None] | None,
+    fired: list[bool],
+) -> Execution:
+    import asyncio
+
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -312,17 +405,31 @@ async def _execute(
         # Stop the cell, so that the teardown can still flush what it logged.
         kernel.interrupt()
     except DeadKernelError as exc:
-        result.failure = CellFailure("dead", max(position, 0), "DeadKernelError", str(exc))
+        if fired:  # nbclient reports a cancelled cell as a dead kernel
+            _stopped(result, kernel, position)
+        else:
+            result.failure = CellFailure("dead", max(position, 0), "DeadKernelError", str(exc))
     except CellExecutionError as exc:
         shown = [o for o in nb.cells[position].get("outputs", []) if o.output_type == "error"]
         trace = "\n".join(shown[-1].traceback) if shown else exc.traceback
         result.failure = CellFailure("error", position, exc.ename, exc.evalue, trace)
     except RuntimeError as exc:  # the kernel did not come up
         result.failure = CellFailure("dead", max(position, 0), type(exc).__name__, str(exc))
+    except asyncio.CancelledError:
+        if not fired:
+            raise
+        _stopped(result, kernel, position)
     finally:
         if client.kc is not None:
             if teardown and (result.failure is None or result.failure.kind != "dead"):
                 with contextlib.suppress(Exception):  # the kernel may be gone
-                    await _silent(client.kc, teardown, 10.0)
+                    if result.failure is not None and result.failure.kind in (
+                        "terminated",
+                        "timeout",
+                    ):
+                        # The kernel aborts requests queued while the interrupted cell
+                        # fails: wait for that cell's reply before sending the teardown.
+                        await _reply(client.kc, 10.0)
+                    await _teardown(client.kc, teardown)
             client.kc.stop_channels()
     return result

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,11 +27,13 @@ from kiln._exceptions import ParameterError, did_you_mean
 __all__ = [
     "INJECTED_TAG",
     "PARAMETERS_TAG",
+    "ParametersCellWarning",
     "check_parameters",
     "codify",
     "find_tagged",
     "inject",
     "parameter_names",
+    "parse_parameters_cell",
     "parse_value",
     "translate",
 ]
@@ -109,19 +112,46 @@ def find_tagged(nb: Any, tag: str) -> int:
     return -1
 
 
-def parameter_names(source: str) -> list[str]:
-    """The names a `parameters` cell assigns at top level, in order.
+class ParametersCellWarning(UserWarning):
+    """A line of the `parameters` cell does not parse; the names around it are still read."""
 
-    Lines IPython would transform (magics, shell escapes) are skipped, so a cell with
+
+def parse_parameters_cell(source: str) -> tuple[list[str], list[tuple[int, str]]]:
+    """The names a `parameters` cell assigns at top level, and the lines that do not parse.
+
+    A cell that parses whole is read with `ast`. One that does not is read statement by
+    statement, as papermill's inspection reads it line by line: the statements before a
+    syntax error are kept, the line with the error is skipped, and reading goes on after
+    it. Lines IPython would transform (magics, shell escapes) are skipped, so a cell with
     `%matplotlib inline` still parses.
+
+    Returns:
+        The names in order, and `(line, message)` for each skipped line (1-based).
     """
-    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError:
-        return []
+    lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines()]
+    body: list[ast.stmt] = []
+    errors: list[tuple[int, str]] = []
+    start = 0  # lines[start:] are still to read; the padding keeps line numbers true
+    while start < len(lines):
+        try:
+            body += ast.parse("\n" * start + "\n".join(lines[start:])).body
+            break
+        except SyntaxError as exc:
+            bad = min(max(exc.lineno or start + 1, start + 1), len(lines))  # 1-based
+            errors.append((bad, exc.msg))
+        for end in range(bad - 1, start, -1):  # the longest run of lines before it that parses
+            try:
+                body += ast.parse("\n" * start + "\n".join(lines[start:end])).body
+                break
+            except SyntaxError:
+                continue
+        start = bad
+    return _assigned(body), errors
+
+
+def _assigned(body: list[ast.stmt]) -> list[str]:
     names: list[str] = []
-    for node in tree.body:
+    for node in body:
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
             targets = list(node.targets)
@@ -132,6 +162,36 @@ def parameter_names(source: str) -> list[str]:
                 if isinstance(sub, ast.Name) and sub.id not in names:
                     names.append(sub.id)
     return names
+
+
+def _syntax_note(errors: list[tuple[int, str]]) -> str:
+    where = ", ".join(f"line {line} ({message})" for line, message in errors)
+    s = "s" if len(errors) > 1 else ""
+    return f"the parameters cell has a syntax error{s} at {where}"
+
+
+def parameter_names(source: str) -> list[str]:
+    """The names a `parameters` cell assigns at top level, in order.
+
+    A line that does not parse is skipped with a `ParametersCellWarning` naming it (see
+    `parse_parameters_cell`).
+    """
+    names, errors = parse_parameters_cell(source)
+    _warn_skipped(names, errors, stacklevel=3)
+    return names
+
+
+def _warn_skipped(names: list[str], errors: list[tuple[int, str]], stacklevel: int) -> None:
+    if errors:
+        warnings.warn(
+            ParametersCellWarning(
+                f"{_syntax_note(errors).capitalize()}; kiln skipped "
+                f"{'those lines' if len(errors) > 1 else 'that line'}, as papermill does, "
+                f"and read the names {names} from the rest. The cell itself will fail when it "
+                "runs: fix the line."
+            ),
+            stacklevel=stacklevel,
+        )
 
 
 def check_parameters(nb: Any, parameters: Mapping[str, Any], *, allow_unknown: bool) -> None:
@@ -157,15 +217,17 @@ def check_parameters(nb: Any, parameters: Mapping[str, Any], *, allow_unknown: b
             "assignments. Tag the cell that sets the defaults 'parameters' (View > Cell "
             "Toolbar > Tags in Jupyter), or pass --allow-unknown-params to inject anyway."
         )
-    defined = parameter_names(nb.cells[index].source)
+    defined, errors = parse_parameters_cell(nb.cells[index].source)
     code_index = sum(c.cell_type == "code" for c in nb.cells[:index])
+    _warn_skipped(defined, errors, stacklevel=5)  # check_parameters < prepare < run_notebook
     unknown = [name for name in parameters if name not in defined]
     if unknown:
         name = unknown[0]
+        note = f" ({_syntax_note(errors)}; kiln read the other lines)" if errors else ""
         raise ParameterError(
             f"Parameter {name!r} is not defined in the notebook's 'parameters' cell (code "
-            f"cell {code_index}), which defines {defined}.{did_you_mean(name, defined)} Fix the name, "
-            "or pass --allow-unknown-params to inject it anyway."
+            f"cell {code_index}), which defines {defined}{note}.{did_you_mean(name, defined)} "
+            "Fix the name, or pass --allow-unknown-params to inject it anyway."
         )
 
 

@@ -9,11 +9,12 @@ page is kiln's own, made in milliseconds at the end).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,14 +27,26 @@ from kiln._exceptions import (
 )
 from kiln._extras import require
 from kiln.notebooks._params import INJECTED_TAG, check_parameters, inject
+from kiln.tracking._validate import shorten
 
 if TYPE_CHECKING:
     from kiln.notebooks._kernel import Execution, Kernel
     from kiln.tracking._client import TrackingClient
 
-__all__ = ["NotebookResult", "prepare", "read_notebook", "render_html", "run_notebook"]
+__all__ = [
+    "DEFAULT_CELL_TIMEOUT",
+    "NotebookResult",
+    "prepare",
+    "read_notebook",
+    "render_html",
+    "run_notebook",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+#: Seconds a cell may run unless told otherwise (`timeout=None`, `-t 0`: no limit). One
+#: hour: generous for training in a notebook, but an infinite loop does not run forever.
+DEFAULT_CELL_TIMEOUT = 3600.0
 
 _SETUP = """import os as _kiln_os
 _kiln_os.environ.update({env!r})
@@ -128,7 +141,7 @@ def run_notebook(
     parent: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     kernel_name: str | None = None,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_CELL_TIMEOUT,
     allow_unknown_params: bool = False,
     html: bool = False,
     preload: bool = True,
@@ -160,7 +173,7 @@ def run_notebook(
         parent: A parent run id (sweeps make each execution a child run).
         cwd: The kernel's working directory (default: the current one, as papermill).
         kernel_name: The Jupyter kernel (default: the notebook's kernelspec, else python3).
-        timeout: Seconds a single cell may run.
+        timeout: Seconds a single cell may run (default one hour); None for no limit.
         allow_unknown_params: Inject parameters the `parameters` cell does not define,
             or into a notebook without one (at the top, as papermill does).
         html: Store nbconvert's HTML render instead of kiln's own page.
@@ -173,6 +186,10 @@ def run_notebook(
 
     Returns:
         A `NotebookResult`.
+
+    A SIGTERM while the cells run (in the main thread) stops the notebook as a failure:
+    the running cell is interrupted, the partial notebook saved as for a failing cell,
+    the run marked `killed`, and then the process receives the SIGTERM it was sent.
 
     Raises:
         ParameterError: A parameter the notebook does not define, or no `parameters` cell.
@@ -357,13 +374,69 @@ def execute_prepared(
         env = {"KILN_RUN_ID": run_id, "KILN_STORE": client.store.url}
         nb.metadata["kiln"] = {"run_id": run_id, "parameters": params}
         done = execute(
-            nb, kernel, setup=_SETUP.format(env=env), teardown=_TEARDOWN, timeout=timeout
+            nb,
+            kernel,
+            setup=_SETUP.format(env=env),
+            teardown=_TEARDOWN,
+            timeout=timeout,
+            stop_on_sigterm=True,
         )
     finally:
         kernel.shutdown()
+    if done.failure is not None and done.failure.kind == "terminated":
+        with _sigterm_ignored():  # a second SIGTERM must not cut the saving short
+            result = _finish(
+                done,
+                index_map,
+                client,
+                run_id,
+                params,
+                stem,
+                output,
+                renderer,
+                False,
+                begin,
+                timeout,
+            )
+        _resend_sigterm()
+        if raise_on_error and result.error is not None:  # the process's handler returned
+            raise result.error
+        return result
     return _finish(
-        done, index_map, client, run_id, params, stem, output, renderer, raise_on_error, begin
+        done,
+        index_map,
+        client,
+        run_id,
+        params,
+        stem,
+        output,
+        renderer,
+        raise_on_error,
+        begin,
+        timeout,
     )
+
+
+@contextlib.contextmanager
+def _sigterm_ignored() -> Iterator[None]:
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _resend_sigterm() -> None:
+    """Deliver the SIGTERM that stopped the notebook, now that its work is saved."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.1)  # the default action ends the process here; a handler may return
 
 
 def _finish(
@@ -377,6 +450,7 @@ def _finish(
     renderer: _Html | None,
     raise_on_error: bool,
     begin: float,
+    timeout: float | None = None,
 ) -> NotebookResult:
     import nbformat
 
@@ -385,7 +459,7 @@ def _finish(
     out_path = os.fspath(output).format(**params) if output is not None else None
     artifact = f"notebook/{stem}.ipynb"
     if done.failure is not None:
-        error = _cell_error(done, index_map, run_id, out_path or f"artifact {artifact}")
+        error = _cell_error(done, index_map, run_id, out_path or f"artifact {artifact}", timeout)
         nb.metadata["kiln"]["error"] = {"cell_index": error.cell_index, "ename": error.ename}
     text = nbformat.writes(nb)
     if out_path is not None:
@@ -408,7 +482,8 @@ def _finish(
         client.end_run(run_id, "finished")
     else:
         client.set_tags(run_id, {"kiln.failed_cell": str(error.cell_index)})
-        client.end_run(run_id, "failed", str(error))
+        stopped = done.failure is not None and done.failure.kind == "terminated"
+        client.end_run(run_id, "killed" if stopped else "failed", str(error))
     client.flush()
     result = NotebookResult(
         run_id, "failed" if error else "finished", params, out_path, seconds, error, nb
@@ -419,27 +494,39 @@ def _finish(
 
 
 def _cell_error(
-    done: Execution, index_map: list[int | None], run_id: str, saved: str
+    done: Execution,
+    index_map: list[int | None],
+    run_id: str,
+    saved: str,
+    timeout: float | None = None,
 ) -> CellExecutionError:
     failure = done.failure
     assert failure is not None
     cell = done.nb.cells[failure.position]
     index = index_map[failure.position] if failure.position < len(index_map) else None
     where = "the injected parameters cell" if index is None else f"code cell {index}"
+    # A huge exception message (or cell) is cut in the message, which is printed and
+    # stored as the run's error; the error output in the saved notebook is whole.
+    whole = f"in the cell's output in the partial notebook ({saved})"
+    limit = f"{timeout:g} seconds" if timeout is not None else "no limit"
     cls = {"timeout": CellTimeoutError, "dead": KernelDiedError}.get(
         failure.kind, CellExecutionError
     )
     what = {
-        "timeout": "ran longer than the per-cell timeout and was interrupted",
+        "timeout": f"ran longer than the per-cell timeout ({limit}) and was "
+        "interrupted; raise it with -t/--timeout SECONDS (timeout= in Python; 0 or None: "
+        "no limit)",
         "dead": "was running when the kernel died (crashed, killed or out of memory)",
-    }.get(failure.kind, f"raised {failure.ename}: {failure.evalue}")
+        "terminated": "was running when kiln was sent SIGTERM; the cell was interrupted",
+    }.get(failure.kind, f"raised {failure.ename}: {shorten(failure.evalue, 2000, whole)}")
     traceback = _ANSI.sub("", failure.traceback).strip()
     source = "\n".join("    " + line for line in cell.source.splitlines())
     message = (
         f"The notebook failed at {where} (counting code cells of the original notebook "
-        f"from 0), which {what}.\nCell source:\n{source}\n"
-        + (f"Traceback:\n{traceback}\n" if traceback else "")
-        + f"Run {run_id} is marked failed; the partial output notebook was saved to {saved}."
+        f"from 0), which {what}.\nCell source:\n{shorten(source, 4000, whole)}\n"
+        + (f"Traceback:\n{shorten(traceback, 6000, whole)}\n" if traceback else "")
+        + f"Run {run_id} is marked {'killed' if failure.kind == 'terminated' else 'failed'}; "
+        f"the partial output notebook was saved to {saved}."
     )
     return cls(
         message,

@@ -20,6 +20,7 @@ from typing import Any
 
 from kiln._exceptions import ParameterError
 from kiln.notebooks._run import (
+    DEFAULT_CELL_TIMEOUT,
     NotebookResult,
     _client,
     _kernel_name,
@@ -82,7 +83,7 @@ def run_grid(
     name: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     kernel_name: str | None = None,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_CELL_TIMEOUT,
     allow_unknown_params: bool = False,
     html: bool = False,
     preload: bool = True,

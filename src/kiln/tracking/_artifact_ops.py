@@ -16,7 +16,7 @@ from kiln._exceptions import (
 )
 from kiln.tracking._base import _ClientBase
 from kiln.tracking._records import ArtifactInfo, DatasetInfo
-from kiln.tracking._validate import check_key, now_ms
+from kiln.tracking._validate import check_artifact_name, check_key, now_ms
 
 __all__ = ["ArtifactOps"]
 
@@ -50,9 +50,11 @@ class ArtifactOps(_ClientBase):
             base = _clean_name(name or path.name)
             if path.is_dir():
                 files = sorted(p for p in path.rglob("*") if p.is_file())
-                for file in files:
+                # Every name is checked before anything is stored: all or nothing.
+                names = [_clean_name(f"{base}/{f.relative_to(path).as_posix()}") for f in files]
+                for file, logical in zip(files, names, strict=True):
                     sha, size = self.artifacts.put_file(file)
-                    items.append((f"{base}/{file.relative_to(path).as_posix()}", sha, size))
+                    items.append((logical, sha, size))
             else:
                 sha, size = self.artifacts.put_file(path)
                 items.append((base, sha, size))
@@ -226,12 +228,7 @@ class ArtifactOps(_ClientBase):
 
 
 def _clean_name(name: str) -> str:
-    parts = [p for p in str(name).replace("\\", "/").split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        raise ArtifactError(
-            f"Artifact name {name!r} is not a relative path inside the run (no '..', not empty)."
-        )
-    return "/".join(parts)
+    return check_artifact_name(name)  # the rule is documented there
 
 
 def _serialize(obj: Any, file: Path, name: str) -> None:

@@ -29,6 +29,8 @@ from kiln.tracking._maint import Maintenance
 from kiln.tracking._reads import RunReads
 from kiln.tracking._validate import (
     DEFAULT_EXPERIMENT,
+    ERROR_ARTIFACT,
+    MAX_ERROR,
     MAX_PARAM,
     STATUSES,
     _valid_keys,
@@ -38,6 +40,7 @@ from kiln.tracking._validate import (
     now_ms,
     param_number,
     param_text,
+    shorten,
 )
 
 __all__ = ["DEFAULT_EXPERIMENT", "TrackingClient"]
@@ -474,12 +477,20 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         Everything queued for the run is written at once by the writer thread; call
         `flush()` to wait for it (reads and interpreter exit do). In a multiprocessing
         worker, which may be terminated as soon as its task returns, this waits.
+
+        An `error` over 10,000 characters is stored as its head and tail around a note,
+        and kept whole as the run's artifact `kiln/error.txt`.
         """
         if status not in STATUSES[1:]:
             raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
         self._check_fork()
         if run_id not in self._own:
             run_id = self.resolve_run_id(run_id)
+        if error is not None and len(error) > MAX_ERROR:
+            # A multi-megabyte exception message stays whole as an artifact, not in the
+            # runs table that every listing reads and `kiln runs show` prints.
+            self.log_artifact(run_id, error.encode("utf-8", "backslashreplace"), ERROR_ARTIFACT)
+            error = shorten(error, MAX_ERROR, f"the run's artifact {ERROR_ARTIFACT}")
         values = {"status": status, "end_time": now_ms(), "error": error}
         own = self._own.pop(run_id, None)
         self._queue().submit(("update", (run_id, values)))
@@ -588,8 +599,13 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         """
         kind = type(value)
         if (kind is float or kind is int) and key in _valid_keys and type(key) is str:
-            number = float(value)  # the common case inline: a checked key, a plain number
-            if number - number != 0.0 or (step is not None and type(step) is not int):
+            try:
+                number = float(value)  # the common case inline: a checked key, a plain number
+            except OverflowError:  # an int past 1.8e308: check_metric says so
+                number = check_metric(key, value, step)
+            if number - number != 0.0 or (
+                step is not None and (type(step) is not int or not -(2**63) <= step < 2**63)
+            ):
                 number = check_metric(key, value, step)  # inf, NaN or a strange step
         else:
             number = check_metric(key, value, step)

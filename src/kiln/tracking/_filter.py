@@ -15,7 +15,10 @@ literal    := number | 'string' | "string" | true | false
 order_by   := field ["asc" | "desc"] ("," field ["asc" | "desc"])*
 ```
 
-Keywords are case-insensitive. `metrics.x` is the value at the highest step. Params are
+Keywords are case-insensitive. Parentheses and `not` nest at most `MAX_DEPTH` (16) levels
+deep; a longer expression is refused with a FilterSyntaxError at the level that goes over.
+Any number of terms may be joined with `and`/`or` (for a long list of values of one field,
+`field in (...)` is shorter). `metrics.x` is the value at the highest step. Params are
 compared as numbers when the literal is a number and the param parses as one, else as
 text. A comparison on a metric, param or tag that a run does not have is false (only
 `is null` matches it). Dates compare with ISO strings: `start_time > '2026-11-01'`.
@@ -32,6 +35,7 @@ from kiln._exceptions import FilterSyntaxError, did_you_mean
 
 __all__ = [
     "ATTRIBUTES",
+    "MAX_DEPTH",
     "And",
     "Compare",
     "Field",
@@ -59,6 +63,10 @@ ATTRIBUTES: dict[str, str] = {
     "end_time": "time",
     "duration": "number",
 }
+#: How deep parentheses and `not` may nest. Parsing and compiling recurse once per level,
+#: and SQLite's parser has a fixed stack of 100 entries: `(a and (b or (c and ...)))` with
+#: its subqueries overflows it ("parser stack overflow") at about 20 levels.
+MAX_DEPTH = 16
 _NAMESPACES = ("metrics", "params", "tags")
 _OPS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -172,6 +180,7 @@ class _Parser:
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> _Tok:
@@ -211,19 +220,31 @@ class _Parser:
         return node
 
     def parse_unary(self) -> Node:
+        if self.is_word("not") or (self.tok.text == "(" and self.tok.kind == "punct"):
+            if self.depth >= MAX_DEPTH:
+                raise self.fail(
+                    f"The filter nests parentheses and 'not' more than {MAX_DEPTH} levels deep "
+                    "here; flatten it (a or b or c needs no parentheses; not not x is x)"
+                )
+            self.depth += 1
+            try:
+                return self._nested()
+            finally:
+                self.depth -= 1
+        return self.parse_compare()
+
+    def _nested(self) -> Node:
         if self.is_word("not"):
             self.take()
             return Not(self.parse_unary())
-        if self.tok.text == "(" and self.tok.kind == "punct":
-            opening = self.take()
-            node = self.parse_or()
-            if self.tok.text != ")":
-                if self.tok.kind == "end":
-                    raise self.fail("Missing ')' to close the '(' here", opening)
-                raise self.fail(f"Expected ')', found {self.tok.text!r}")
-            self.take()
-            return node
-        return self.parse_compare()
+        opening = self.take()
+        node = self.parse_or()
+        if self.tok.text != ")":
+            if self.tok.kind == "end":
+                raise self.fail("Missing ')' to close the '(' here", opening)
+            raise self.fail(f"Expected ')', found {self.tok.text!r}")
+        self.take()
+        return node
 
     def parse_field(self) -> Field:
         tok = self.take()

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal, not_, or_, select, true
+from sqlalchemy import (
+    Boolean,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from kiln._exceptions import FilterSyntaxError
@@ -172,13 +184,45 @@ def compile_filter(node: Node | None, expression: str = "") -> ColumnElement[boo
         return true()
     if isinstance(node, Compare):
         return _leaf(node, expression)
-    if isinstance(node, And):
-        return and_(compile_filter(node.left, expression), compile_filter(node.right, expression))
-    if isinstance(node, Or):
-        return or_(compile_filter(node.left, expression), compile_filter(node.right, expression))
+    if isinstance(node, (And, Or)):
+        kind = type(node)
+        parts = [compile_filter(term, expression) for term in _chain(node, kind)]
+        return _joined(and_ if kind is And else or_, parts)
     if isinstance(node, Not):
         return not_(compile_filter(node.inner, expression))
     return false()
+
+
+def _chain(node: And | Or, kind: type) -> list[Node]:
+    """The terms of `a or b or c ...` in order, without recursing once per term."""
+    terms: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        top = stack.pop()
+        if type(top) is kind:
+            assert isinstance(top, (And, Or))
+            stack.append(top.right)
+            stack.append(top.left)
+        else:
+            terms.append(top)
+    return terms
+
+
+# SQLite parses `a OR b OR c ...` into a tree as deep as the list is long and refuses one
+# deeper than 1000 ("Expression tree is too large"); parenthesized groups of at most
+# _GROUP terms keep it log-deep, so a filter of thousands of terms runs. (A plain grouping
+# would be flattened back into one list by SQLAlchemy; a type-coerced one is not.)
+_GROUP = 256
+
+
+def _group(cond: ColumnElement[bool]) -> ColumnElement[bool]:
+    return type_coerce(cond, Boolean).self_group()
+
+
+def _joined(op: Any, parts: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    while len(parts) > _GROUP:
+        parts = [_group(op(*parts[i : i + _GROUP])) for i in range(0, len(parts), _GROUP)]
+    return op(*parts) if len(parts) > 1 else parts[0]
 
 
 def order_clauses(keys: list[OrderKey], query: Any) -> tuple[Any, list[Any]]:

@@ -379,7 +379,7 @@ class RunReads(_ClientBase):
             conds.append(s.runs.c.experiment_id.in_(exp_ids))
         query, terms = order_clauses(keys, query)
         query = query.where(*conds).order_by(*terms)
-        if limit:
+        if limit and limit < 2**63:  # a larger one (past SQL's 64-bit LIMIT) is no limit
             query = query.limit(limit)
         with no_gc(), self.store.read() as conn:
             rows = _fetch_plain(conn, query)
