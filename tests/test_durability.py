@@ -709,7 +709,8 @@ for attempt in range(2):
         timeout=120,
     )
 
-    assert done.returncode == 0, done.stderr
+    # Records left unwritten at exit make the exit status 1, and are saved for recovery.
+    assert done.returncode == 1, done.stderr
     lost = (
         rf'could not write \d+ queued record\(s\) to the store: .*database "{name}" does not exist'
     )
@@ -717,7 +718,14 @@ for attempt in range(2):
     assert len(reports) == 2
     assert all(re.search(lost + ".* They stay queued and will be retried", r) for r in reports)
     assert "Traceback" not in done.stderr
+    assert "INSERT" not in done.stderr  # the error's first line, not the statement
     assert re.search("^kiln: kiln " + lost, done.stderr, re.MULTILINE)  # said again at exit
+    saved = re.search(
+        r"^kiln: (\d+) unwritten record\(s\) were saved to (\S+)\.", done.stderr, re.M
+    )
+    assert saved is not None, done.stderr
+    assert Path(saved[2]).parent == Path(child_env["KILN_HOME"])
+    assert len(Path(saved[2]).read_text().splitlines()) == 1 + int(saved[1])
 
 
 @pytest.mark.filterwarnings(FORK_WARNING)

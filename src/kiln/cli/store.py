@@ -75,5 +75,25 @@ def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     )
 
 
+@store.command("recover")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--force", is_flag=True, help="Write the records even if FILE names another store.")
+@click.pass_context
+def recover(ctx: click.Context, file: str, force: bool) -> None:
+    """Write the records of a recovery file to the store.
+
+    A process that could not write what it logged (a full disk, a read-only store, a
+    database that stayed down) saved the records to FILE (kiln-recovery-*.jsonl, next
+    to the store) and exited with status 1. Run this once the store can be written; the
+    file is then renamed to FILE.recovered.
+    """
+    client = client_from(ctx)
+    n = client.recover(file, force=force)
+    click.echo(
+        f"Wrote {n} record(s) from {file} to {client.store.display_url}; "
+        f"the file is now {file}.recovered."
+    )
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 10_000 else f"{n} bytes"

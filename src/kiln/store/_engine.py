@@ -121,6 +121,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.artifact_root = ""
+        self.store_id: str | None = None  # read with the artifact root
         self._turn = _WriteTurn(engine.url.database or "" if self.dialect == "sqlite" else None)
 
     # ---------------------------------------------------------------- opening
@@ -381,7 +382,9 @@ class Store:
             return dict(conn.execute(select(store_meta.c.key, store_meta.c.value)).all())
 
     def _artifact_root(self) -> str:
-        root = self.meta().get("artifact_root", "artifacts")
+        meta = self.meta()
+        self.store_id = meta.get("store_id")
+        root = meta.get("artifact_root", "artifacts")
         if "://" in root or os.path.isabs(root):
             return root
         home = self.home

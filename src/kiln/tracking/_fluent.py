@@ -123,11 +123,17 @@ class ActiveRun:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.end("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("killed", error="KeyboardInterrupt")
-        else:
-            self.end("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+            self.end("finished")  # raises when the store cannot take the run's records
+            return
+        try:
+            if issubclass(exc_type, KeyboardInterrupt):
+                self.end("killed", error="KeyboardInterrupt")
+            else:
+                self.end("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+        except TrackingError:
+            # The block's own exception is the one to see; the records stay queued and
+            # what is still unwritten at exit is saved for recovery (exit status 1).
+            pass
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         """End the run (and any runs nested in it that are still active)."""
@@ -488,8 +494,8 @@ def _times(ms: list[int | None], pd: Any) -> Any:
     return pd.to_datetime(pd.array(ms, dtype="Int64"), unit="ms", utc=True)
 
 
-@atexit.register
-def _end_open_runs() -> None:
+def _end_runs_at_exit() -> None:
+    """End the runs still open (as finished), queuing their ends; never raises."""
     with _lock:
         while _stack:
             run = _stack[-1]
@@ -500,7 +506,13 @@ def _end_open_runs() -> None:
             try:
                 run.end("finished")
             except Exception:  # noqa: BLE001 - never fail interpreter exit
-                _stack.pop()
+                if _stack and _stack[-1] is run:
+                    _stack.pop()
+
+
+@atexit.register
+def _end_open_runs() -> None:
+    _end_runs_at_exit()
     # The writers' own exit flush may already have run (atexit runs handlers in reverse
     # order of registration): write the ends just queued now.
     try:

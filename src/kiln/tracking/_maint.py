@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kiln._exceptions import (
@@ -10,7 +12,7 @@ from kiln._exceptions import (
 )
 from kiln.tracking._base import _ClientBase
 from kiln.tracking._records import Experiment
-from kiln.tracking._validate import now_ms
+from kiln.tracking._validate import check_text, now_ms
 
 __all__ = ["Maintenance"]
 
@@ -70,6 +72,7 @@ class Maintenance(_ClientBase):
         exp_id = self.experiment_id(old)
         if not isinstance(new, str) or not new.strip():
             raise TrackingError(f"An experiment name must be a non-empty string; got {new!r}.")
+        check_text(new, "experiment name")
         try:
             with self.store.write() as conn:
                 conn.execute(
@@ -197,6 +200,52 @@ class Maintenance(_ClientBase):
                         continue
                 self.artifacts.delete(sha)
         return {"runs_purged": len(dead), "blobs_removed": removed, "bytes_freed": freed}
+
+    def recover(self, path: str | os.PathLike[str], *, force: bool = False) -> int:
+        """Write the records of a recovery file to this store; return how many.
+
+        A process that ended with records it could not write saved them to a recovery
+        file (kiln printed its path). Once the store can be written again, this writes
+        them, then renames the file to `*.recovered` so they are never written twice.
+
+        Args:
+            path: The kiln-recovery-*.jsonl file.
+            force: Write them even though the file was made for another store.
+
+        Raises:
+            StoreError: The file is not a recovery file, or was made for another store.
+            TrackingError: The store refused some records (the others are written).
+        """
+        from kiln._exceptions import StoreError
+        from kiln.tracking._recovery import load
+
+        header, ops = load(path)
+        saved_for = header.get("store_id")
+        if saved_for and self.store.store_id and saved_for != self.store.store_id and not force:
+            raise StoreError(
+                f"{path} holds records of the store {header.get('store')} (id {saved_for}), "
+                f"not of {self.store.display_url} (id {self.store.store_id}). Choose that "
+                "store with --store, or pass --force to write them here anyway."
+            )
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from kiln.tracking._recovery import rewrite
+        from kiln.tracking._writer import short_error
+
+        for i in range(0, len(ops), 20_000):
+            try:
+                self._write_ops(ops[i : i + 20_000])
+            except SQLAlchemyError as exc:
+                rewrite(path, header, ops[i:])  # what was written is never written twice
+                raise StoreError(
+                    f"Cannot write the records of {path} to {self.store.display_url}: "
+                    f"{short_error(exc)}. {i} were written; the other {len(ops) - i} stay "
+                    "in the file: run kiln store recover again once the store can be written."
+                ) from exc
+        done = Path(path).with_name(Path(path).name + ".recovered")
+        Path(path).rename(done)
+        self._queue().flush()  # reports what the store refused, if anything
+        return len(ops)
 
     def info(self) -> dict[str, Any]:
         """The store's URL, backend, schema revision, artifact root and counts."""
