@@ -38,6 +38,7 @@ Op = tuple[str, Any]
 _writers: weakref.WeakSet[Writer] = weakref.WeakSet()
 _MAX_FAILURES = 3
 _MARK = "_mark"  # a queue entry that records when it was queued (see Writer._check_age)
+_CATCH_UP = 4096  # the batch a producer writes when the queue is too old
 EXIT_STATUS = 1  # the exit status of a process that leaves records unwritten
 
 
@@ -109,10 +110,10 @@ class Writer:
         """
         queue = self._queue
         n = len(queue)
+        if n & 1023 == 1023:
+            self._check_age()
         if n >= self._room:
             self._make_room()
-        elif n & 1023 == 1023:
-            self._check_age()
         queue.append(op)
         if self._thread is None:
             with self._cond:
@@ -139,10 +140,13 @@ class Writer:
         marks = self._marks
         marks.append(now)  # before the queue entry: the writer pops a time per entry
         self._queue.append((_MARK, now))
-        limit = self.interval / 2
+        # A quarter of the interval, and small batches (a 20,000-op batch can take a
+        # few tenths of a second on a busy machine): what waits longest is committed
+        # within the interval.
+        limit = self.interval / 4
         while marks and marks[0] < time.monotonic() - limit and not self._failures:
             with self._write_lock:
-                if not self._drain():
+                if not self._drain(_CATCH_UP):
                     return
 
     def kick(self) -> None:
@@ -208,10 +212,11 @@ class Writer:
                 time.sleep(0.05 * 2**self._failures)
 
     # --------------------------------------------------------------- writing
-    def _drain(self) -> int:
-        """Write one batch; the caller holds `_write_lock`. Returns the ops written."""
+    def _drain(self, most: int = 0) -> int:
+        """Write one batch (of at most `most` ops, if given); the caller holds
+        `_write_lock`. Returns the ops written."""
         queue = self._queue
-        n = min(len(queue), self.batch)
+        n = min(len(queue), most or self.batch)
         if not n:
             return 0
         # Counted in flight before they leave the queue: `pending` (queue, then in
