@@ -60,11 +60,23 @@ def migrate(ctx: click.Context, artifacts: str | None) -> None:
 
 @store.command("gc")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="MINUTES",
+    help="Keep unreferenced artifact files younger than this (a process may be logging them).",
+)
 @json_option
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
-    """Purge deleted runs, then remove artifacts that no run references."""
-    result = client_from(ctx).gc(dry_run=dry_run)
+def gc(ctx: click.Context, dry_run: bool, grace: float, as_json: bool) -> None:
+    """Purge deleted runs, then remove artifacts that no run references.
+
+    Artifact files stored in the last --grace minutes are kept: a process logging an
+    artifact stores the file a moment before the run references it.
+    """
+    result = client_from(ctx).gc(dry_run=dry_run, grace=grace)
     if as_json:
         echo_json({**result, "dry_run": dry_run})
         return
@@ -72,6 +84,12 @@ def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     click.echo(
         f"{verb} {_mb(result['bytes_freed'])} in {result['blobs_removed']} artifact file(s); "
         f"{'would purge' if dry_run else 'purged'} {result['runs_purged']} deleted run(s)."
+        + (
+            f" Kept {result['blobs_kept_recent']} unreferenced file(s) younger than {grace:g} "
+            "minute(s)."
+            if result["blobs_kept_recent"]
+            else ""
+        )
     )
 
 
