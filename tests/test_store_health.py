@@ -6,6 +6,7 @@ Real processes logging while `gc` runs, real files changed byte by byte.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kiln import TrackingError
+from kiln import StoreUnavailableError, TrackingError
 from kiln.cli import cli
+from kiln.store import Store
 from kiln.tracking import TrackingClient
 
 
@@ -111,3 +113,92 @@ def test_gc_refuses_a_grace_period_that_is_not_minutes(tmp_path: Path) -> None:
 def _sqlite(db: Path, sql: str) -> list[tuple[object, ...]]:
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql).fetchall()
+
+
+# ------------------------------------------------------- item 7: a damaged kiln.db
+
+
+def _make_store(db: Path) -> None:
+    """A store with some runs, closed cleanly."""
+    client = TrackingClient(db)
+    for _ in range(3):
+        run = client.create_run(experiment="e")
+        client.log_params(run, {f"p{i}": "x" * 100 for i in range(200)})
+        client.log_metrics(run, [("m", float(i), i, None) for i in range(2000)])
+        client.end_run(run)
+    client.flush()
+    Store.close_all()
+
+
+def _change_schema_byte(db: Path) -> None:
+    data = bytearray(db.read_bytes())
+    at = data.find(b"CREATE TABLE runs")
+    assert at > 0
+    data[at + 3] = 0xFF
+    db.write_bytes(bytes(data))
+
+
+def _garbage_mid_file(db: Path) -> None:
+    data = bytearray(db.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 8192] = bytes((j * 7 + 3) % 256 for j in range(8192))
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_change_schema_byte, r"malformed database schema|can't decode"),
+        (_garbage_mid_file, r"malformed|btreeInitPage|Page \d+"),
+    ],
+)
+def test_a_damaged_store_gets_the_cannot_open_error_before_anything_is_written(
+    tmp_path: Path, damage, problem: str
+) -> None:
+    db = tmp_path / "store" / "kiln.db"
+    _make_store(db)
+    damage(db)
+    before = db.read_bytes()
+
+    import kiln
+
+    kiln.configure(db)
+    with pytest.raises(
+        StoreUnavailableError,
+        match=rf"(?s)Cannot open the store at .*the file is damaged \(.*({problem}).*kiln will "
+        r"not write into it.*kiln store check --store .*sqlite3 .* \.recover \| sqlite3",
+    ):
+        kiln.start_run(experiment="after")
+    assert db.read_bytes() == before  # nothing written into the damaged file
+
+    info = CliRunner().invoke(cli, ["--store", str(db), "store", "info"])
+    assert isinstance(info.exception, StoreUnavailableError)
+    assert "the file is damaged" in str(info.exception)
+
+    check = CliRunner().invoke(cli, ["--store", str(db), "store", "check"])
+    assert isinstance(check.exception, StoreUnavailableError)
+    assert re.search(problem, check.output)
+
+
+def test_store_check_passes_a_healthy_store_and_open_skips_the_check_after_a_clean_close(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "store" / "kiln.db"
+    _make_store(db)
+    stat = db.stat()
+    assert (db.parent / "kiln.db.closed").read_text().split() == [
+        str(stat.st_size),
+        str(stat.st_mtime_ns),
+    ]
+
+    result = CliRunner().invoke(cli, ["--store", str(db), "store", "check"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"ok: no problems found in {db}.\n"
+    assert Store.check(db) == []
+    assert TrackingClient(db).info()["runs"] == 3
+
+
+def test_store_check_of_a_missing_store_says_so(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailableError, match=r"No kiln store at .*nowhere"):
+        Store.check(tmp_path / "nowhere" / "kiln.db")

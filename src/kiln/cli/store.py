@@ -93,6 +93,31 @@ def gc(ctx: click.Context, dry_run: bool, grace: float, as_json: bool) -> None:
     )
 
 
+@store.command("check")
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check an embedded store's file for damage (SQLite's full integrity check).
+
+    Works on a damaged store, which kiln otherwise refuses to open. Exits with status 1
+    and says how to recover when problems are found.
+    """
+    from kiln._exceptions import StoreUnavailableError
+    from kiln.store._engine import Store, _damaged, resolve_url
+
+    url = resolve_url(ctx.find_root().obj.get("store"))
+    problems = Store.check(url)
+    shown = url.removeprefix("sqlite:///")
+    if problems:
+        for line in problems[:20]:
+            click.echo(line)
+        if len(problems) > 20:
+            click.echo(f"... and {len(problems) - 20} more")
+        from pathlib import Path
+
+        raise StoreUnavailableError(_damaged(shown, Path(shown), problems))
+    click.echo(f"ok: no problems found in {shown}.")
+
+
 @store.command("recover")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--force", is_flag=True, help="Write the records even if FILE names another store.")
