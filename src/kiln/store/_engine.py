@@ -261,6 +261,8 @@ class Store:
         if stat.st_size == 0 or _clean_mark(path) == _stamp(stat):
             return
         problems = _sqlite_problems(path, "quick_check")
+        if problems == ["file is not a database"]:
+            return  # not a SQLite file at all: `_revision` says so, and what to do
         if problems:
             raise StoreUnavailableError(_damaged(self.display_url, path, problems))
 
@@ -598,9 +600,7 @@ def _mark_clean(path: Path) -> None:
 
 def _is_damage(text: str) -> bool:
     text = text.lower()
-    return any(
-        word in text for word in ("malformed", "not a database", "corrupt", "can't decode", "codec")
-    )
+    return any(word in text for word in ("malformed", "corrupt", "can't decode", "codec"))
 
 
 def _sqlite_problems(path: Path, pragma: str) -> list[str]:
