@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -322,3 +323,46 @@ except kiln.StoreUnavailableError as exc:
     )
     with closing(__import__("sqlite3").connect(db)) as conn:
         assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+def _refuse_connections(name: str) -> None:
+    """The database stops accepting connections; its open sessions are cut."""
+    with _pg_admin() as admin:
+        admin.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        admin.execute(
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+            {"d": name},
+        )
+
+
+@pytest.mark.postgres
+def test_nested_runs_ending_while_the_store_is_down_raise_and_all_end(tmp_path: Path) -> None:
+    url = make_pg_database(tmp_path / "artifacts")
+    name = url.rsplit("/", 1)[1]
+    kiln.configure(url)
+    ids: list[str] = []
+
+    def two_runs() -> None:
+        with kiln.start_run(experiment="outage") as outer, kiln.start_run() as inner:
+            ids.extend([outer.id, inner.id])
+            kiln.log_metric("loss", 0.5)
+            kiln.flush()
+            _refuse_connections(name)
+            kiln.log_metric("loss", 0.4)
+            time.sleep(1.0)  # the writer tries, and fails, before the runs end
+
+    try:
+        with pytest.raises(TrackingError, match=r"could not write \d+ queued record\(s\)"):
+            two_runs()
+        assert kiln.active_run() is None  # both ended, none left half-open
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+    kiln.flush()  # the store is back: everything queued is written
+
+    outer_id, inner_id = ids
+    assert [m.value for m in kiln.metric_history(inner_id, "loss")] == [0.5, 0.4]
+    assert kiln.get_run(inner_id).status == "finished"
+    # The inner run's end raised through the outer block: it failed, with that error.
+    assert kiln.get_run(outer_id).status == "failed"
+    assert "could not write" in (kiln.get_run(outer_id).error or "")

@@ -140,6 +140,7 @@ class ActiveRun:
         if status not in ("finished", "failed", "killed"):
             # Refuse before popping the stack: the run must stay active and endable.
             raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
+        failure: TrackingError | None = None
         with _lock:
             if self.ended:
                 return
@@ -150,7 +151,12 @@ class ActiveRun:
                     from kiln.tracking._sysmetrics import unwatch
 
                     unwatch(top.id)
-                top.client.end_run(top.id, status, error if top is self else None)
+                try:
+                    top.client.end_run(top.id, status, error if top is self else None)
+                except TrackingError as exc:  # the store is failing: end them all, then say so
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     # The same logging calls as the module-level API, bound to this run.
     def log_param(self, key: str, value: Any) -> None:
