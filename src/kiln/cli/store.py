@@ -102,20 +102,17 @@ def check(ctx: click.Context) -> None:
     and says how to recover when problems are found.
     """
     from kiln._exceptions import StoreUnavailableError
-    from kiln.store._engine import Store, _damaged, resolve_url
+    from kiln.store import Store, resolve_url
 
     url = resolve_url(ctx.find_root().obj.get("store"))
     problems = Store.check(url)
-    shown = url.removeprefix("sqlite:///")
     if problems:
         for line in problems[:20]:
             click.echo(line)
         if len(problems) > 20:
             click.echo(f"... and {len(problems) - 20} more")
-        from pathlib import Path
-
-        raise StoreUnavailableError(_damaged(shown, Path(shown), problems))
-    click.echo(f"ok: no problems found in {shown}.")
+        raise StoreUnavailableError(Store.damage_message(url, problems))
+    click.echo(f"ok: no problems found in {url.removeprefix('sqlite:///')}.")
 
 
 @store.command("recover")

@@ -175,6 +175,13 @@ class Store:
         cls._open.clear()
 
     @staticmethod
+    def damage_message(store: str | os.PathLike[str] | None, problems: list[str]) -> str:
+        """What to tell a user whose embedded store has `problems`, and how to recover."""
+        url = resolve_url(store)
+        path = Path(url.removeprefix("sqlite:///"))
+        return _damaged(str(path), path, problems)
+
+    @staticmethod
     def check(store: str | os.PathLike[str] | None = None) -> list[str]:
         """SQLite's full `PRAGMA integrity_check` of an embedded store, without opening it
         for writing; returns the problems found (none: an empty list).
