@@ -366,3 +366,53 @@ def test_nested_runs_ending_while_the_store_is_down_raise_and_all_end(tmp_path: 
     # The inner run's end raised through the outer block: it failed, with that error.
     assert kiln.get_run(outer_id).status == "failed"
     assert "could not write" in (kiln.get_run(outer_id).error or "")
+
+
+_FULL_MID_RUN = """
+import os, resource, signal, sys, kiln
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+db = sys.argv[1]
+kiln.configure(db)
+try:
+    with kiln.start_run(experiment="full") as run:
+        print(run.id, flush=True)
+        for i in range(500):
+            kiln.log_metric("x", float(i))
+        kiln.flush()
+        # From here on no file may grow: the disk is full. (Rewriting the WAL from its
+        # start would fit; SQLite only does that after a checkpoint, at 1,000 pages.)
+        limit = os.path.getsize(db + "-wal")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        for i in range(500, 1000):
+            kiln.log_metric("x", float(i))
+        import time; time.sleep(1.0)  # the writer tries, and fails, before the run ends
+except kiln.TrackingError as exc:
+    print("RAISED", " ".join(str(exc).split()), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_disk_that_stays_full_past_the_run_end_raises_exits_1_and_is_recovered(
+    tmp_path: Path, child_env: dict[str, str]
+) -> None:
+    db = tmp_path / "store" / "kiln.db"
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_MID_RUN, str(db)],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=180,
+    )
+
+    run_id, raised = done.stdout.splitlines()
+    assert re.match(r"RAISED kiln could not write \d+ queued record\(s\) to the store: ", raised)
+    assert done.returncode == 1, done.stderr
+    (saved,) = db.parent.glob("kiln-recovery-*.jsonl")  # small: it fits under the limit
+    assert f"saved to {saved}" in done.stderr
+
+    result = CliRunner().invoke(cli, ["--store", str(db), "store", "recover", str(saved)])
+    assert result.exit_code == 0, result.output
+    client = TrackingClient(db)
+    history = client.metric_history(run_id, "x")
+    assert [(m.step, m.value) for m in history] == [(i, float(i)) for i in range(1000)]
+    assert client.get_run(run_id).status == "finished"
