@@ -416,3 +416,37 @@ def test_a_disk_that_stays_full_past_the_run_end_raises_exits_1_and_is_recovered
     history = client.metric_history(run_id, "x")
     assert [(m.step, m.value) for m in history] == [(i, float(i)) for i in range(1000)]
     assert client.get_run(run_id).status == "finished"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("wait", ["0", "1.0"])  # refused at exit, or by the writer thread before
+def test_a_refusal_nobody_saw_is_reported_at_exit_with_status_1(
+    tmp_path: Path, child_env: dict[str, str], wait: str
+) -> None:
+    url = make_pg_database(tmp_path / "artifacts")
+    code = """
+import sys, time, kiln
+kiln.configure(sys.argv[1])
+run = kiln.start_run(experiment="nul")  # ended at exit
+print(run.id, flush=True)
+kiln.log_param("bad", "a\\x00b")
+kiln.log_metric("loss", 0.5)
+time.sleep(float(sys.argv[2]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, url, wait],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=120,
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert re.search(
+        r"^kiln: The store refused 1 record\(s\), which were dropped: params of run .*NUL",
+        done.stderr,
+        re.MULTILINE,
+    )
+    assert "Traceback" not in done.stderr
+    run = TrackingClient(url).get_run(done.stdout.strip())
+    assert (run.status, run.params, run.metrics) == ("finished", {}, {"loss": 0.5})

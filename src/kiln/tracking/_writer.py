@@ -38,6 +38,8 @@ Op = tuple[str, Any]
 _writers: weakref.WeakSet[Writer] = weakref.WeakSet()
 _MAX_FAILURES = 3
 _MARK = "_mark"  # a queue entry that records when it was queued (see Writer._check_age)
+_exiting: list[bool] = []  # non-empty once interpreter exit began
+_refused_at_exit: list[str] = []  # refusals raised while exit ended the open runs
 _CATCH_UP = 4096  # the batch a producer writes when the queue is too old
 EXIT_STATUS = 1  # the exit status of a process that leaves records unwritten
 
@@ -185,10 +187,13 @@ class Writer:
         self._flush()
         if self.refused:
             refused, self.refused = self.refused, []
-            raise TrackingError(
+            exc = TrackingError(
                 f"The store refused {len(refused)} record(s), which were dropped: "
                 f"{'; '.join(refused[:3])}"
             )
+            if _exiting:
+                _refused_at_exit.append(str(exc))
+            raise exc
 
     def _flush(self) -> None:
         from kiln._exceptions import TrackingError
@@ -361,10 +366,15 @@ def _flush_at_exit() -> None:
     handlers registered before this module was imported (rarely any that matter);
     standard output and error are flushed first.
     """
+    _exiting.append(True)
     fluent = sys.modules.get("kiln.tracking._fluent")
     if fluent is not None:
         fluent._end_runs_at_exit()
-    ok = True
+    # Ending a run raises what the store refused; nobody saw it there, so say it here.
+    ok = not _refused_at_exit
+    for message in _refused_at_exit:
+        print(f"kiln: {message}", file=sys.stderr)
+    _refused_at_exit.clear()
     for writer in list(_writers):
         ok = _flush_quietly(weakref.ref(writer)) and ok
     if not ok:
