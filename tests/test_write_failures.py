@@ -406,6 +406,11 @@ def test_a_disk_that_stays_full_past_the_run_end_raises_exits_1_and_is_recovered
 
     run_id, raised = done.stdout.splitlines()
     assert re.match(r"RAISED kiln could not write \d+ queued record\(s\) to the store: ", raised)
+    # The database's error in one line: not the statement and its parameters.
+    for text in (raised, done.stderr):
+        assert "INSERT" not in text
+        assert "COMMIT" not in text
+        assert "sqlalche.me" not in text  # SQLAlchemy's "Background on this error" line
     assert done.returncode == 1, done.stderr
     (saved,) = db.parent.glob("kiln-recovery-*.jsonl")  # small: it fits under the limit
     assert f"saved to {saved}" in done.stderr
