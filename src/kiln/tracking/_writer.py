@@ -6,8 +6,9 @@ fills). `flush()` writes everything queued so far in the calling thread, so a ru
 an exception in a run, `kiln.flush()` and reads of the store never wait for a thread
 switch. Interpreter exit flushes (atexit), and so does a multiprocessing worker's exit,
 which skips atexit. A full queue makes the caller wait; nothing is dropped. So does a
-queue whose oldest record has waited half the interval: a producer faster than the
-store writes a batch itself, so that a killed process loses at most one interval.
+queue whose oldest record has waited a quarter of the interval: a producer faster than
+the store writes small batches itself, so that a killed process loses at most about one
+interval.
 
 What cannot be written by interpreter exit is not dropped either: the queued records go
 to a recovery file (`kiln store recover` replays it) and the process exits with status 1.
@@ -130,8 +131,8 @@ class Writer:
                 self._cond.wait(0.05)
 
     def _check_age(self) -> None:
-        """Queue a time mark; when the oldest mark still queued is half an interval old,
-        write batches in this thread until it is not.
+        """Queue a time mark; when the oldest mark still queued is a quarter interval
+        old, write small batches in this thread until it is not.
 
         Every op queued before a mark is older than it, so once the writer falls behind
         a fast producer (hundreds of thousands of ops a second), the producer waits for
@@ -317,7 +318,12 @@ def _flush_quietly(ref: weakref.ref[Writer], save: bool = True) -> bool:
 
 def _save_unwritten(writer: Writer) -> None:
     """Move what `writer` still has queued to its recovery file, and say where."""
-    ops = [op for op in writer._queue if op[0] != _MARK]
+    # Under the write lock: no batch is in flight, and the writer thread (still running,
+    # a daemon) cannot take one out of the queue while it is saved.
+    with writer._write_lock:
+        ops = [op for op in writer._queue if op[0] != _MARK]
+        writer._queue.clear()
+        writer._marks.clear()
     if not ops:
         return
     n = len(ops)
@@ -336,8 +342,6 @@ def _save_unwritten(writer: Writer) -> None:
             f"written, replay them with:  kiln store recover '{where}'",
             file=sys.stderr,
         )
-    writer._queue.clear()
-    writer._marks.clear()
 
 
 def flush_all(key: str | None = None) -> None:
@@ -357,14 +361,23 @@ def _after_fork_in_child() -> None:
         writer._init_state()
 
 
-@atexit.register
-def _flush_at_exit() -> None:
-    """Write what every writer has queued; if anything cannot be written, save it to a
-    recovery file and end the process with status 1 instead of 0.
+def _flush_at_exit() -> bool:
+    """Write what every writer has queued, reporting (not raising) what fails; True when
+    everything was written. The test suite calls it between tests."""
+    ok = True
+    for writer in list(_writers):
+        ok = _flush_quietly(weakref.ref(writer), save=False) and ok
+    return ok
 
-    Runs with the module-level API's open runs ended first. `os._exit` skips the exit
-    handlers registered before this module was imported (rarely any that matter);
-    standard output and error are flushed first.
+
+@atexit.register
+def _at_exit() -> None:
+    """Interpreter exit: end the module-level API's open runs, write what every writer
+    has queued; if anything cannot be written, save it to a recovery file and end the
+    process with status 1 instead of 0.
+
+    `os._exit` skips the exit handlers registered before this module was imported
+    (rarely any that matter); standard output and error are flushed first.
     """
     _exiting.append(True)
     fluent = sys.modules.get("kiln.tracking._fluent")
