@@ -346,6 +346,7 @@ def test_runs_delete_then_gc_frees_only_unreferenced_artifacts(populated: Popula
         "runs_purged": 1,
         "blobs_removed": 1,
         "bytes_freed": len(A_NOTES),
+        "blobs_kept_recent": 0,
         "dry_run": True,
     }
     assert a_blob.is_file()
@@ -359,6 +360,7 @@ def test_runs_delete_then_gc_frees_only_unreferenced_artifacts(populated: Popula
         "runs_purged": 0,
         "blobs_removed": 0,
         "bytes_freed": 0,
+        "blobs_kept_recent": 0,
         "dry_run": False,
     }
     gone = kiln(populated.url, "runs", "show", populated.a)

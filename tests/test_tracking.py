@@ -651,7 +651,12 @@ def test_delete_runs_deletes_their_children(client: TrackingClient) -> None:
     with pytest.raises(RunNotFoundError, match=r"No run with id"):
         client.delete_runs([top])
     assert client.info()["deleted_runs"] == 3
-    assert client.gc() == {"runs_purged": 3, "blobs_removed": 0, "bytes_freed": 0}
+    assert client.gc() == {
+        "runs_purged": 3,
+        "blobs_removed": 0,
+        "bytes_freed": 0,
+        "blobs_kept_recent": 0,
+    }
     assert client.info()["deleted_runs"] == 0
     assert client.get_run(sibling).name == "sibling"
 

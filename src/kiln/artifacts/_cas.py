@@ -69,9 +69,10 @@ class ArtifactStore:
         if self.fs.exists(key):
             try:
                 self.verify(sha)
+                self._touch(key)
                 return sha, size
-            except ArtifactIntegrityError:
-                pass  # the stored copy is damaged: write it again from this good source
+            except (ArtifactIntegrityError, FileNotFoundError):
+                pass  # damaged or just removed: write it again from this good source
         self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
         if self.local:
             # Copy to a unique temporary name, then rename: readers never see half a blob.
@@ -91,9 +92,10 @@ class ArtifactStore:
             if os.path.exists(key):
                 try:
                     self.verify(sha)
+                    self._touch(key)
                     return sha, len(data)
-                except ArtifactIntegrityError:
-                    pass  # damaged: write it again
+                except (ArtifactIntegrityError, FileNotFoundError):
+                    pass  # damaged or just removed: write it again
             folder = os.path.dirname(key)
             if not os.path.isdir(folder):
                 os.makedirs(folder, exist_ok=True)
@@ -171,6 +173,22 @@ class ArtifactStore:
             name = str(info["name"]).rsplit("/", 1)[-1]
             if len(name) == 64:
                 yield name, int(info.get("size") or 0)
+
+    def _touch(self, key: str) -> None:
+        """A blob stored again gets a fresh time: `kiln store gc` spares recent blobs,
+        and this one is about to be referenced."""
+        if self.local:
+            os.utime(key)
+
+    def modified(self, sha: str) -> float | None:
+        """When the blob was last stored (seconds since the epoch), or None if unknown."""
+        key = self._key(sha)
+        try:
+            if self.local:
+                return os.path.getmtime(key)
+            return float(self.fs.modified(key).timestamp())
+        except (NotImplementedError, OSError):
+            return None
 
     def delete(self, sha: str) -> None:
         """Remove a blob (used by garbage collection only)."""

@@ -60,11 +60,23 @@ def migrate(ctx: click.Context, artifacts: str | None) -> None:
 
 @store.command("gc")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="MINUTES",
+    help="Keep unreferenced artifact files younger than this (a process may be logging them).",
+)
 @json_option
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
-    """Purge deleted runs, then remove artifacts that no run references."""
-    result = client_from(ctx).gc(dry_run=dry_run)
+def gc(ctx: click.Context, dry_run: bool, grace: float, as_json: bool) -> None:
+    """Purge deleted runs, then remove artifacts that no run references.
+
+    Artifact files stored in the last --grace minutes are kept: a process logging an
+    artifact stores the file a moment before the run references it.
+    """
+    result = client_from(ctx).gc(dry_run=dry_run, grace=grace)
     if as_json:
         echo_json({**result, "dry_run": dry_run})
         return
@@ -72,6 +84,54 @@ def gc(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     click.echo(
         f"{verb} {_mb(result['bytes_freed'])} in {result['blobs_removed']} artifact file(s); "
         f"{'would purge' if dry_run else 'purged'} {result['runs_purged']} deleted run(s)."
+        + (
+            f" Kept {result['blobs_kept_recent']} unreferenced file(s) younger than {grace:g} "
+            "minute(s)."
+            if result["blobs_kept_recent"]
+            else ""
+        )
+    )
+
+
+@store.command("check")
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check an embedded store's file for damage (SQLite's full integrity check).
+
+    Works on a damaged store, which kiln otherwise refuses to open. Exits with status 1
+    and says how to recover when problems are found.
+    """
+    from kiln._exceptions import StoreUnavailableError
+    from kiln.store import Store, resolve_url
+
+    url = resolve_url(ctx.find_root().obj.get("store"))
+    problems = Store.check(url)
+    if problems:
+        for line in problems[:20]:
+            click.echo(line)
+        if len(problems) > 20:
+            click.echo(f"... and {len(problems) - 20} more")
+        raise StoreUnavailableError(Store.damage_message(url, problems))
+    click.echo(f"ok: no problems found in {url.removeprefix('sqlite:///')}.")
+
+
+@store.command("recover")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--force", is_flag=True, help="Write the records even if FILE names another store.")
+@click.pass_context
+def recover(ctx: click.Context, file: str, force: bool) -> None:
+    """Write the records of a recovery file to the store.
+
+    A process that could not write what it logged (a full disk, a read-only store, a
+    database that stayed down) saved the records to FILE (kiln-recovery-*.jsonl, next
+    to the store) and exited with status 1. Run this once the store can be written; the
+    file is then renamed to FILE.recovered.
+    """
+    client = client_from(ctx)
+    n = client.recover(file, force=force)
+    click.echo(
+        f"Wrote {n} record(s) from {file} to {client.store.display_url}; "
+        f"the file is now {file}.recovered."
     )
 
 

@@ -121,6 +121,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.artifact_root = ""
+        self.store_id: str | None = None  # read with the artifact root
         self._turn = _WriteTurn(engine.url.database or "" if self.dialect == "sqlite" else None)
 
     # ---------------------------------------------------------------- opening
@@ -154,14 +155,64 @@ class Store:
             raise
         cls._open[key] = self
         _freeze_long_lived()
+        if self.dialect == "sqlite" and not _closing_registered:
+            import atexit
+
+            _closing_registered.append(True)
+            atexit.register(cls.close_all)
         return self
 
     @classmethod
     def close_all(cls) -> None:
-        """Dispose of every engine this process opened (tests and `kiln.configure` use it)."""
-        for store in list(cls._open.values()):
+        """Dispose of every engine this process opened (tests and `kiln.configure` use it).
+
+        Each embedded store's file is then marked closed cleanly (see `_check_sqlite_health`).
+        """
+        for (_, pid), store in list(cls._open.items()):
             store.engine.dispose()
+            if pid == os.getpid() and store.dialect == "sqlite":
+                _mark_clean(Path(store.engine.url.database or ""))
         cls._open.clear()
+
+    @staticmethod
+    def damage_message(store: str | os.PathLike[str] | None, problems: list[str]) -> str:
+        """What to tell a user whose embedded store has `problems`, and how to recover."""
+        url = resolve_url(store)
+        path = Path(url.removeprefix("sqlite:///"))
+        return _damaged(str(path), path, problems)
+
+    @staticmethod
+    def check(store: str | os.PathLike[str] | None = None) -> list[str]:
+        """SQLite's full `PRAGMA integrity_check` of an embedded store, without opening it
+        for writing; returns the problems found (none: an empty list).
+
+        A PostgreSQL store checks its own pages; for it this only connects.
+
+        Raises:
+            StoreUnavailableError: There is no store there, or it cannot be reached.
+        """
+        url = resolve_url(store)
+        if not url.startswith("sqlite:"):
+            from sqlalchemy import text
+            from sqlalchemy.exc import SQLAlchemyError
+
+            engine = _make_engine(url, create=False)
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            except SQLAlchemyError as exc:
+                raise StoreUnavailableError(
+                    f"Cannot reach the store at {_safe(url)}: {_first_line(exc)}"
+                ) from exc
+            finally:
+                engine.dispose()
+            return []
+        from sqlalchemy.engine import make_url
+
+        path = Path(make_url(url).database or "")
+        if not path.is_file():
+            raise StoreUnavailableError(f"No kiln store at {path}.")
+        return _sqlite_problems(path, "integrity_check")
 
     @property
     def display_url(self) -> str:
@@ -178,6 +229,7 @@ class Store:
     def _prepare_sqlite(self) -> None:
         from filelock import FileLock
 
+        self._check_sqlite_health()
         try:
             revision = self._revision()
         except StoreUnavailableError as exc:
@@ -200,6 +252,26 @@ class Store:
                 self._create_fresh()
             elif revision != SCHEMA_REVISIONS[-1]:
                 self.migrate()
+
+    def _check_sqlite_health(self) -> None:
+        """`PRAGMA quick_check` when the file changed since the last clean close.
+
+        A process that closes the store cleanly records the file's size and time (see
+        `_close_cleanly`); a file that differs was left by a crash, or changed by
+        something other than kiln, and is checked before anything is written into it.
+        """
+        path = Path(self.engine.url.database or "")
+        try:
+            stat = path.stat()
+        except OSError:
+            return  # a new store
+        if stat.st_size == 0 or _clean_mark(path) == _stamp(stat):
+            return
+        problems = _sqlite_problems(path, "quick_check")
+        if problems == ["file is not a database"]:
+            return  # not a SQLite file at all: `_revision` says so, and what to do
+        if problems:
+            raise StoreUnavailableError(_damaged(self.display_url, path, problems))
 
     def _create_fresh(self) -> None:
         """Create the newest schema in an empty SQLite file and stamp it, as Alembic advises.
@@ -260,6 +332,11 @@ class Store:
                 if self.dialect == "sqlite"
                 else "Check that the server is running and the URL is right (KILN_STORE or --store)."
             )
+            if self.dialect == "sqlite" and _is_damage(str(exc)):
+                path = Path(self.engine.url.database or "")
+                raise StoreUnavailableError(
+                    _damaged(self.display_url, path, [_first_line(exc)])
+                ) from exc
             raise StoreUnavailableError(
                 f"Cannot open the store at {self.display_url}: {_first_line(exc)}\n{advice}"
             ) from exc
@@ -381,7 +458,9 @@ class Store:
             return dict(conn.execute(select(store_meta.c.key, store_meta.c.value)).all())
 
     def _artifact_root(self) -> str:
-        root = self.meta().get("artifact_root", "artifacts")
+        meta = self.meta()
+        self.store_id = meta.get("store_id")
+        root = meta.get("artifact_root", "artifacts")
         if "://" in root or os.path.isabs(root):
             return root
         home = self.home
@@ -504,6 +583,69 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
+_closing_registered: list[bool] = []
+_CLEAN_SUFFIX = ".closed"
+
+
+def _stamp(stat: os.stat_result) -> str:
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
+def _clean_mark(path: Path) -> str | None:
+    try:
+        return Path(str(path) + _CLEAN_SUFFIX).read_text().strip()
+    except OSError:
+        return None
+
+
+def _mark_clean(path: Path) -> None:
+    """Record the file's size and time after a clean close (quietly: a read-only folder
+    only means the next open checks the file)."""
+    with contextlib.suppress(OSError):
+        Path(str(path) + _CLEAN_SUFFIX).write_text(_stamp(path.stat()) + "\n")
+
+
+def _is_damage(text: str) -> bool:
+    text = text.lower()
+    return any(word in text for word in ("malformed", "corrupt", "can't decode", "codec"))
+
+
+def _sqlite_problems(path: Path, pragma: str) -> list[str]:
+    """The problems `PRAGMA quick_check` / `integrity_check` finds in a SQLite file."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(path, timeout=60)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        conn.text_factory = lambda b: b.decode("utf-8", "replace")
+        rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}").fetchall()]
+    except sqlite3.OperationalError as exc:
+        if _busy(exc):
+            return []  # another process is creating or migrating it: not damage
+        return [str(exc)]
+    except UnicodeDecodeError as exc:
+        return [f"malformed database schema ({exc})"]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    finally:
+        conn.close()
+    return [] if rows == ["ok"] else rows
+
+
+def _damaged(url: str, path: Path, problems: list[str]) -> str:
+    shown = "; ".join(p.strip() for p in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return (
+        f"Cannot open the store at {url}: the file is damaged ({shown}{more}). kiln will "
+        "not write into it. See every problem with:  kiln store check --store "
+        f"'{path}'\nTo recover what SQLite can still read, keep the damaged file and run:  "
+        f"sqlite3 '{path}' .recover | sqlite3 '{path.with_name('recovered.db')}'  then use "
+        "the new file (--store or KILN_STORE)."
+    )
+
+
 def _busy(exc: BaseException) -> bool:
     """Whether a store error is SQLite's "database is locked" (or busy)."""
     text = str(exc.__cause__ or exc).lower()
@@ -560,11 +702,18 @@ def _make_engine(url: str, *, create: bool) -> Engine:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
-        cur.close()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+        except UnicodeDecodeError as exc:
+            # A damaged schema text: report it as the database error it is.
+            import sqlite3
+
+            raise sqlite3.DatabaseError(f"malformed database schema ({exc})") from exc
+        finally:
+            cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

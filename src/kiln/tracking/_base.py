@@ -24,6 +24,12 @@ class _ClientBase:
     def experiment_id(self, name: str, *, create: bool = False) -> int:
         raise NotImplementedError
 
+    def _write_ops(self, ops: list[tuple[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _queue(self) -> Any:
+        raise NotImplementedError
+
     @property
     def artifacts(self) -> Any:
         raise NotImplementedError

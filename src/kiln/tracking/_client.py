@@ -36,6 +36,8 @@ from kiln.tracking._validate import (
     _valid_keys,
     check_key,
     check_metric,
+    check_text,
+    clean_text,
     new_run_name,
     now_ms,
     param_number,
@@ -66,6 +68,20 @@ def _in_worker_process() -> bool:
     """Whether this process was started by multiprocessing (a pool worker, say)."""
     mp = sys.modules.get("multiprocessing")
     return mp is not None and mp.parent_process() is not None
+
+
+def _op_run(op: tuple[str, Any]) -> str | None:
+    """The run a queued op writes to (None for a shared text)."""
+    kind, payload = op
+    if kind in ("metric", "update"):
+        return str(payload[0])
+    if kind == "metrics":
+        return str(payload[0][0]) if payload else None
+    if kind in ("params", "tags"):
+        return str(payload[0]["run_id"]) if payload else None
+    if kind == "run":
+        return str(payload[0]["id"])
+    return None
 
 
 def _schema() -> Any:
@@ -112,8 +128,9 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         self._writer: Any = None
         self._pid = os.getpid()
         self._last_beat = 0.0
-        self._refused: list[str] = []
         self._texts: dict[str, str] = {}  # recent large texts -> sha256, written once
+        self._lost_runs: set[str | None] = set()  # runs whose row the store refused
+        self._checked_writable = 0  # the pid that found the store writable
 
     @property
     def artifacts(self) -> Any:
@@ -142,7 +159,11 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             # as crashed.
             interval = min(self.flush_interval, self.heartbeat_interval)
             self._writer = Writer(
-                self._write_ops, interval=interval, tick=self._tick, key=self.store.url
+                self._write_ops,
+                interval=interval,
+                tick=self._tick,
+                key=self.store.url,
+                recovery=self._save_for_recovery,
             )
         return self._writer
 
@@ -158,13 +179,9 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             TrackingError: The store refused some queued writes (for example, values
                 for a run deleted meanwhile); the message says which.
         """
-        if self._writer is not None and self._writer.pending:
-            self._writer.flush()
-        if self._refused:
-            refused, self._refused = self._refused, []
-            raise TrackingError(
-                f"The store refused {len(refused)} queued write(s): {'; '.join(refused[:3])}"
-            )
+        writer = self._writer
+        if writer is not None and (writer.pending or writer.refused):
+            writer.flush()
 
     def _flush_pending(self) -> None:
         """Before a read: write what any client of this process has queued, so reads in
@@ -184,10 +201,47 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         stamp = now_ms()
         return [("update", (run_id, {"heartbeat_at": stamp})) for run_id in list(self._own)]
 
-    def _write_ops(self, ops: list[tuple[str, Any]]) -> None:
-        """Commit queued ops in one transaction, runs first and updates last."""
-        from sqlalchemy.exc import IntegrityError
+    def _save_for_recovery(self, ops: list[tuple[str, Any]]) -> str:
+        from kiln.tracking._recovery import save
 
+        return str(save(self.store, ops))
+
+    def _write_ops(self, ops: list[tuple[str, Any]]) -> None:
+        """Commit queued ops; isolate and drop (and report) any the store refuses for good.
+
+        A record that can never be written (a value the database refuses, values for a
+        run purged meanwhile) must not hold back the others: the batch is split in halves
+        until the refused ops are alone, and only they are dropped, each reported by the
+        next `flush`. Errors that may pass (a locked, full or unreachable store) leave
+        the whole batch queued, to be retried.
+        """
+        from kiln.tracking._recovery import refused_for_good
+
+        lost = self._lost_runs
+        if lost:
+            ops = [op for op in ops if _op_run(op) not in lost]
+            if not ops:
+                return
+        try:
+            self._write_batch(ops)
+        except Exception as exc:
+            if not refused_for_good(exc):
+                raise
+            if len(ops) > 1:
+                half = len(ops) // 2
+                self._write_ops(ops[:half])
+                self._write_ops(ops[half:])
+                return
+            from kiln.tracking._writer import short_error
+
+            kind = ops[0][0]
+            run_id = _op_run(ops[0])
+            if kind == "run":
+                lost.add(run_id)  # what follows for it can never be written either
+            self._queue().refused.append(f"{kind} of run {str(run_id)[:12]}: {short_error(exc)}")
+
+    def _write_batch(self, ops: list[tuple[str, Any]]) -> None:
+        """Commit queued ops in one transaction, runs first and updates last."""
         runs: list[dict[str, Any]] = []
         texts: dict[str, dict[str, str]] = {}
         wanted_experiments: dict[str, str] = {}
@@ -213,45 +267,32 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 updates.setdefault(payload[0], {}).update(payload[1])
         metric_sql = self._metric_statements(metrics) if metrics else []
         latest = self._latest_rows(metrics) if metrics else []
-        try:
-            with self.store.write() as conn:
-                if texts:
-                    self._exec_rows(conn, "texts", list(texts.values()))
-                if runs:
-                    ids = self._experiment_ids(conn, set(wanted_experiments.values()))
-                    for row in runs:
-                        row["experiment_id"] = ids[wanted_experiments[row["id"]]]
-                        # A run created and updated (ended, say) in one batch is inserted
-                        # as it ends up: one row, no UPDATE.
-                        row.update(updates.pop(row["id"], ()))
-                    # One executemany per run of rows with the same columns, in order
-                    # (a parent is always inserted before its children).
-                    start = 0
-                    for i in range(1, len(runs) + 1):
-                        if i == len(runs) or runs[i].keys() != runs[start].keys():
-                            conn.execute(self._stmt("runs"), runs[start:i])
-                            start = i
-                if params:
-                    self._exec_rows(conn, "params", params)
-                for sql, args in metric_sql:
-                    conn.exec_driver_sql(sql, args)
-                if latest:
-                    conn.execute(self._stmt("latest"), latest)
-                if tags:
-                    self._exec_rows(conn, "tags", list(tags.values()))
-                self._update_runs(conn, updates)
-        except IntegrityError as exc:
-            if len(ops) == 1:
-                # Refused for good (retrying cannot help): report it at the next flush.
-                self._refused.append(f"{ops[0][0]}: {str(exc.orig).splitlines()[0]}")
-                return
-            # One bad op (say, metrics for a run deleted and purged meanwhile) must not
-            # hold back the others: write them one by one and drop only what fails.
-            for op in ops:
-                try:
-                    self._write_ops([op])
-                except IntegrityError:
-                    continue
+        with self.store.write() as conn:
+            if texts:
+                self._exec_rows(conn, "texts", list(texts.values()))
+            if runs:
+                ids = self._experiment_ids(conn, set(wanted_experiments.values()))
+                for row in runs:
+                    row["experiment_id"] = ids[wanted_experiments[row["id"]]]
+                    # A run created and updated (ended, say) in one batch is inserted
+                    # as it ends up: one row, no UPDATE.
+                    row.update(updates.pop(row["id"], ()))
+                # One executemany per run of rows with the same columns, in order
+                # (a parent is always inserted before its children).
+                start = 0
+                for i in range(1, len(runs) + 1):
+                    if i == len(runs) or runs[i].keys() != runs[start].keys():
+                        conn.execute(self._stmt("runs"), runs[start:i])
+                        start = i
+            if params:
+                self._exec_rows(conn, "params", params)
+            for sql, args in metric_sql:
+                conn.exec_driver_sql(sql, args)
+            if latest:
+                conn.execute(self._stmt("latest"), latest)
+            if tags:
+                self._exec_rows(conn, "tags", list(tags.values()))
+            self._update_runs(conn, updates)
 
     def _update_runs(self, conn: Any, updates: dict[str, dict[str, Any]]) -> None:
         """One executemany per set of changed columns, not one statement per run."""
@@ -378,6 +419,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
 
         if not isinstance(name, str) or not name.strip():
             raise TrackingError(f"An experiment name must be a non-empty string; got {name!r}.")
+        check_text(name, "experiment name")
         query = select(s.experiments.c.id).where(
             s.experiments.c.name == name, s.experiments.c.deleted_at.is_(None)
         )
@@ -440,6 +482,12 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             raise TrackingError(
                 f"A run name must be a string of at most 255 characters; got {name!r}."
             )
+        check_text(experiment, "experiment name")
+        if name is not None:
+            check_text(name, "run name")
+        if self._checked_writable != os.getpid():
+            self._check_writable()
+            self._checked_writable = os.getpid()
         run_id = uuid.uuid4().hex
         start = now_ms()
         row: dict[str, Any] = dict.fromkeys(_RUN_COLUMNS)
@@ -452,7 +500,13 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             {
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                **{k: v for k, v in env.items() if k in _RUN_COLUMNS},
+                # Captured text (a command line with a non-UTF-8 file name, say) is
+                # escaped rather than refused: the run must be storable.
+                **{
+                    k: clean_text(v) if isinstance(v, str) else v
+                    for k, v in env.items()
+                    if k in _RUN_COLUMNS
+                },
                 "id": run_id,
                 "experiment_id": None,  # resolved from the name when written
                 "name": name or new_run_name(),
@@ -471,15 +525,47 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             self.set_tags(run_id, tags)
         return run_id
 
+    def _check_writable(self) -> None:
+        """Commit one harmless write, so that a store that cannot be written (read-only,
+        a full disk, a read-only database user) fails the first run at its start rather
+        than losing its records later."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from kiln._exceptions import StoreUnavailableError
+        from kiln.tracking._writer import short_error
+
+        try:
+            with self.store.write() as conn:
+                # A value that changes: SQLite writes nothing for an update that doesn't.
+                conn.execute(
+                    text(
+                        "INSERT INTO store_meta (key, value) VALUES ('last_write_check', :v) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                    ),
+                    {"v": f"{now_ms()} {uuid.uuid4().hex[:8]}"},
+                )
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(
+                f"The store at {self.store.display_url} cannot be written: "
+                f"{short_error(exc)}. Nothing was logged. Free disk space, make the store "
+                "writable, or choose another store with --store or KILN_STORE."
+            ) from exc
+
     def end_run(self, run_id: str, status: str = "finished", error: str | None = None) -> None:
         """Mark a run ended with `status` (finished, failed or killed).
 
         Everything queued for the run is written at once by the writer thread; call
         `flush()` to wait for it (reads and interpreter exit do). In a multiprocessing
-        worker, which may be terminated as soon as its task returns, this waits.
+        worker, which may be terminated as soon as its task returns, this waits. So it
+        does while the store is failing to take writes, and then raises.
 
         An `error` over 10,000 characters is stored as its head and tail around a note,
         and kept whole as the run's artifact `kiln/error.txt`.
+
+        Raises:
+            TrackingError: The store has refused this client's writes and still does
+                (they stay queued; at exit they are saved to a recovery file).
         """
         if status not in STATUSES[1:]:
             raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
@@ -502,7 +588,12 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             # Written at once by the writer thread (and at exit, and before any read in
             # this process): ending a run does not wait on the disk. Like Python's own
             # buffered files, os._exit skips this; call kiln.flush() before it.
-            self._queue().kick()
+            writer = self._queue()
+            writer.kick()
+            if writer.failing or writer.refused:
+                # The store is failing: the end of the run is where the program must
+                # see it (this raises once the writes fail again).
+                self.flush()
 
     def _text(self, body: str) -> str:
         """Queue a large text for the `texts` table (once per process); return its sha256."""
@@ -511,6 +602,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         cached = self._texts.get(body)
         if cached is not None:
             return cached
+        body = clean_text(body)
         sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
         if len(self._texts) > 64:
             self._texts.clear()
@@ -539,7 +631,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         rows: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
             check_key(key, "param")
-            text = param_text(value)
+            text = param_text(value, f"value of param {key!r}")
             if len(text) > MAX_PARAM:
                 raise TrackingError(
                     f"Param {key!r} is {len(text)} characters long; the limit is {MAX_PARAM}. "
@@ -719,7 +811,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 f"set_tags expects a dict of name -> value; got {type(tags).__name__}."
             )
         rows = [
-            {"run_id": run_id, "key": check_key(k, "tag"), "value": param_text(v)}
+            {"run_id": run_id, "key": check_key(k, "tag"), "value": param_text(v, f"tag {k!r}")}
             for k, v in tags.items()
         ]
         if not rows:

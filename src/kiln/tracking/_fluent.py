@@ -123,17 +123,24 @@ class ActiveRun:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.end("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("killed", error="KeyboardInterrupt")
-        else:
-            self.end("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+            self.end("finished")  # raises when the store cannot take the run's records
+            return
+        try:
+            if issubclass(exc_type, KeyboardInterrupt):
+                self.end("killed", error="KeyboardInterrupt")
+            else:
+                self.end("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+        except TrackingError:
+            # The block's own exception is the one to see; the records stay queued and
+            # what is still unwritten at exit is saved for recovery (exit status 1).
+            pass
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         """End the run (and any runs nested in it that are still active)."""
         if status not in ("finished", "failed", "killed"):
             # Refuse before popping the stack: the run must stay active and endable.
             raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
+        failure: TrackingError | None = None
         with _lock:
             if self.ended:
                 return
@@ -144,7 +151,12 @@ class ActiveRun:
                     from kiln.tracking._sysmetrics import unwatch
 
                     unwatch(top.id)
-                top.client.end_run(top.id, status, error if top is self else None)
+                try:
+                    top.client.end_run(top.id, status, error if top is self else None)
+                except TrackingError as exc:  # the store is failing: end them all, then say so
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     # The same logging calls as the module-level API, bound to this run.
     def log_param(self, key: str, value: Any) -> None:
@@ -488,8 +500,8 @@ def _times(ms: list[int | None], pd: Any) -> Any:
     return pd.to_datetime(pd.array(ms, dtype="Int64"), unit="ms", utc=True)
 
 
-@atexit.register
-def _end_open_runs() -> None:
+def _end_runs_at_exit() -> None:
+    """End the runs still open (as finished), queuing their ends; never raises."""
     with _lock:
         while _stack:
             run = _stack[-1]
@@ -500,7 +512,13 @@ def _end_open_runs() -> None:
             try:
                 run.end("finished")
             except Exception:  # noqa: BLE001 - never fail interpreter exit
-                _stack.pop()
+                if _stack and _stack[-1] is run:
+                    _stack.pop()
+
+
+@atexit.register
+def _end_open_runs() -> None:
+    _end_runs_at_exit()
     # The writers' own exit flush may already have run (atexit runs handlers in reverse
     # order of registration): write the ends just queued now.
     try:

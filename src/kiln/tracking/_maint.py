@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kiln._exceptions import (
@@ -10,9 +13,12 @@ from kiln._exceptions import (
 )
 from kiln.tracking._base import _ClientBase
 from kiln.tracking._records import Experiment
-from kiln.tracking._validate import now_ms
+from kiln.tracking._validate import check_text, now_ms
 
-__all__ = ["Maintenance"]
+__all__ = ["GC_GRACE_MINUTES", "Maintenance"]
+
+#: Minutes `gc` keeps a blob that no run references yet (it may be being logged).
+GC_GRACE_MINUTES = 60.0
 
 
 class Maintenance(_ClientBase):
@@ -70,6 +76,7 @@ class Maintenance(_ClientBase):
         exp_id = self.experiment_id(old)
         if not isinstance(new, str) or not new.strip():
             raise TrackingError(f"An experiment name must be a non-empty string; got {new!r}.")
+        check_text(new, "experiment name")
         try:
             with self.store.write() as conn:
                 conn.execute(
@@ -133,13 +140,27 @@ class Maintenance(_ClientBase):
             conn.execute(update(s.runs).where(s.runs.c.id.in_(seen)).values(deleted_at=now_ms()))
         return seen
 
-    def gc(self, *, dry_run: bool = False) -> dict[str, int]:
+    def gc(self, *, dry_run: bool = False, grace: float = GC_GRACE_MINUTES) -> dict[str, int]:
         """Purge deleted runs and experiments, then remove artifacts no run references.
 
+        A blob stored less than `grace` minutes ago is kept even when no run references
+        it yet: a process logging an artifact stores its blob first and records it in
+        the store a moment later. Blobs are removed while gc holds the store's write
+        turn, after checking once more that no run references them.
+
+        Args:
+            dry_run: Say what would be removed; remove nothing.
+            grace: Minutes a new blob is kept unreferenced (default 60).
+
         Returns:
-            `runs_purged`, `blobs_removed` and `bytes_freed`.
+            `runs_purged`, `blobs_removed`, `bytes_freed` and `blobs_kept_recent`.
         """
+        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or grace < 0:
+            raise TrackingError(
+                f"gc's grace period is a number of minutes, 0 or more; got {grace!r}."
+            )
         self._flush_pending()
+        started = time.time()
         from sqlalchemy import delete, select, update
 
         from kiln.store import _schema as s
@@ -155,6 +176,14 @@ class Maintenance(_ClientBase):
                     select(s.artifacts.c.sha256)
                     .select_from(s.artifacts.join(s.runs, s.runs.c.id == s.artifacts.c.run_id))
                     .where(kept)
+                ).scalars()
+            )
+            # Files of deleted runs were referenced: no process is still logging them.
+            dead_blobs = set(
+                conn.execute(
+                    select(s.artifacts.c.sha256)
+                    .select_from(s.artifacts.join(s.runs, s.runs.c.id == s.artifacts.c.run_id))
+                    .where(~kept)
                 ).scalars()
             )
         if not dry_run and dead:
@@ -180,23 +209,89 @@ class Maintenance(_ClientBase):
                         ~s.experiments.c.id.in_(select(s.runs.c.experiment_id)),
                     )
                 )
-        removed = freed = 0
+        cutoff = time.time() - grace * 60
+        candidates: dict[str, int] = {}
+        recent = 0
         for sha, size in list(self.artifacts.iter_digests()):
             if sha in live_blobs:
                 continue
-            removed += 1
-            freed += size
-            if not dry_run:
-                # Re-check: a run may have logged this blob since we read the table.
-                with self.store.read() as conn:
-                    if conn.execute(
-                        select(s.artifacts.c.id).where(s.artifacts.c.sha256 == sha).limit(1)
-                    ).first():
-                        removed -= 1
-                        freed -= size
+            if sha not in dead_blobs:
+                stored = self.artifacts.modified(sha)
+                if stored is None or stored > cutoff:
+                    recent += 1
+                    continue
+            candidates[sha] = size
+        if candidates and not dry_run:
+            # Decide under the write turn: no artifact row can be added meanwhile. A blob
+            # referenced since the table was read, or stored again (its time refreshed)
+            # by a process about to reference it, is kept.
+            names = list(candidates)
+            with self.store.write() as conn:
+                for i in range(0, len(names), 500):
+                    chunk = names[i : i + 500]
+                    for sha in conn.execute(
+                        select(s.artifacts.c.sha256).where(s.artifacts.c.sha256.in_(chunk))
+                    ).scalars():
+                        candidates.pop(sha, None)
+                for sha in list(candidates):
+                    stored = self.artifacts.modified(sha)
+                    if stored is None or stored > (started if sha in dead_blobs else cutoff):
+                        del candidates[sha]
+                        recent += 1
                         continue
-                self.artifacts.delete(sha)
-        return {"runs_purged": len(dead), "blobs_removed": removed, "bytes_freed": freed}
+                    self.artifacts.delete(sha)
+        return {
+            "runs_purged": len(dead),
+            "blobs_removed": len(candidates),
+            "bytes_freed": sum(candidates.values()),
+            "blobs_kept_recent": recent,
+        }
+
+    def recover(self, path: str | os.PathLike[str], *, force: bool = False) -> int:
+        """Write the records of a recovery file to this store; return how many.
+
+        A process that ended with records it could not write saved them to a recovery
+        file (kiln printed its path). Once the store can be written again, this writes
+        them, then renames the file to `*.recovered` so they are never written twice.
+
+        Args:
+            path: The kiln-recovery-*.jsonl file.
+            force: Write them even though the file was made for another store.
+
+        Raises:
+            StoreError: The file is not a recovery file, or was made for another store.
+            TrackingError: The store refused some records (the others are written).
+        """
+        from kiln._exceptions import StoreError
+        from kiln.tracking._recovery import load
+
+        header, ops = load(path)
+        saved_for = header.get("store_id")
+        if saved_for and self.store.store_id and saved_for != self.store.store_id and not force:
+            raise StoreError(
+                f"{path} holds records of the store {header.get('store')} (id {saved_for}), "
+                f"not of {self.store.display_url} (id {self.store.store_id}). Choose that "
+                "store with --store, or pass --force to write them here anyway."
+            )
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from kiln.tracking._recovery import rewrite
+        from kiln.tracking._writer import short_error
+
+        for i in range(0, len(ops), 20_000):
+            try:
+                self._write_ops(ops[i : i + 20_000])
+            except SQLAlchemyError as exc:
+                rewrite(path, header, ops[i:])  # what was written is never written twice
+                raise StoreError(
+                    f"Cannot write the records of {path} to {self.store.display_url}: "
+                    f"{short_error(exc)}. {i} were written; the other {len(ops) - i} stay "
+                    "in the file: run kiln store recover again once the store can be written."
+                ) from exc
+        done = Path(path).with_name(Path(path).name + ".recovered")
+        Path(path).rename(done)
+        self._queue().flush()  # reports what the store refused, if anything
+        return len(ops)
 
     def info(self) -> dict[str, Any]:
         """The store's URL, backend, schema revision, artifact root and counts."""

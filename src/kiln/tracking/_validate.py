@@ -18,6 +18,8 @@ __all__ = [
     "check_artifact_name",
     "check_key",
     "check_metric",
+    "check_text",
+    "clean_text",
     "new_run_name",
     "now_ms",
     "param_number",
@@ -132,6 +134,40 @@ def new_run_name() -> str:
 _valid_keys: set[str] = set()  # keys already checked: logging in a loop checks each once
 
 
+def check_text(text: str, what: str) -> str:
+    """Return `text` if it can be stored (encoded as UTF-8); raise `TrackingError` otherwise.
+
+    A lone surrogate (what `os.fsdecode()` makes of a file name that is not UTF-8) cannot
+    be encoded: refused here, at the call, it cannot reach the writer and block the
+    records queued after it.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        shown = text[:80] + ("..." if len(text) > 80 else "")
+        raise TrackingError(
+            f"The {what} {shown!r} contains {bad!r} at position {exc.start}, a lone "
+            "surrogate that cannot be stored as UTF-8 text. It usually comes from "
+            "os.fsdecode() or os.listdir() on a file name that is not UTF-8: make the text "
+            "valid first, for example name.encode('utf-8', 'backslashreplace').decode()."
+        ) from None
+    return text
+
+
+def clean_text(text: str) -> str:
+    """`text` with anything UTF-8 cannot hold (lone surrogates) escaped as `\\udcxx`.
+
+    For text kiln captures itself (the command line, git state), where refusing is not
+    an option.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def check_key(key: Any, what: str) -> str:
     """Return `key` if it is a usable key (non-empty text, at most 250 characters, no
     control characters); raise `TrackingError` saying what is wrong otherwise."""
@@ -147,20 +183,22 @@ def check_key(key: Any, what: str) -> str:
         raise TrackingError(
             f"The {what} key {key!r} contains a control character (newline, tab...)."
         )
+    check_text(key, f"{what} key")
     if len(_valid_keys) < 100_000:
         _valid_keys.add(key)
     return key
 
 
-def param_text(value: Any) -> str:
+def param_text(value: Any, what: str = "value") -> str:
     """How a param value is stored: text, with lists and dicts as JSON."""
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         value = value.item()  # numpy scalar
     if isinstance(value, str):
-        return value
+        return check_text(value, what)
     if isinstance(value, (list, tuple, dict)):
+        # JSON escapes a lone surrogate (ensure_ascii), so the text is always storable.
         return json.dumps(value, default=str, sort_keys=isinstance(value, dict))
-    return str(value)
+    return check_text(str(value), what)
 
 
 def param_number(text: str, value: Any) -> float | None:
