@@ -78,6 +78,12 @@ def _store(ctx: click.Context) -> str | None:
     type=click.Choice(["strict", "warn", "off"]),
     help="Validation mode (default: the model's own).",
 )
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
+    "only for a model you trust as your own code.",
+)
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
 @click.pass_context
 def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
@@ -100,6 +106,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         token=opts["token"] or None,
         validation=opts["validation"],
         store=_store(ctx),
+        trust_pickle=bool(opts["trust_pickle"]),
     )
     host, port = str(opts["host"]), int(opts["port"])
     click.echo(f"Serving {model_uri} on http://{host}:{port} (docs: /docs)", err=True)
@@ -165,6 +172,12 @@ def package(
 @click.option(
     "--keep", "keep", multiple=True, help="Input column to copy to the output (repeatable)."
 )
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
+    "only for a model you trust as your own code.",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -174,6 +187,7 @@ def predict(
     chunk_size: int,
     proba: bool,
     keep: tuple[str, ...],
+    trust_pickle: bool,
 ) -> None:
     """Score SOURCE (Parquet or CSV) with MODEL_URI, in chunks, into --output."""
     from kiln.serving import predict_file
@@ -186,5 +200,6 @@ def predict(
         proba=proba,
         keep=list(keep),
         store=_store(ctx),
+        trust_pickle=trust_pickle,
     )
     click.echo(f"Wrote {rows:,} predictions to {output}")

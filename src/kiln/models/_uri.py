@@ -26,9 +26,18 @@ def parse_runs_uri(uri: str) -> tuple[str, str]:
 
 
 def load_model(
-    uri: str | os.PathLike[str], *, store: str | None = None, compiled: bool = True
+    uri: str | os.PathLike[str],
+    *,
+    store: str | None = None,
+    compiled: bool = True,
+    trust_pickle: bool = False,
 ) -> Model:
     """Load a saved model from a URI or folder, after checking every file's sha256.
+
+    Nothing in the folder runs code unless the caller trusts it: a model saved with
+    pickle (kiln's warned fallback), or a skops file naming types outside kiln's
+    allow-list, is refused unless `trust_pickle` is True. The folder's own manifest
+    can never make that choice (see docs/security.md).
 
     Args:
         uri: `runs:/<run id>/model`, `models:/churn/3`, `models:/churn@production`, or a
@@ -38,10 +47,16 @@ def load_model(
             pipelines of common steps, checked against the estimator when saved): no
             scikit-learn import until `estimator_` is read, and a faster `predict`.
             False always calls the library estimator.
+        trust_pickle: Load a model whose files run code when loaded (pickle, skops types
+            outside kiln's allow-list). Pass True only for a model from a source you
+            trust as you trust your own code.
 
     Raises:
         ArtifactIntegrityError: A file changed since it was logged; it is named.
+        ArtifactPathError: A stored artifact path would reach outside the download folder.
         NotFoundError: The run, model, version or alias does not exist.
+        UntrustedCodeError: Loading would run code and `trust_pickle` is False; the
+            message names the flag.
     """
     from kiln.models._format import read_manifest
     from kiln.models._model import Model
@@ -62,10 +77,14 @@ def load_model(
             if folder is None:
                 folder = _client(store).download_artifacts(run_id, path, Path(tmp))
             manifest = read_manifest(folder)
-            return Model._from_folder(folder, manifest, os.fspath(uri), compiled=compiled)
+            return Model._from_folder(
+                folder, manifest, os.fspath(uri), compiled=compiled, trust_pickle=trust_pickle
+            )
     folder = Path(text).expanduser()
     manifest = read_manifest(folder)
-    return Model._from_folder(folder, manifest, str(folder.resolve()), compiled=compiled)
+    return Model._from_folder(
+        folder, manifest, str(folder.resolve()), compiled=compiled, trust_pickle=trust_pickle
+    )
 
 
 def _client(store: str | None) -> Any:

@@ -69,6 +69,8 @@ class ServeConfig:
         token: Bearer token required on every endpoint but the health ones.
         validation: Validation mode ("strict", "warn", "off"); default: the model's own.
         store: The store to load models from and write the prediction log to.
+        trust_pickle: Load a model whose files run code when loaded (pickle, skops types
+            outside kiln's allow-list); refused without it (`--trust-pickle`).
     """
 
     max_batch: int = 64
@@ -81,6 +83,7 @@ class ServeConfig:
     token: str | None = None
     validation: str | None = None
     store: str | None = None
+    trust_pickle: bool = False
 
 
 class Problem(Exception):
@@ -134,7 +137,12 @@ class _Server:
         from kiln.models import Model
 
         self.config = config
-        entry = load_entry(uri, store=config.store, validation=config.validation)
+        entry = load_entry(
+            uri,
+            store=config.store,
+            validation=config.validation,
+            trust_pickle=config.trust_pickle,
+        )
         self.uri = uri if isinstance(uri, str) else getattr(uri, "source_uri_", "in-memory")
         if isinstance(uri, Model):
             self.uri = "in-memory"
@@ -146,6 +154,7 @@ class _Server:
             interval=config.reload_interval,
             validation=config.validation,
             on_swap=self._swapped,
+            trust_pickle=config.trust_pickle,
         )
         self.batcher = Batcher(
             predict_frame,

@@ -57,8 +57,18 @@ def _version_of(uri: str, store: str | None, registry: Any = None) -> tuple[str,
     return os.path.basename(os.path.normpath(uri)), uri
 
 
-def load_entry(uri: Any, *, store: str | None = None, validation: str | None = None) -> Entry:
-    """Load a model (a URI, a folder, or a `kiln.Model`) with its validator."""
+def load_entry(
+    uri: Any,
+    *,
+    store: str | None = None,
+    validation: str | None = None,
+    trust_pickle: bool = False,
+) -> Entry:
+    """Load a model (a URI, a folder, or a `kiln.Model`) with its validator.
+
+    `trust_pickle` is passed to `kiln.load_model`: without it a model whose files would
+    run code when loaded is refused (`UntrustedCodeError`).
+    """
     from kiln.models import Model, load_model
     from kiln.models._validator import Validator
 
@@ -67,7 +77,7 @@ def load_entry(uri: Any, *, store: str | None = None, validation: str | None = N
     else:
         text = os.fspath(uri)
         version, source = _version_of(text, store)
-        model = load_model(source, store=store)
+        model = load_model(source, store=store, trust_pickle=trust_pickle)
     mode = validation or model.validation
     validator = Validator(model.signature_, mode=mode)
     inputs = model.signature_.inputs
@@ -105,6 +115,7 @@ class Holder:
         interval: Seconds between polls of the alias (0: never).
         validation: Validation mode override.
         on_swap: Called with (old version, new version) after each swap.
+        trust_pickle: Load new versions that run code when loaded (see `load_entry`).
     """
 
     def __init__(
@@ -116,8 +127,10 @@ class Holder:
         interval: float = 5.0,
         validation: str | None = None,
         on_swap: Any = None,
+        trust_pickle: bool = False,
     ) -> None:
         self.uri = uri
+        self.trust_pickle = trust_pickle
         self.on_swap = on_swap
         self.current = entry
         self.store = store
@@ -172,7 +185,9 @@ class Holder:
                 log.exception("Could not load the new version of %s", self.uri)
 
     def _load(self) -> Entry:
-        return load_entry(self.uri, store=self.store, validation=self.validation)
+        return load_entry(
+            self.uri, store=self.store, validation=self.validation, trust_pickle=self.trust_pickle
+        )
 
 
 def _warm(entry: Entry) -> None:
