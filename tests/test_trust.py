@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import pickle
+import re
 import subprocess
 from pathlib import Path
 
@@ -295,3 +296,91 @@ def test_a_torch_manifest_may_only_name_a_module_class(tmp_path: Path) -> None:
     with pytest.raises(kiln.ModelFormatError, match=r"subprocess:Popen, which is not a torch"):
         load_model(folder)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ artifact paths
+def _tamper_paths(store_url: str, run_id: str, new_paths: dict[str, str]) -> None:
+    """Rewrite artifact rows as someone with write access to a shared store could."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            for old, new in new_paths.items():
+                conn.execute(
+                    sa.text("UPDATE artifacts SET path = :new WHERE run_id = :run AND path = :old"),
+                    {"new": new, "old": old, "run": run_id},
+                )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "bad", ["model/../../../escaped.txt", "/ABS/escaped.txt", "model/..\\..\\escaped.txt"]
+)
+def test_download_artifacts_refuses_a_stored_path_outside_the_destination(
+    tmp_path: Path, store_url: str, bad: str
+) -> None:
+    from kiln import ArtifactPathError
+    from kiln.tracking import TrackingClient
+
+    bad = bad.replace("/ABS", str(tmp_path))
+    client = TrackingClient(store_url)
+    run_id = client.create_run(experiment="shared")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    (src / "b.txt").write_text("b")
+    client.log_artifact(run_id, src, name="model")
+    client.flush()
+    _tamper_paths(store_url, run_id, {"model/b.txt": bad})
+    dest = tmp_path / "deep" / "er" / "dest"
+
+    with pytest.raises(ArtifactPathError, match=re.escape(repr(bad))):
+        client.download_artifacts(run_id, "", dest)
+    assert not list(tmp_path.rglob("escaped.txt"))
+    assert not dest.exists() or not any(dest.rglob("*.txt"))  # checked before any write
+    if bad.startswith("model/"):
+        with pytest.raises(ArtifactPathError, match=r"not a relative path inside its folder"):
+            client.download_artifacts(run_id, "model", dest)
+        assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_load_model_refuses_a_stored_path_outside_its_folder(
+    tmp_path: Path, store_url: str
+) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from kiln import ArtifactPathError
+    from kiln.tracking import TrackingClient
+
+    X, y = _frame()
+    folder = Model(LinearRegression()).fit(X, y).save(tmp_path / "m")
+    client = TrackingClient(store_url)
+    run_id = client.create_run(experiment="shared")
+    client.log_artifact(run_id, folder, name="model")
+    client.flush()
+    _tamper_paths(store_url, run_id, {"model/signature.json": "model/../../../escaped.json"})
+
+    # An embedded store is read with sqlite3 alone; PostgreSQL through the client.
+    with pytest.raises(ArtifactPathError, match=r"'model/\.\./\.\./\.\./escaped\.json'"):
+        load_model(f"runs:/{run_id}/model", store=store_url)
+    assert not list(Path("/tmp").glob("escaped.json"))
+    assert not list(tmp_path.rglob("escaped.json"))
+
+
+def test_a_manifest_may_not_list_files_outside_the_model_folder(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from kiln import ArtifactPathError
+
+    X, y = _frame()
+    folder = Path(Model(LinearRegression()).fit(X, y).save(tmp_path / "m"))
+    (tmp_path / "outside.txt").write_text("x")
+    path = folder / "kiln-model.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["files"]["../outside.txt"] = hashlib.sha256(b"x").hexdigest()
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+    with pytest.raises(ArtifactPathError, match=r"Saved model file '\.\./outside\.txt'"):
+        load_model(folder)
