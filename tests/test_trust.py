@@ -384,3 +384,94 @@ def test_a_manifest_may_not_list_files_outside_the_model_folder(tmp_path: Path) 
 
     with pytest.raises(ArtifactPathError, match=r"Saved model file '\.\./outside\.txt'"):
         load_model(folder)
+
+
+# ------------------------------------------------------------------ pipeline cache
+def _produce() -> set[int]:
+    return {1, 2, 3}
+
+
+def _consume(produce: set[int]) -> int:
+    return len(produce)
+
+
+def _index(root: Path) -> Path:
+    return root / ".kiln" / "pipeline" / "cache" / "index.jsonl"
+
+
+def test_a_planted_pickle_in_the_pipeline_cache_is_never_unpickled(tmp_path: Path) -> None:
+    from kiln.pipeline import PickledOutputWarning, Pipeline
+    from kiln.pipeline._outputs import load_output
+
+    def produce() -> set[int]:
+        return _produce()
+
+    def consume(produce: set[int]) -> int:
+        return _consume(produce)
+
+    with pytest.warns(PickledOutputWarning, match="stored with pickle"):
+        first = Pipeline([produce, consume], root=tmp_path).run()
+    assert first["consume"] == 3
+    assert first.steps["produce"].output["hmac"]
+
+    # Someone edits the cache index to point the entry at their own pickle.
+    marker = tmp_path / "marker"
+    artifacts = kiln.get_client().artifacts
+    evil_sha, _ = artifacts.put_bytes(pickle.dumps(Plant(marker)))
+    lines = _index(tmp_path).read_text(encoding="utf-8").splitlines()
+    forged = []
+    for line in lines:
+        entry = json.loads(line)
+        if entry["step"] == "produce":
+            entry["output"]["sha"] = evil_sha  # the old signature stays: it cannot match
+        forged.append(json.dumps(entry))
+    _index(tmp_path).write_text("\n".join(forged) + "\n", encoding="utf-8")
+    evil = {"format": "pickle", "sha": evil_sha, "size": 1, "hmac": "0" * 64}
+
+    with pytest.warns(PickledOutputWarning, match="stored with pickle"):
+        second = Pipeline([produce, consume], root=tmp_path).run()
+
+    assert second.steps["produce"].status == "done"
+    assert second.steps["produce"].reason == "its cached output has no valid kiln signature"
+    assert second["consume"] == 3
+    with pytest.raises(UntrustedCodeError, match=r"no valid kiln signature.*kiln run --force"):
+        load_output(artifacts, evil, tmp_path / "models")
+    with pytest.raises(UntrustedCodeError, match=r"no valid kiln signature"):
+        load_output(artifacts, {"format": "tuple", "items": [evil]}, tmp_path / "models")
+    assert not marker.exists()
+
+
+def test_a_pickled_model_output_of_a_step_loads_because_kiln_signed_it(tmp_path: Path) -> None:
+    from kiln.pipeline import Pipeline
+    from model_fns import price_with_tax
+
+    X, _ = _frame()
+
+    def fit() -> Model:
+        return Model.from_function(functools.partial(price_with_tax), signature=X)
+
+    def predict(fit: Model) -> list[float]:
+        return [float(v) for v in fit.predict(X)]
+
+    with pytest.warns(UnsafeSerializationWarning):
+        result = Pipeline([fit, predict], root=tmp_path).run()
+    assert result["predict"] == pytest.approx([2.2, 2.4, 5.6, 5.8])
+    assert result.steps["fit"].output["format"] == "kiln-model"
+
+    with pytest.warns(UnsafeSerializationWarning, match="cannot be imported by name"):
+        loaded = result["fit"]  # materialized from the store, trusted: kiln signed it
+    assert loaded.predict(X).tolist() == pytest.approx([2.2, 2.4, 5.6, 5.8])
+
+    # A planted folder in the materialized models cache is replaced, never trusted.
+    sha = result.steps["fit"].output["sha"]
+    marker = tmp_path / "marker"
+    folder = tmp_path / ".kiln" / "pipeline" / "models" / sha
+    plant = plant_pickle(tmp_path / "evil", marker)
+    for file in folder.iterdir():
+        file.unlink()
+    for file in plant.iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    with pytest.warns(UnsafeSerializationWarning, match="cannot be imported by name"):
+        again = result["fit"]
+    assert again.predict(X).tolist() == pytest.approx([2.2, 2.4, 5.6, 5.8])
+    assert not marker.exists()
