@@ -475,3 +475,51 @@ def test_a_pickled_model_output_of_a_step_loads_because_kiln_signed_it(tmp_path:
         again = result["fit"]
     assert again.predict(X).tolist() == pytest.approx([2.2, 2.4, 5.6, 5.8])
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ other load paths
+def test_evaluate_and_compare_pass_the_trust_flag_on(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kiln.cli import cli
+    from kiln.registry import compare
+
+    folder = str(_fallback_model(tmp_path / "fallback"))
+    X, y = _frame()
+    data = tmp_path / "test.csv"
+    X.assign(target=y).to_csv(data, index=False)
+
+    with pytest.raises(UntrustedCodeError, match=r"trust_pickle=True"):
+        kiln.evaluate(folder, X, y, plots=False, report=False)
+    with pytest.raises(UntrustedCodeError, match=r"trust_pickle=True"):
+        compare(folder, folder, X, y)
+    for args in (
+        ["evaluate", folder, "--data", str(data), "--target", "target"],
+        ["models", "compare", folder, folder, "--data", str(data), "--target", "target"],
+    ):
+        refused = CliRunner().invoke(cli, args)
+        assert isinstance(refused.exception, UntrustedCodeError)
+        assert "--trust-pickle" in str(refused.exception)
+
+    with pytest.warns(UnsafeSerializationWarning, match="Loading a model saved with pickle"):
+        result = kiln.evaluate(folder, X, y, plots=False, report=False, trust_pickle=True)
+    assert result.metrics["r2"] > 0.99
+    with pytest.warns(UnsafeSerializationWarning, match="Loading a model saved with pickle"):
+        assert compare(folder, folder, X, y, trust_pickle=True).verdict
+    for args in (
+        ["evaluate", folder, "--data", str(data), "--target", "target", "--trust-pickle"],
+        [
+            "models",
+            "compare",
+            folder,
+            folder,
+            "--data",
+            str(data),
+            "--target",
+            "target",
+            "--trust-pickle",
+        ],
+    ):
+        with pytest.warns(UnsafeSerializationWarning, match="Loading a model saved with pickle"):
+            done = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert done.exit_code == 0, done.output
