@@ -10,7 +10,7 @@ export UV_LINK_MODE := copy
 export UV_COMPILE_BYTECODE := 1
 PYTEST_ARGS ?= -n auto
 
-.PHONY: help demo test lint docs bench env env-dev clean
+.PHONY: help demo test lint docs bench dist env env-dev clean
 
 help:
 	@echo "make demo   create the env, train and track a model on the embedded store"
@@ -18,13 +18,15 @@ help:
 	@echo "make lint   ruff and mypy"
 	@echo "make docs   API reference (pdoc) into docs/_build"
 	@echo "make bench  benchmarks against the tools users would pick instead"
+	@echo "make dist   build kiln-ml's wheel into dist/ (kiln-ml is not on a public index yet)"
 
 .tools/bin/uv:
 	$(PY) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
+# The demo env has everything the README's tour uses (serving, notebooks, evaluation).
 env: $(UV)
-	$(UV) sync --frozen --python $(PY) --extra sklearn --quiet
+	$(UV) sync --frozen --python $(PY) --extra sklearn --extra serve --extra notebooks --extra evaluate --quiet
 
 # PyTorch (the torch flavor's tests) is not in the lock: PyPI's Linux wheels pull several GB
 # of CUDA. Where the machine has a CPU wheel on disk (/opt/wheels), it goes into the dev env;
@@ -54,6 +56,9 @@ docs: env-dev
 
 bench: env-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+dist: $(UV)
+	$(UV) build --wheel --out-dir dist
 
 clean:
 	rm -rf $(VENV) .tools docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -121,6 +121,23 @@ def test_runs_list_json_has_every_run_with_latest_metrics(shared: Populated) -> 
     assert by_name["fold-1"]["status"] == "failed"
     assert by_name["rf-small"]["experiment"] == "churn"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT.*\+00:00", by_name["rf-small"]["start_time"])
+    # the runs' files too, as `kiln runs show --json` has them
+    assert [a["path"] for a in by_name["rf-small"]["artifacts"]] == [
+        "notes.txt",
+        "shared/readme.txt",
+    ]
+    assert [a["path"] for a in by_name["rf-deep"]["artifacts"]] == [
+        "notes.txt",
+        "shared/readme.txt",
+    ]
+    assert [(d["name"], d["role"]) for d in by_name["rf-small"]["datasets"]] == [
+        ("train-v1", "train")
+    ]
+    assert by_name["rf-small"]["datasets"][0]["n_rows"] == 3
+    assert by_name["fold-1"]["artifacts"] == []
+    shown = as_json(shared.url, "runs", "show", shared.a)
+    assert shown["artifacts"] == by_name["rf-small"]["artifacts"]
+    assert shown["datasets"] == by_name["rf-small"]["datasets"]
 
 
 def test_runs_list_filters_orders_and_limits(shared: Populated) -> None:
@@ -216,19 +233,21 @@ def test_runs_list_ids_prints_one_full_id_per_line(shared: Populated) -> None:
     assert lines[0] == shared.child  # newest first
 
 
-def test_runs_show_latest_is_the_newest_run(shared: Populated) -> None:
+def test_runs_show_latest_is_the_newest_top_level_run(shared: Populated) -> None:
     shown = as_json(shared.url, "runs", "show", "latest")
 
-    assert shown["id"] == shared.child
+    assert shown["id"] == shared.b  # not its child fold-1, which started later
     compared = as_json(shared.url, "runs", "compare", "latest", shared.a)
-    assert compared["runs"] == [shared.child, shared.a]
+    assert compared["runs"] == [shared.b, shared.a]
+    assert TrackingClient(shared.url).resolve_run_id("LATEST") == shared.b
 
 
 def test_runs_show_latest_without_runs(store_url: str) -> None:
     result = kiln(store_url, "runs", "show", "latest")
 
     assert isinstance(result.exception, RunNotFoundError)
-    assert "no runs yet" in str(result.exception)
+    assert "There are no runs in the store at" in str(result.exception)
+    assert "yet, so there is no 'latest' run" in str(result.exception)
 
 
 def test_runs_show_unknown_id(shared: Populated) -> None:
@@ -246,6 +265,7 @@ def test_runs_compare_json_lines_up_params_and_metrics(shared: Populated) -> Non
         "runs": [shared.a, shared.b],
         "params": {"depth": ["3", "9"], "model": ["rf", "rf"], "seed": ["7", "7"]},
         "metrics": {"acc": [0.81, 0.87], "loss": [0.52, 0.41]},
+        "directions": {"acc": "max", "loss": "min"},
     }
 
 
@@ -259,6 +279,46 @@ def test_runs_compare_table_marks_the_best_and_hides_equal_params(shared: Popula
 
     every = ok(shared.url, "runs", "compare", "--all", shared.a, shared.b).stdout
     assert re.search(r"params\.model .* rf .* rf", every)
+
+
+def test_runs_compare_stars_only_metrics_with_a_known_or_declared_direction(
+    store_url: str,
+) -> None:
+    client = TrackingClient(store_url)
+    runs = []
+    for i, (seconds, cached, score) in enumerate([(1.5, 2, 0.7), (3.0, 5, 0.9)]):
+        run = client.create_run(experiment="dirs", name=f"r{i}")
+        client.log_metrics(
+            run,
+            [
+                ("fit_seconds", seconds, 0, None),
+                ("kiln.pipeline.seconds", seconds, 0, None),
+                ("notebook.cell_seconds", seconds, 0, None),
+                ("kiln.pipeline.steps_cached", cached, 0, None),
+                ("kiln.pipeline.steps_done", cached, 0, None),
+                ("evaluate.val_loss", score, 0, None),
+                ("test/roc_auc", score, 0, None),
+                ("neg_mean_squared_error", score, 0, None),
+                ("my_custom", score, 0, None),
+                ("lift_at_10", score, 0, None),
+            ],
+        )
+        client.end_run(run)
+        runs.append(run)
+    client.set_tags(runs[0], {"kiln.direction.lift_at_10": "max"})
+    out = ok(store_url, "runs", "compare", *runs).stdout
+    for key in ("fit_seconds", "kiln.pipeline.seconds", "notebook.cell_seconds"):
+        assert re.search(rf"metrics\.{re.escape(key)} .* 1\.5 \* .* 3(\.0)? ", out), key
+    for key in ("kiln.pipeline.steps_cached", "kiln.pipeline.steps_done", "my_custom"):
+        line = next(ln for ln in out.splitlines() if f"metrics.{key} " in ln)
+        assert "*" not in line, line
+    assert re.search(r"metrics\.evaluate\.val_loss .* 0\.7 \*", out)
+    assert re.search(r"metrics\.test/roc_auc .* 0\.9 \*", out)
+    assert re.search(r"metrics\.neg_mean_squared_error .* 0\.9 \*", out)
+    assert re.search(r"metrics\.lift_at_10 .* 0\.9 \*", out)  # declared by a run tag
+    declared = as_json(store_url, "runs", "compare", *runs, "--min", "my_custom")
+    assert declared["directions"]["my_custom"] == "min"
+    assert declared["directions"]["kiln.pipeline.steps_done"] is None
 
 
 def test_runs_compare_needs_two_runs(shared: Populated) -> None:

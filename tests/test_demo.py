@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,14 @@ def test_the_demo_tracks_a_run_the_cli_can_show(tmp_path: Path) -> None:
     )
     assert shown["params"]["n_estimators"] == "200"
     assert {"cv_auc", "test_auc", "fit_seconds"} <= set(shown["metrics"])
+    # cv_auc is the mean over the folds, not the last fold's value
+    folds = [
+        float(x) for x in re.search(r"auc per fold: ([\d., ]+) \(", demo.stdout)[1].split(", ")
+    ]
+    assert len(folds) == 5
+    assert shown["metrics"]["cv_auc"] == pytest.approx(sum(folds) / 5, abs=1e-4)
+    assert f"cv_auc={shown['metrics']['cv_auc']:.4f}" in demo.stdout
+    assert "DataDriftWarning" not in demo.stderr
     assert {d["role"] for d in shown["datasets"]} == {"train", "test"}
     paths = {a["path"] for a in shown["artifacts"]}
     assert {"model/kiln-model.json", "model/model.skops", "model/signature.json"} <= paths

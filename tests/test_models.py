@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,17 @@ def _pipeline() -> Any:
     return make_pipeline(
         make_column_transformer(
             (StandardScaler(), ["tenure", "spend"]), (OneHotEncoder(), ["plan"])
+        ),
+        LogisticRegression(),
+    )
+
+
+def _tolerant_pipeline() -> Any:
+    """Like `_pipeline`, but unseen plans are encoded as zeros instead of refused."""
+    return make_pipeline(
+        make_column_transformer(
+            (StandardScaler(), ["tenure", "spend"]),
+            (OneHotEncoder(handle_unknown="ignore"), ["plan"]),
         ),
         LogisticRegression(),
     )
@@ -258,13 +270,44 @@ def test_bad_use_gets_clear_errors(tmp_path: Path) -> None:
         load_model(tmp_path / "taken")
 
 
+def test_drift_warns_once_per_model_summarised_and_never_inside_kiln(tmp_path: Path) -> None:
+    from kiln.models import DataDriftWarning, quiet_drift
+
+    X, y = _data()
+    model = Model(_tolerant_pipeline()).fit(X, y)
+    far = X.assign(spend=X["spend"] * 100)  # out of range: normal on held-out data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataDriftWarning)
+        model.predict(far)
+        assert [p["problem"] for p in model.check(far).warnings] == ["range"]
+    unseen = X.assign(plan=["enterprise"] * 5 + list(X["plan"][5:]))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(50):  # a loop of predictions (or permutation importance)
+            model.predict(unseen)
+            model.predict_proba(unseen)
+    drift = [w for w in seen if issubclass(w.category, DataDriftWarning)]
+    assert len(drift) == 1, [str(w.message) for w in seen]
+    assert "column 'plan' [category]" in str(drift[0].message)
+    assert "(5 rows: 0, 1, 2, 3, 4)" in str(drift[0].message)
+    assert drift[0].filename == __file__  # points at the caller's predict
+    fresh = Model(_tolerant_pipeline()).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataDriftWarning)
+        with quiet_drift():
+            fresh.predict(unseen)
+        kiln.evaluate(fresh, unseen, y, report=False, plots=False, importance="permutation")
+    with pytest.warns(DataDriftWarning, match=r"plan"):
+        fresh.predict(unseen)  # quiet blocks did not use up its one warning
+
+
 def test_predict_validates_against_the_training_signature() -> None:
     from kiln.models._validator import DataDriftWarning, ValidationError
 
     X, y = _data()
-    warns = Model(_pipeline()).fit(X, y)  # the default, validation="warn"
-    with pytest.warns(DataDriftWarning, match=r"spend"):
-        warns.predict(X.assign(spend=X["spend"] * 100))
+    warns = Model(_tolerant_pipeline()).fit(X, y)  # the default, validation="warn"
+    with pytest.warns(DataDriftWarning, match=r"column 'plan' \[category\]"):
+        warns.predict(X.assign(plan=["enterprise"] * len(X)))
     with pytest.raises(ValidationError, match=r"tenure"):
         warns.predict(X.assign(tenure="three"))  # a wrong type is refused in every mode
     model = Model(_pipeline(), validation="strict").fit(X, y)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from kiln import ConfigurationError
 from kiln.cli import cli
 from kiln.notebooks import check_notebook, diff_notebooks, notebook_text, pair_notebook
 
@@ -169,3 +170,131 @@ def test_pair_without_files_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(NotebookError, match="nothing to pair"):
         pair_notebook(tmp_path / "none.ipynb")
+
+
+def _err(ename: str, evalue: str) -> list:
+    return [new_output("error", ename=ename, evalue=evalue, traceback=[])]
+
+
+def test_rerun_honours_nbval_markers_and_tags(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path / "nbval.ipynb",
+        [
+            new_code_cell("n = 1", execution_count=1, metadata={"tags": ["parameters"]}),
+            # output differs on every run: ignored by comment and by tag
+            new_code_cell("# NBVAL_IGNORE_OUTPUT\nimport uuid\nprint(uuid.uuid4())", execution_count=2,
+                          outputs=_out("not this\n")),
+            new_code_cell("print(uuid.uuid4())", execution_count=3, outputs=_out("nor this\n"),
+                          metadata={"tags": ["nbval-ignore-output"]}),
+            # never run: it would hang the check
+            new_code_cell("# NBVAL_SKIP\nwhile True:\n    pass", execution_count=4),
+            new_code_cell("while True:\n    pass", execution_count=5, metadata={"tags": ["nbval-skip"]}),
+            # expected errors: the run goes on, and the error is still compared
+            new_code_cell("#NBVAL_RAISES_EXCEPTION\n1 / 0", execution_count=6,
+                          outputs=_err("ZeroDivisionError", "division by zero")),
+            new_code_cell("{}['k']", execution_count=7, outputs=_err("KeyError", "'k'"),
+                          metadata={"tags": ["raises-exception"]}),
+            new_code_cell("print(n + 1)", execution_count=8, outputs=_out("2\n")),
+        ],
+    )  # fmt: skip
+    report = check_notebook(path, rerun=True, timeout=60)
+    assert report.findings == []
+    assert report.ok
+
+
+def test_rerun_still_fails_a_wrong_output_after_an_expected_error(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path / "raises.ipynb",
+        [
+            new_code_cell("# NBVAL_RAISES_EXCEPTION\nraise ValueError('boom')", execution_count=1,
+                          outputs=_err("ValueError", "other"), metadata={"tags": ["parameters"]}),
+            new_code_cell("print(3)", execution_count=2, outputs=_out("4\n")),
+            new_code_cell("1 / 0", execution_count=3, outputs=_err("ZeroDivisionError", "division by zero")),
+        ],
+    )  # fmt: skip
+    found = check_notebook(path, rerun=True, timeout=60).findings
+    assert [(f.kind, f.cell) for f in found] == [
+        ("output-mismatch", 0),  # the expected error's message changed
+        ("output-mismatch", 1),
+        ("rerun-error", 2),  # an unmarked error still fails
+    ]
+    assert "NBVAL_RAISES_EXCEPTION" in found[2].message
+
+
+def test_rerun_does_not_compare_cells_saved_without_running(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path / "unrun.ipynb",
+        [
+            new_code_cell("x = 2", metadata={"tags": ["parameters"]}),
+            new_code_cell("print(x)", outputs=_out("stale\n")),
+        ],
+    )
+    assert check_notebook(path, rerun=True, timeout=60).findings == []
+
+
+def test_lax_compares_only_cells_marked_check_output(tmp_path: Path) -> None:
+    cells = [
+        new_code_cell("print(1)", execution_count=1, outputs=_out("9\n"), metadata={"tags": ["parameters"]}),
+        new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(2)", execution_count=2, outputs=_out("8\n")),
+        new_code_cell("print(3)", execution_count=3, outputs=_out("7\n"), metadata={"tags": ["nbval-check-output"]}),
+    ]  # fmt: skip
+    path = _save(tmp_path / "lax.ipynb", cells)
+    strict_cells = [(f.kind, f.cell) for f in check_notebook(path, rerun=True, timeout=60).findings]
+    assert strict_cells == [("output-mismatch", 0), ("output-mismatch", 1), ("output-mismatch", 2)]
+    lax = check_notebook(path, rerun=True, timeout=60, lax=True).findings
+    assert [(f.kind, f.cell) for f in lax] == [("output-mismatch", 1), ("output-mismatch", 2)]
+
+
+def test_an_nbval_sanitize_file_is_applied_before_comparing(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path / "san.ipynb",
+        [
+            new_code_cell("import os\nprint('pid', os.getpid())", execution_count=1, outputs=_out("pid 1\n"),
+                          metadata={"tags": ["parameters"]}),
+        ],
+    )  # fmt: skip
+    assert [f.kind for f in check_notebook(path, rerun=True, timeout=60).findings] == [
+        "output-mismatch"
+    ]
+    rules = tmp_path / "sanitize.cfg"
+    rules.write_text("[process ids]\nregex: pid \\d+\nreplace: PID\n")
+    assert check_notebook(path, rerun=True, timeout=60, sanitize_with=rules).findings == []
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("regex: (unclosed\nreplace: x\n")
+    with pytest.raises(ConfigurationError, match=r"invalid regex '\(unclosed'"):
+        check_notebook(path, rerun=True, sanitize_with=bad)
+
+
+def test_no_parameters_cell_is_a_warning_unless_strict(tmp_path: Path) -> None:
+    path = _save(
+        tmp_path / "plain.ipynb",
+        [new_code_cell("print(1)", execution_count=1, outputs=_out("1\n"))],
+    )
+    report = check_notebook(path)
+    assert [(f.kind, f.severity) for f in report.findings] == [("no-parameters", "warning")]
+    assert report.ok
+    assert not check_notebook(path, strict=True).ok
+    runner = CliRunner()
+    res = runner.invoke(cli, ["notebook", "check", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "warning: no-parameters" in res.output
+    assert res.output.rstrip().endswith(": ok")
+    strict = runner.invoke(cli, ["notebook", "check", str(path), "--strict", "--json"])
+    assert strict.exit_code == 1
+    assert json.loads(strict.output)["ok"] is False
+
+
+def test_an_undeclared_kiln_import_names_the_kiln_ml_distribution(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\ndependencies = ["numpy>=1"]\n'
+    )
+    path = _save(
+        tmp_path / "k.ipynb", [new_code_cell("import kiln", metadata={"tags": ["parameters"]})]
+    )
+    found = check_notebook(path).findings
+    assert [f.kind for f in found] == ["undeclared-import"]
+    assert "(from kiln-ml)" in found[0].message
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\ndependencies = ["kiln-ml[serve]>=0.1"]\n'
+    )
+    assert check_notebook(path).findings == []

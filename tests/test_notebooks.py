@@ -151,6 +151,9 @@ def test_cli_run_check_and_exit_codes(tmp_path: Path, subprocess_env: dict[str, 
     )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "finished"
+    latest = _kiln("notebook", "html", "latest", "-o", "latest.html", cwd=tmp_path, env=subprocess_env)  # fmt: skip
+    assert latest.returncode == 0, latest.stderr
+    assert "2.5" in (tmp_path / "latest.html").read_text()
     bad = _kiln(
         "notebook",
         "run",

@@ -296,6 +296,38 @@ def test_a_kiln_model_output_is_saved_in_kilns_format(tmp_path: Path) -> None:
     assert isinstance(result["fit"], kiln.Model)
 
 
+def test_a_step_returning_a_model_saves_it_on_its_run_for_the_registry(
+    tracked: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+    from sklearn.linear_model import LinearRegression
+
+    from kiln.cli import cli
+
+    def fit():
+        X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+        return kiln.Model(LinearRegression()).fit(X, [1.0, 3.0, 5.0, 7.0])
+
+    def fit_and_save():  # a step that saved its model itself is not saved twice
+        model = fit()
+        model.save()
+        return model
+
+    result = Pipeline([fit, fit_and_save], root=tmp_path).run()
+    step_run = result.steps["fit"].run_id
+    assert step_run is not None
+    files = [a.path for a in kiln.get_run(step_run).artifacts]
+    assert "model/kiln-model.json" in files
+    saved_itself = [a.path for a in kiln.get_run(result.steps["fit_and_save"].run_id).artifacts]
+    assert saved_itself.count("model/kiln-model.json") == 1
+    registered = CliRunner().invoke(
+        cli, ["--store", tracked, "models", "register", step_run[:12], "line", "--json"]
+    )
+    assert registered.exit_code == 0, registered.output
+    model = kiln.load_model("models:/line/1", store=tracked)
+    assert model.predict(pd.DataFrame({"x": [2.5]})).tolist() == pytest.approx([6.0])
+
+
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -207,8 +207,13 @@ def test_runs_reproduce_recreates_a_run_from_an_older_commit(demo: Path, env: st
     _git(demo, "init", "-q")
     _git(demo, "add", ".")
     _git(demo, "commit", "-qm", "first")
-    original = kiln_cli("run", "-p", "split.seed=3")
-    kiln.flush()
+    # in a process of its own, as users run it (it records what that process imported)
+    ran = subprocess.run(
+        [KILN, "run", "-p", "split.seed=3", "--json"],
+        cwd=demo, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    original = json.loads(ran.stdout)
     # Move on: new code and params, committed; the old commit is no longer checked out.
     params = demo / "params.yaml"
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.001"), encoding="utf-8")
@@ -227,6 +232,18 @@ def test_runs_reproduce_recreates_a_run_from_an_older_commit(demo: Path, env: st
     again = kiln.get_run(out["reproduced"])
     assert again.params["train.C"] == "1.0"
     assert again.params["split.seed"] == "3"
+    # kiln is installed with the extras the run used: the model is saved with skops again,
+    # not pickle (a fresh env with kiln's lean base lacked skops)
+    steps = {r.tags["kiln.pipeline.step"]: r for r in kiln.get_client().search_runs(
+        filter=f"parent_id = '{out['reproduced']}'")}  # fmt: skip
+    first = {r.tags["kiln.pipeline.step"]: r for r in kiln.get_client().search_runs(
+        filter=f"parent_id = '{original['run_id']}'")}  # fmt: skip
+    assert "skops" in first["train"].tags["kiln.imports"].split(",")
+    assert "skops" in steps["train"].tags["kiln.imports"].split(",")
+    manifest = json.loads(
+        kiln.get_client().read_artifact(steps["train"].id, "model/kiln-model.json")
+    )
+    assert manifest["serialization"] == "skops"
     assert (
         "worktree"
         not in subprocess.run(

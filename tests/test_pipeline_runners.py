@@ -159,7 +159,9 @@ def test_ray_runner_gives_the_same_outputs_keys_and_lineage(tmp_path: Path, ray_
     here_keys = {n: o.key for n, o in here.steps.items()}
     here_outputs = {n: o.output for n, o in here.steps.items()}
     here_tree = _strip(lineage(project.root, "total"))
-    shutil.rmtree(project.root / ".kiln" / "pipeline")
+    from kiln.pipeline._state import state_dir
+
+    shutil.rmtree(state_dir(project.root))
 
     there = pipe.run(runner="ray", jobs=2)
 

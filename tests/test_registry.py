@@ -141,6 +141,16 @@ def test_register_a_run_of_the_module_level_api_while_it_runs(tracked: str) -> N
     assert kiln.registry.resolve_uri("models:/churn/1") == f"runs:/{run.id}/model"
 
 
+def test_register_latest_takes_the_newest_top_level_run(
+    client: TrackingClient, registry: RegistryClient
+) -> None:
+    run_id = model_run(client)
+    child = client.create_run(name="step", parent_id=run_id)
+    client.end_run(child)
+
+    assert registry.register("latest", "churn").run_id == run_id
+
+
 def test_register_a_model_at_another_path_of_the_run(
     client: TrackingClient, registry: RegistryClient
 ) -> None:

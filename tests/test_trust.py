@@ -396,7 +396,9 @@ def _consume(produce: set[int]) -> int:
 
 
 def _index(root: Path) -> Path:
-    return root / ".kiln" / "pipeline" / "cache" / "index.jsonl"
+    from kiln.pipeline._state import state_dir
+
+    return state_dir(root) / "cache" / "index.jsonl"
 
 
 def test_a_planted_pickle_in_the_pipeline_cache_is_never_unpickled(tmp_path: Path) -> None:
@@ -465,7 +467,9 @@ def test_a_pickled_model_output_of_a_step_loads_because_kiln_signed_it(tmp_path:
     # A planted folder in the materialized models cache is replaced, never trusted.
     sha = result.steps["fit"].output["sha"]
     marker = tmp_path / "marker"
-    folder = tmp_path / ".kiln" / "pipeline" / "models" / sha
+    from kiln.pipeline._state import state_dir
+
+    folder = state_dir(tmp_path) / "models" / sha
     plant = plant_pickle(tmp_path / "evil", marker)
     for file in folder.iterdir():
         file.unlink()

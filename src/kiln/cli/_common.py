@@ -24,12 +24,5 @@ def client_from(ctx: click.Context) -> TrackingClient:
 
 
 def resolve_run(client: TrackingClient, run_id: str) -> str:
-    """A full run id from an id, a unique prefix, or `latest` (the newest run)."""
-    if run_id.lower() == "latest":
-        from kiln._exceptions import RunNotFoundError
-
-        newest = client.search_runs(limit=1)
-        if not newest:
-            raise RunNotFoundError("There are no runs yet, so there is no 'latest' run.")
-        return newest[0].id
+    """A full run id from an id, a unique prefix, or `latest` (the newest top-level run)."""
     return client.resolve_run_id(run_id)

@@ -162,22 +162,50 @@ def run_cmd(
 @click.option("--no-imports", is_flag=True, help="Skip checking imports against pyproject.toml.")
 @click.option("-t", "--timeout", type=float, default=600.0, show_default=True,
               help="Per-cell time limit of the rerun.")  # fmt: skip
+@click.option("--strict", is_flag=True, help="Warnings (no 'parameters' cell) fail the check too.")
+@click.option("--lax", is_flag=True,
+              help="Compare only cells marked '# NBVAL_CHECK_OUTPUT' (as pytest --nbval-lax).")  # fmt: skip
+@click.option("--sanitize-with", type=click.Path(exists=True, dir_okay=False),
+              help="An nbval sanitize file of 'regex:'/'replace:' lines applied before comparing.")  # fmt: skip
 @json_option
 def check_cmd(
-    path: str, rerun: bool, rtol: float, no_imports: bool, timeout: float, as_json: bool
+    path: str,
+    rerun: bool,
+    rtol: float,
+    no_imports: bool,
+    timeout: float,
+    strict: bool,
+    lax: bool,
+    sanitize_with: str | None,
+    as_json: bool,
 ) -> None:
-    """Check a saved notebook for hidden state and out-of-order execution; exit 1 on findings."""
+    """Check a saved notebook for hidden state and out-of-order execution; exit 1 on errors.
+
+    With --rerun, nbval's cell markers are honoured (# NBVAL_SKIP, # NBVAL_IGNORE_OUTPUT,
+    # NBVAL_RAISES_EXCEPTION, # NBVAL_CHECK_OUTPUT and their tags). Warnings are printed
+    but fail the check only with --strict.
+    """
     from kiln.notebooks import check_notebook
 
-    report = check_notebook(path, rerun=rerun, rtol=rtol, imports=not no_imports, timeout=timeout)
+    report = check_notebook(
+        path,
+        rerun=rerun,
+        rtol=rtol,
+        imports=not no_imports,
+        timeout=timeout,
+        strict=strict,
+        lax=lax,
+        sanitize_with=sanitize_with,
+    )
     if as_json:
         echo_json(report.to_dict())
-    elif report.ok:
-        click.echo(f"{path}: ok")
     else:
         for f in report.findings:
             where = "notebook" if f.cell is None else f"cell {f.cell}"
-            click.echo(f"{path}: {where}: {f.kind}: {f.message}")
+            level = "warning: " if f.severity == "warning" else ""
+            click.echo(f"{path}: {where}: {level}{f.kind}: {f.message}")
+        if report.ok:
+            click.echo(f"{path}: ok")
     if not report.ok:
         sys.exit(1)
 

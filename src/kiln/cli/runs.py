@@ -46,7 +46,7 @@ def list_runs(
 ) -> None:
     """List runs, newest first, with their latest metrics."""
     found = client_from(ctx).search_runs(
-        list(experiment) or None, filter=filter_, order_by=order_by, limit=limit
+        list(experiment) or None, filter=filter_, order_by=order_by, limit=limit, files=as_json
     )
     if as_json:
         echo_json([r.to_dict() for r in found])
@@ -84,7 +84,7 @@ def list_runs(
 def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run: params, metrics, tags, datasets, artifacts, environment.
 
-    RUN_ID may be any unique prefix of the id, or `latest` for the newest run.
+    RUN_ID may be any unique prefix of the id, or `latest` for the newest top-level run.
     """
     client = client_from(ctx)
     run = client.get_run(resolve_run(client, run_id))
@@ -159,14 +159,38 @@ def _size(n: int) -> str:
 @click.option(
     "--all", "show_all", is_flag=True, help="Show params that are equal in every run too."
 )
+@click.option("--max", "maximize", multiple=True, metavar="KEY",
+              help="A metric that is better higher (repeatable).")  # fmt: skip
+@click.option("--min", "minimize", multiple=True, metavar="KEY",
+              help="A metric that is better lower (repeatable).")  # fmt: skip
 @json_option
 @click.pass_context
-def compare(ctx: click.Context, run_ids: tuple[str, ...], show_all: bool, as_json: bool) -> None:
-    """Compare runs side by side: params that differ, and every metric."""
+def compare(
+    ctx: click.Context,
+    run_ids: tuple[str, ...],
+    show_all: bool,
+    maximize: tuple[str, ...],
+    minimize: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Compare runs side by side: params that differ, and every metric.
+
+    The best value of a metric is starred when its direction is known: kiln's own
+    metrics (durations lower), kiln.evaluate's (accuracy, auc, loss, rmse, ...), a run
+    tag kiln.direction.<metric> = max|min (sweeps set it), or --max/--min.
+    """
+    from kiln.tracking._direction import metric_direction
+
     if len(run_ids) < 2:
         raise click.UsageError("Give at least two run ids to compare.")
     client = client_from(ctx)
     found = [client.get_run(resolve_run(client, r)) for r in run_ids]
+    declared = {**dict.fromkeys(maximize, "max"), **dict.fromkeys(minimize, "min")}
+    tags: dict[str, str] = {}
+    for r in found:
+        tags.update(r.tags)
+    metric_keys = sorted({k for r in found for k in r.metrics})
+    directions = {k: metric_direction(k, tags=tags, directions=declared) for k in metric_keys}
     if as_json:
         echo_json(
             {
@@ -175,10 +199,8 @@ def compare(ctx: click.Context, run_ids: tuple[str, ...], show_all: bool, as_jso
                     k: [r.params.get(k) for r in found]
                     for k in sorted({k for r in found for k in r.params})
                 },
-                "metrics": {
-                    k: [r.metrics.get(k) for r in found]
-                    for k in sorted({k for r in found for k in r.metrics})
-                },
+                "metrics": {k: [r.metrics.get(k) for r in found] for k in metric_keys},
+                "directions": directions,
             }
         )
         return
@@ -188,24 +210,23 @@ def compare(ctx: click.Context, run_ids: tuple[str, ...], show_all: bool, as_jso
         values = [r.params.get(key) for r in found]
         if show_all or len(set(values)) > 1:
             rows.append([f"params.{key}", *values])
-    for key in sorted({k for r in found for k in r.metrics}):
+    for key in metric_keys:
         scores = [r.metrics.get(key) for r in found]
-        best = _best(key, scores)
+        best = _best(directions[key], scores)
         rows.append(
             [
                 f"metrics.{key}",
                 *[f"{fmt_value(v)}{' *' if i == best else ''}" for i, v in enumerate(scores)],
             ]
         )
-    table("Comparison (* best; lower is better for loss/error metrics)", header, rows)
+    table("Comparison (* best, for metrics whose direction is known)", header, rows)
 
 
-def _best(key: str, values: list[Any]) -> int | None:
-    present = [(v, i) for i, v in enumerate(values) if v is not None]
-    if len(present) < 2 or len({v for v, _ in present}) == 1:
+def _best(direction: str | None, values: list[Any]) -> int | None:
+    present = [(v, i) for i, v in enumerate(values) if v is not None and v == v]  # not NaN
+    if direction is None or len(present) < 2 or len({v for v, _ in present}) == 1:
         return None
-    lower = any(w in key.lower() for w in ("loss", "error", "err", "mae", "mse", "rmse", "time"))
-    return (min(present) if lower else max(present))[1]
+    return (min(present) if direction == "min" else max(present))[1]
 
 
 @runs.command("delete")

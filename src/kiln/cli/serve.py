@@ -85,6 +85,12 @@ def _store(ctx: click.Context) -> str | None:
     "only for a model you trust as your own code.",
 )
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
+)
 @click.pass_context
 def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
     """Serve MODEL_URI over HTTP: /predict, /invocations, /v2/..., /metrics, /docs.
@@ -107,6 +113,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         validation=opts["validation"],
         store=_store(ctx),
         trust_pickle=bool(opts["trust_pickle"]),
+        device=str(opts["device"]),
     )
     host, port = str(opts["host"]), int(opts["port"])
     click.echo(f"Serving {model_uri} on http://{host}:{port} (docs: /docs)", err=True)
@@ -178,6 +185,12 @@ def package(
     help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
     "only for a model you trust as your own code.",
 )
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -188,6 +201,7 @@ def predict(
     proba: bool,
     keep: tuple[str, ...],
     trust_pickle: bool,
+    device: str,
 ) -> None:
     """Score SOURCE (Parquet or CSV) with MODEL_URI, in chunks, into --output."""
     from kiln.serving import predict_file
@@ -201,5 +215,6 @@ def predict(
         keep=list(keep),
         store=_store(ctx),
         trust_pickle=trust_pickle,
+        device=device,
     )
     click.echo(f"Wrote {rows:,} predictions to {output}")

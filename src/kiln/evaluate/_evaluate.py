@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
@@ -60,6 +61,21 @@ class Evaluation:
         return Path(self.report.save(path))
 
 
+def _without_drift_warnings(fn: Any) -> Any:
+    """Run `fn` in `kiln.models.quiet_drift()`: evaluate's many predictions (permutation
+    importance calls predict once per feature and repeat) warn of no drift."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from kiln.models import quiet_drift
+
+        with quiet_drift():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_without_drift_warnings
 def evaluate(
     model: Any,
     X: Any,

@@ -11,8 +11,10 @@ from kiln.models._format import ModelFormatError
 from kiln.models._model import Model, ModelVersionWarning, NotFittedError
 from kiln.models._torch import TorchEstimator
 from kiln.models._uri import load_model
+from kiln.models._validator import DataDriftWarning, quiet_drift
 
 __all__ = [
+    "DataDriftWarning",
     "Model",
     "ModelFormatError",
     "ModelVersionWarning",
@@ -20,4 +22,5 @@ __all__ = [
     "TorchEstimator",
     "UnsafeSerializationWarning",
     "load_model",
+    "quiet_drift",
 ]

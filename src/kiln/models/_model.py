@@ -18,6 +18,7 @@ from kiln._exceptions import (
     NoActiveRunError,
     NotFittedError,
     ParamConflictError,
+    ValidationError,
 )
 
 __all__ = ["Model", "NotFittedError"]
@@ -44,10 +45,12 @@ class Model:
             loss, epochs or a training function). For a plain function use
             `Model.from_function`.
         validation: How `predict` treats values outside what training saw (unseen
-            categories, out-of-range numbers, unseen nulls): "warn" (the default: held-out
-            data often strays a little past the training range) warns with a
-            `DataDriftWarning` naming the columns, "strict" refuses them, "off" lets them
-            through. Missing columns and wrong types are always refused.
+            categories, out-of-range numbers, unseen nulls): "warn" (the default) lets
+            them through and warns once per model and process with a `DataDriftWarning`
+            summarising the columns with unseen nulls or categories (out-of-range numbers
+            are normal on held-out data and left to `kiln monitor`; `check(X)` reports
+            everything), "strict" refuses them, "off" does not look. Missing columns and
+            wrong types are always refused.
         task: "classification" or "regression"; detected from the estimator when None.
 
     Attributes:
@@ -232,8 +235,7 @@ class Model:
                 "kiln.load_model(uri)."
             )
 
-    def _validated(self, X: Any) -> Any:
-        """The validated input: a DataFrame, or `Columns` when compiled inference is on."""
+    def _validator(self) -> Any:
         self._fitted()
         validator = self._validator_
         if validator is None:
@@ -241,7 +243,47 @@ class Model:
 
             kind = Validator if self._compiled_ is None else ColumnValidator
             validator = self._validator_ = kind(self.signature_, mode=self.validation)
-        return validator.validate(X)
+        return validator
+
+    def _validated(self, X: Any) -> Any:
+        """The validated input: a DataFrame, or `Columns` when compiled inference is on."""
+        result = self._validator().check(X)
+        if result.frame is None:
+            raise ValidationError.from_errors(result.errors)
+        if result.warnings:
+            self._warn_drift(result.warnings)
+        return result.frame
+
+    def _warn_drift(self, problems: list[dict[str, Any]]) -> None:
+        """One `DataDriftWarning` per model in a process, for unseen nulls and categories.
+
+        Values outside the training range are normal on held-out data: they are left to
+        monitoring (`kiln monitor`), not warned of. kiln's own predictions (evaluate,
+        importance, compare) run in `quiet_drift()` and warn of nothing.
+        """
+        from kiln.models._validator import DataDriftWarning, describe, drift_quiet
+
+        if self.__dict__.get("_drift_warned_") or drift_quiet():
+            return
+        shown = [p for p in problems if p["problem"] in ("null", "category")]
+        if not shown:
+            return
+        self._drift_warned_ = True
+        message = describe(shown, "The input differs from the training data") + (
+            "\nThis model warns of drift once per process; check(X) reports it for any input, "
+            'and validation="strict" refuses such rows.'
+        )
+        warnings.warn(DataDriftWarning(message, shown), stacklevel=5)
+
+    def check(self, X: Any) -> Any:
+        """Validate `X` against the training signature without predicting.
+
+        Returns:
+            A `ValidationResult` (see `kiln.models._validator`): `errors` that would make
+            `predict` refuse the input, drift `warnings` (unseen nulls and categories,
+            out-of-range values) it would let through, and `notes`.
+        """
+        return self._validator().check(X)
 
     def _call(self, method: str, X: Any) -> Any:
         from kiln.models._flavors import flavor_named
@@ -311,7 +353,9 @@ class Model:
             self._write(folder)
             if run is not None:
                 run.log_artifact(folder, name=name)
-                return f"runs:/{run.id}/{name}"
+                uri = f"runs:/{run.id}/{name}"
+                self.__dict__.setdefault("_saved_uris_", []).append(uri)
+                return uri
             target = Path(path).expanduser().resolve()  # type: ignore[arg-type]
             if target.exists() and (not target.is_dir() or any(target.iterdir())):
                 raise KilnError(

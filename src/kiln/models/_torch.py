@@ -12,6 +12,13 @@ class Net(nn.Module):                    # defined at the top level of a module
 
 model = kiln.Model(TorchEstimator(Net, module_params={"n_in": 4}, epochs=30)).fit(X, y)
 ```
+
+Devices: `device="auto"` (the default) trains where the given module instance's
+parameters are, else on CUDA when it is available, else on the CPU; "cpu", "cuda",
+"cuda:N" and "mps" name one. Inputs follow the module (wherever a `train_fn` left it),
+predictions come back as CPU numpy arrays, and the weights are always saved as CPU
+tensors, so a model trained on a GPU loads on a machine without one. Loading puts the
+module on the CPU unless `load_model(uri, device=...)` asks for another device.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from kiln._exceptions import ConfigurationError, KilnError, ModelFormatError
 __all__ = ["TorchEstimator", "is_torch_module"]
 
 _LOSSES = ("auto", "cross_entropy", "mse")
+_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' (a GPU's index) or 'mps'"
 
 
 def is_torch_module(obj: Any) -> bool:
@@ -51,10 +59,15 @@ class TorchEstimator:
         batch_size: Rows per optimisation step.
         seed: Seeds the weights' initialisation and the batch order.
         train_fn: Your own training, `train_fn(module, X, y)` with float32 tensors (y:
-            class indices for classification); replaces the built-in loop.
+            class indices for classification) on the module's device; replaces the
+            built-in loop. It may move the module: predictions follow it.
+        device: Where to train: "auto" (where the instance's parameters are, else CUDA
+            when available, else the CPU), "cpu", "cuda", "cuda:N" or "mps".
 
     Attributes:
         module_: The trained module (fitted).
+        device_: The device the module's parameters are on after training, e.g. "cpu"
+            or "cuda:0" (`to(device)` moves it).
         classes_: Class labels, for classification.
         n_features_in_: Input columns seen in `fit`.
     """
@@ -70,6 +83,7 @@ class TorchEstimator:
         batch_size: int = 64,
         seed: int = 0,
         train_fn: Any = None,
+        device: Any = "auto",
     ) -> None:
         self.module = module
         self.module_params = module_params
@@ -79,6 +93,7 @@ class TorchEstimator:
         self.batch_size = batch_size
         self.seed = seed
         self.train_fn = train_fn
+        self.device = device
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor arguments (scikit-learn's convention)."""
@@ -91,6 +106,7 @@ class TorchEstimator:
             "batch_size": self.batch_size,
             "seed": self.seed,
             "train_fn": self.train_fn,
+            "device": self.device,
         }
 
     @property
@@ -133,14 +149,30 @@ class TorchEstimator:
             labels = torch.as_tensor(codes, dtype=torch.long)
         else:
             labels = torch.as_tensor(target.astype(np.float32).reshape(-1, 1))
-        module = self._build()
-        inputs = torch.as_tensor(features)
+        device = resolve_device(self.device, None if isinstance(self.module, type) else self.module)
+        module = self._build().to(device)
+        inputs = torch.as_tensor(features, device=device)
+        labels = labels.to(device)
         if self.train_fn is not None:
             self.train_fn(module, inputs, labels)
         else:
             _train(module, inputs, labels, loss, self.epochs, self.lr, self.batch_size, self.seed)
         module.eval()
         self.module_ = module
+        self.device_ = str(module_device(module) or device)
+        return self
+
+    def to(self, device: Any) -> TorchEstimator:
+        """Move the fitted module to `device` ("auto": CUDA when available, else the CPU).
+
+        Raises:
+            ConfigurationError: The device is unknown or not available here.
+        """
+        if not hasattr(self, "module_"):
+            raise KilnError("This TorchEstimator is not fitted: call fit(X, y) first.")
+        target = resolve_device(device)
+        self.module_.to(target)
+        self.device_ = str(module_device(self.module_) or target)
         return self
 
     def _forward(self, X: Any) -> Any:
@@ -148,21 +180,97 @@ class TorchEstimator:
 
         if not hasattr(self, "module_"):
             raise KilnError("This TorchEstimator is not fitted: call fit(X, y) first.")
+        # The inputs go where the module is now (a train_fn may have moved it).
+        device = module_device(self.module_) or getattr(self, "device_", "cpu")
         with torch.no_grad():
-            return self.module_(torch.as_tensor(_features(X)))
+            return self.module_(torch.as_tensor(_features(X), device=device)).cpu()
 
     def predict(self, X: Any) -> Any:
-        """Class labels (classification) or values (regression)."""
+        """Class labels (classification) or values (regression), as a numpy array."""
         out = self._forward(X)
         if self.loss_ == "cross_entropy":
             return self.classes_[out.argmax(dim=1).numpy()]
         return out.numpy().reshape(-1).astype("float64")
 
     def predict_proba(self, X: Any) -> Any:
-        """Class probabilities (softmax of the module's outputs)."""
+        """Class probabilities (softmax of the module's outputs), as a numpy array."""
         if self.loss_ != "cross_entropy":
             raise KilnError("predict_proba is for classifiers; this module does regression.")
         return self._forward(X).softmax(dim=1).numpy().astype("float64")
+
+
+def module_device(module: Any) -> Any:
+    """The device of the module's first parameter (or buffer); None when it has neither."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return None
+
+
+def resolve_device(device: Any, module: Any = None) -> Any:
+    """The `torch.device` that `device` names, checked to be usable here.
+
+    "auto" is where `module`'s parameters are when it has any, else CUDA when it is
+    available, else the CPU.
+
+    Raises:
+        ConfigurationError: Not a device name kiln trains on, or not available here.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ConfigurationError(
+            f"device must be {_DEVICES}; got a {type(device).__name__} ({device!r})."
+        )
+    if device == "auto":
+        found = None if module is None else module_device(module)
+        if found is None:
+            found = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if found.type not in ("cpu", "cuda", "mps"):
+            raise ConfigurationError(
+                f"device='auto' trains where the module's parameters are, and they are on "
+                f"{str(found)!r}, where they hold no values to train. Build the module on a "
+                f"real device, or pass device= as one of {_DEVICES}."
+            )
+        return found
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"device={device!r} is not a device: expected {_DEVICES}."
+        ) from exc
+    if chosen.type == "cpu":
+        return chosen
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                "this torch was built without CUDA"
+                if torch.version.cuda is None
+                else "no GPU is visible (check CUDA_VISIBLE_DEVICES and the driver)"
+            )
+            raise ConfigurationError(
+                f"device={device!r}, but CUDA is not available here: {why} (torch "
+                f"{torch.__version__}). Use device='cpu', or device='auto' to use CUDA "
+                "only where it is available."
+            )
+        count = torch.cuda.device_count()
+        if chosen.index is not None and chosen.index >= count:
+            raise ConfigurationError(
+                f"device={device!r}, but this machine has {count} CUDA device(s): "
+                f"use 'cuda:0' to 'cuda:{count - 1}' (or 'cuda' for the current one)."
+            )
+        return chosen
+    if chosen.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigurationError(
+                f"device={device!r}, but MPS (Apple's GPU) is not available here. "
+                "Use device='cpu', or device='auto'."
+            )
+        return chosen
+    raise ConfigurationError(f"device={device!r} is not supported: expected {_DEVICES}.")
 
 
 def _features(X: Any) -> Any:
@@ -189,7 +297,7 @@ def _train(
     for _ in range(epochs):
         order = torch.randperm(len(X), generator=generator)
         for start in range(0, len(X), batch_size):
-            rows = order[start : start + batch_size]
+            rows = order[start : start + batch_size].to(X.device)
             optimizer.zero_grad()
             criterion(module(X[rows]), y[rows]).backward()
             optimizer.step()
@@ -212,7 +320,15 @@ def save_torch(estimator: TorchEstimator, folder: Path) -> dict[str, Any]:
         )
     params = dict(estimator.module_params or {})
     _check_rebuild(cls, params, module)
-    state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    state = {}
+    for key, value in module.state_dict().items():
+        if value.is_meta:
+            raise KilnError(
+                f"Cannot save {cls.__qualname__}: its {key!r} is on the 'meta' device, which "
+                "holds no values. Load or train real weights before saving."
+            )
+        # Always CPU tensors: a model trained on a GPU loads where there is none.
+        state[key] = value.detach().to("cpu").contiguous()
     save_file(state, str(folder / "weights.safetensors"))
     classes = getattr(estimator, "classes_", None)
     spec = {
@@ -252,15 +368,37 @@ def load_torch(folder: Path, manifest: dict[str, Any]) -> TorchEstimator:
     from kiln.models._flavors import model_file
 
     module = cls(**spec["module_params"])
-    module.load_state_dict(load_file(str(folder / model_file(manifest))))
+    module.load_state_dict(load_file(str(folder / model_file(manifest)), device="cpu"))
     module.eval()
     estimator = TorchEstimator(cls, module_params=spec["module_params"], loss=spec["loss"])
     estimator.module_ = module
+    estimator.device_ = "cpu"  # load_model(uri, device=...) moves it
     estimator.loss_ = spec["loss"]
     estimator.n_features_in_ = spec["n_features_in"]
     if spec["classes"] is not None:
         estimator.classes_ = np.asarray(spec["classes"])
     return estimator
+
+
+def place_model(model: Any, device: Any) -> Any:
+    """Put a loaded `kiln.Model` on `device`; return it.
+
+    A PyTorch model's module moves there ("auto": CUDA when available, else the CPU);
+    every other flavor runs on the CPU, so only "cpu" and "auto" are accepted for them.
+
+    Raises:
+        ConfigurationError: The device is unknown or unavailable, or a non-PyTorch model
+            was asked to run on a GPU.
+    """
+    if model.flavor_ == "torch":
+        model.estimator_.to(device)
+        return model
+    if device in ("cpu", "auto"):
+        return model
+    raise ConfigurationError(
+        f"device={device!r} applies to PyTorch models; {model.source_uri_} is a "
+        f"{model.flavor_} model, which kiln runs on the CPU. Leave device at 'cpu' (or 'auto')."
+    )
 
 
 def _check_rebuild(cls: Any, params: dict[str, Any], module: Any) -> None:

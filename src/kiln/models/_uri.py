@@ -31,6 +31,7 @@ def load_model(
     store: str | None = None,
     compiled: bool = True,
     trust_pickle: bool = False,
+    device: str = "cpu",
 ) -> Model:
     """Load a saved model from a URI or folder, after checking every file's sha256.
 
@@ -50,6 +51,9 @@ def load_model(
         trust_pickle: Load a model whose files run code when loaded (pickle, skops types
             outside kiln's allow-list). Pass True only for a model from a source you
             trust as you trust your own code.
+        device: Where a PyTorch model's module runs: "cpu" (the default), "cuda",
+            "cuda:N", "mps", or "auto" (CUDA when available, else the CPU). Other
+            flavors run on the CPU and accept only "cpu" and "auto".
 
     Raises:
         ArtifactIntegrityError: A file changed since it was logged; it is named.
@@ -57,6 +61,7 @@ def load_model(
         NotFoundError: The run, model, version or alias does not exist.
         UntrustedCodeError: Loading would run code and `trust_pickle` is False; the
             message names the flag.
+        ConfigurationError: `device` is unknown or not available here.
     """
     from kiln.models._format import read_manifest
     from kiln.models._model import Model
@@ -77,14 +82,24 @@ def load_model(
             if folder is None:
                 folder = _client(store).download_artifacts(run_id, path, Path(tmp))
             manifest = read_manifest(folder)
-            return Model._from_folder(
+            model = Model._from_folder(
                 folder, manifest, os.fspath(uri), compiled=compiled, trust_pickle=trust_pickle
             )
+            return _on_device(model, device)
     folder = Path(text).expanduser()
     manifest = read_manifest(folder)
-    return Model._from_folder(
+    model = Model._from_folder(
         folder, manifest, str(folder.resolve()), compiled=compiled, trust_pickle=trust_pickle
     )
+    return _on_device(model, device)
+
+
+def _on_device(model: Model, device: str) -> Model:
+    if device == "cpu" and model.flavor_ != "torch":
+        return model  # nothing to move, and no torch import
+    from kiln.models._torch import place_model
+
+    return place_model(model, device)
 
 
 def _client(store: str | None) -> Any:

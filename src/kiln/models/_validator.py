@@ -40,7 +40,10 @@ whatever the input's index.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +54,14 @@ from kiln.models._signature import Signature
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DataDriftWarning", "ValidationError", "ValidationResult", "Validator"]
+__all__ = [
+    "DataDriftWarning",
+    "ValidationError",
+    "ValidationResult",
+    "Validator",
+    "drift_quiet",
+    "quiet_drift",
+]
 
 MODES = ("strict", "warn", "off")
 _MAX_NAMES = 10  # extra column names listed in a note
@@ -67,6 +77,29 @@ class DataDriftWarning(UserWarning):
     def __init__(self, message: str, problems: list[dict[str, Any]] | None = None) -> None:
         self.problems: list[dict[str, Any]] = list(problems or [])
         super().__init__(message)
+
+
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("kiln_quiet_drift", default=False)
+
+
+@contextlib.contextmanager
+def quiet_drift() -> Iterator[None]:
+    """Within this block, `kiln.Model` predictions warn of no drift.
+
+    kiln's own predictions (evaluate, permutation importance, compare) run inside it:
+    what they find is reported in their results, not as warnings. Thread- and
+    asyncio-safe (a context variable).
+    """
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def drift_quiet() -> bool:
+    """Whether the caller is inside `quiet_drift()`."""
+    return _QUIET.get()
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,19 @@ that uses a name only a later cell defines; names used but defined nowhere (stat
 lived only in the kernel); no `parameters` cell; imports of packages the project does
 not declare. With `rerun=True` a fresh copy is executed in a new kernel and its outputs
 are compared with the saved ones: numbers within a tolerance, with memory addresses,
-timestamps, progress bars and stderr ignored.
+timestamps, progress bars and stderr ignored, and nbval's cell markers honoured
+(`# NBVAL_SKIP`, `# NBVAL_IGNORE_OUTPUT`, `# NBVAL_RAISES_EXCEPTION`,
+`# NBVAL_CHECK_OUTPUT` and their tags), so notebooks kept for `pytest --nbval` need no
+change.
+
+Findings are errors or warnings: hidden state, out-of-order execution, undeclared
+imports and outputs that do not reproduce are errors; a notebook without a `parameters`
+cell is only a warning (it may never have been meant to take parameters) unless
+`strict=True`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -18,43 +25,40 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiln.notebooks._compare import Finding, read_sanitize_file
 from kiln.notebooks._names import KERNEL_NAMES, cell_names
 from kiln.notebooks._params import PARAMETERS_TAG, find_tagged
 
 __all__ = ["CheckReport", "Finding", "check_notebook"]
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One problem found by `check_notebook`.
-
-    Attributes:
-        kind: missing-count, out-of-order, count-gap, defined-later, undefined,
-            no-parameters, undeclared-import, output-mismatch or rerun-error.
-        cell: Index among the notebook's code cells (None for the notebook as a whole).
-        message: What is wrong and how to fix it.
-    """
-
-    kind: str
-    cell: int | None
-    message: str
-
-
 @dataclass
 class CheckReport:
-    """The findings for one notebook; `ok` when there are none."""
+    """The findings for one notebook; `ok` when none of them fails the check.
+
+    Attributes:
+        path: The notebook checked.
+        findings: Errors and warnings, in notebook order per check.
+        strict: Whether warnings fail the check too.
+    """
 
     path: str
     findings: list[Finding] = field(default_factory=list)
+    strict: bool = False
 
     @property
     def ok(self) -> bool:
-        """Whether nothing was found."""
-        return not self.findings
+        """Whether nothing was found that fails the check (warnings pass unless strict)."""
+        return not any(f.severity == "error" or self.strict for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: path, ok and findings."""
-        return {"path": self.path, "ok": self.ok, "findings": [asdict(f) for f in self.findings]}
+        """A JSON-ready dict: path, ok, strict and findings."""
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "strict": self.strict,
+            "findings": [asdict(f) for f in self.findings],
+        }
 
 
 def _code_cells(nb: Any) -> list[Any]:
@@ -149,7 +153,9 @@ def _names(cells: list[Any], parameters_index: int | None) -> list[Finding]:
                 "no-parameters",
                 None,
                 "No cell is tagged 'parameters': values passed with "
-                "-p would be injected first and overwritten. Tag the cell with the defaults.",
+                "-p would be injected first and overwritten. Tag the cell with the defaults "
+                "if the notebook is meant to take parameters.",
+                severity="warning",
             )
         )
     return found
@@ -177,6 +183,22 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Import names whose distribution has another name, for when the package is not installed
+# (or is installed in a way packages_distributions() cannot see, like an editable kiln).
+_KNOWN_DISTS = {
+    "kiln": "kiln-ml",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "bs4": "beautifulsoup4",
+    "dateutil": "python-dateutil",
+    "dotenv": "python-dotenv",
+    "jwt": "pyjwt",
+}
+
+
 def _imports(nb_path: Path, cells: list[Any]) -> list[Finding]:
     declared = _declared(nb_path.resolve().parent)
     if declared is None:
@@ -195,7 +217,11 @@ def _imports(nb_path: Path, cells: list[Any]) -> list[Finding]:
             local = nb_path.resolve().parent
             if (local / f"{top}.py").exists() or (local / top).is_dir():
                 continue
-            owners = {_norm(d) for d in dists.get(top, [top])}
+            owners = {_norm(d) for d in dists.get(top, [])}
+            if top in _KNOWN_DISTS:
+                owners.add(_norm(_KNOWN_DISTS[top]))
+            if not owners:
+                owners = {_norm(top)}
             if not owners & declared:
                 found.append(
                     Finding(
@@ -217,6 +243,9 @@ def check_notebook(
     timeout: float | None = 600.0,
     rtol: float = 1e-6,
     imports: bool = True,
+    strict: bool = False,
+    lax: bool = False,
+    sanitize_with: str | os.PathLike[str] | None = None,
 ) -> CheckReport:
     """Check that a saved notebook is what running it top to bottom produces.
 
@@ -226,10 +255,15 @@ def check_notebook(
         timeout: Seconds a cell may run during the rerun.
         rtol: Relative tolerance for numbers in compared outputs.
         imports: Check imports against the nearest pyproject.toml.
+        strict: Warnings (no `parameters` cell) fail the check too.
+        lax: Compare only the outputs of cells marked `# NBVAL_CHECK_OUTPUT` (or tagged
+            `nbval-check-output`), as `pytest --nbval-lax` does.
+        sanitize_with: An nbval sanitize file (`regex: ...` / `replace: ...` line pairs)
+            applied to both outputs before they are compared.
 
     Returns:
-        A `CheckReport`; `report.ok` is False when anything was found. Cell indices
-        count the notebook's code cells from 0.
+        A `CheckReport`; `report.ok` is False when an error was found (or a warning,
+        when strict). Cell indices count the notebook's code cells from 0.
     """
     from kiln.notebooks._run import read_notebook
 
@@ -238,7 +272,7 @@ def check_notebook(
     cells = _code_cells(nb)
     tagged = find_tagged(nb, PARAMETERS_TAG)
     pindex = None if tagged < 0 else sum(c.cell_type == "code" for c in nb.cells[:tagged])
-    report = CheckReport(os.fspath(notebook))
+    report = CheckReport(os.fspath(notebook), strict=strict)
     report.findings += _counts(cells)
     report.findings += _names(cells, pindex)
     if imports:
@@ -246,16 +280,8 @@ def check_notebook(
     if rerun:
         from kiln.notebooks._compare import rerun_findings
 
-        report.findings += rerun_findings(nb, path, timeout=timeout, rtol=rtol)
+        patterns = read_sanitize_file(sanitize_with) if sanitize_with is not None else []
+        report.findings += rerun_findings(
+            nb, path, timeout=timeout, rtol=rtol, lax=lax, sanitize=patterns
+        )
     return report
-
-
-def numbers_close(a: str, b: str, rtol: float) -> bool:
-    """Whether two texts are equal once numbers are compared with a relative tolerance."""
-    pattern = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-    if pattern.sub("#", a) != pattern.sub("#", b):
-        return False
-    for x, y in zip(pattern.findall(a), pattern.findall(b), strict=True):
-        if not math.isclose(float(x), float(y), rel_tol=rtol, abs_tol=1e-12):
-            return False
-    return True

@@ -29,6 +29,19 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(te.format())
 
 
+def _save_model_on_run(model: Any, run: Any) -> None:
+    """A step that returns a `kiln.Model` gets it saved on its run, as `model/`, so that
+    `kiln models register <step run> NAME` works (unless the step saved it there itself)."""
+    import tempfile
+
+    uri = f"runs:/{run.id}/model"
+    if uri in model.__dict__.get("_saved_uris_", ()):
+        return
+    with tempfile.TemporaryDirectory(prefix="kiln-step-model-") as tmp:
+        folder = model.save(Path(tmp) / "model")
+        run.log_artifact(folder, name="model")
+
+
 def import_ref(module: str, qualname: str, root: str | None) -> Callable[..., Any]:
     """Import a function by module and qualified name (with the project on sys.path)."""
     if root:
@@ -90,9 +103,14 @@ def execute_step(
         seconds = time.time() - begun
         desc = save_output(client.artifacts, value, label=f"The output of step {task['name']!r}")
         run.set_tags({"kiln.pipeline.output": desc["sha"], "kiln.pipeline.format": desc["format"]})
+        if desc["format"] == "kiln-model":
+            _save_model_on_run(value, run)
         if memo is not None:
             memo[desc["sha"]] = value
         run.log_metric("kiln.pipeline.seconds", seconds)
+        from kiln.pipeline._reproduce import IMPORTS_TAG, imported_optional_dependencies
+
+        run.set_tag(IMPORTS_TAG, ",".join(imported_optional_dependencies()))
     except BaseException as exc:
         shapes = ", ".join(f"{k}: {describe_value(v)}" for k, v in kwargs.items()) or "none"
         error = (

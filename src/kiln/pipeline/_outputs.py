@@ -16,7 +16,7 @@ this artifact store's key, never because a JSON line says so.
 A descriptor `{"format": ..., "sha": ...}` names a stored output; its `sha` is the
 content hash a dependant's cache key uses. The cache index maps a cache key to the
 descriptor and lineage of the output it produced: `CacheIndex`, one JSON-lines file
-under `<project>/.kiln/pipeline/cache/`.
+under the project's pipeline state folder (`kiln.pipeline._state.state_dir`), `cache/`.
 """
 
 from __future__ import annotations

@@ -7,18 +7,21 @@ step's run are then set side by side with the original's.
 
 Where it runs (`env`): "fresh" (the default) builds a new virtual env with uv holding the
 project's declared dependencies (`[project] dependencies` or requirements.txt at that
-commit) and kiln's own, every one pinned to the version the run recorded (the recorded
-set is the constraints file; uv's cache is tried first, then the index), with kiln itself
-taken from the running installation. A project that declares no dependencies, or a run
+commit) and kiln's own (its base, plus the optional dependencies the run's steps imported,
+recorded in their `kiln.imports` tags: scikit-learn, skops, plotly, ...), every one pinned
+to the version the run recorded (the recorded set is the constraints file; uv's cache is
+tried first, then the index), with kiln itself taken from the running installation. A project that declares no dependencies, or a run
 that recorded no package list, runs in the current env, as does `env="current"`; then
 packages whose version differs from the recorded set are listed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,9 +31,12 @@ from typing import Any
 
 from kiln._exceptions import PipelineError
 
-__all__ = ["reproduce"]
+__all__ = ["imported_optional_dependencies", "reproduce"]
 
 _TAG = "kiln.pipeline"
+IMPORTS_TAG = "kiln.imports"
+# Distributions whose import name is not their name with '-' as '_'.
+_MODULE_OF = {"scikit-learn": "sklearn", "xgboost-cpu": "xgboost", "pyyaml": "yaml"}
 
 
 def _git(args: list[str], cwd: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -52,6 +58,56 @@ def step_metrics(client: Any, run_id: str) -> dict[str, dict[str, float]]:
         if step:
             out[step] = {k: v for k, v in child.metrics.items() if not _timing(k)}
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _optional_requirements() -> dict[str, str]:
+    """kiln-ml's optional dependencies (every extra but dev): canonical name -> requirement."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        lines = requires("kiln-ml") or []
+    except PackageNotFoundError:  # kiln from a source tree (a reproduce env's .pth)
+        lines = _requirements_from_source()
+    out: dict[str, str] = {}
+    for line in lines:
+        spec, _, marker = line.partition(";")
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+        if extra is None or extra[1] == "dev":
+            continue
+        name = re.match(r"[A-Za-z0-9._-]+", spec.strip())
+        if name is not None and not name[0].startswith("kiln"):
+            out.setdefault(re.sub(r"[-_.]+", "-", name[0]).lower(), spec.strip())
+    return out
+
+
+def _requirements_from_source() -> list[str]:
+    """kiln-ml's extras as metadata lines, read from the source tree's pyproject.toml."""
+    import tomllib
+
+    import kiln
+
+    pyproject = Path(kiln.__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    extras = data.get("project", {}).get("optional-dependencies", {})
+    return [f'{spec}; extra == "{extra}"' for extra, specs in extras.items() for spec in specs]
+
+
+def imported_optional_dependencies() -> list[str]:
+    """kiln's optional dependencies this process imported (plotly, skops, sklearn, ...).
+
+    Recorded on every pipeline step's run (tag `kiln.imports`), so that `kiln runs
+    reproduce` installs kiln with what the run used, not only its lean base.
+    """
+    modules = set(sys.modules)
+    return sorted(
+        name
+        for name in _optional_requirements()
+        if _MODULE_OF.get(name, name.replace("-", "_")) in modules
+    )
 
 
 def _uv() -> str:
@@ -86,7 +142,7 @@ def _declared_dependencies(project: Path) -> list[str]:
 
 
 def _fresh_env(
-    scratch: Path, project: Path, recorded: dict[str, str]
+    scratch: Path, project: Path, recorded: dict[str, str], imports: set[str]
 ) -> tuple[str, dict[str, str]]:
     """A new venv with the declared and kiln's dependencies at their recorded versions.
 
@@ -111,7 +167,17 @@ def _fresh_env(
                 if name != "kiln-ml"),
         encoding="utf-8",
     )  # fmt: skip
-    wanted = _declared_dependencies(project) + list(requires("kiln-ml") or [])
+    # kiln's base dependencies, and the optional ones the run imported (its extras).
+    wanted = _declared_dependencies(project) + [
+        r for r in requires("kiln-ml") or [] if ";" not in r
+    ]
+    optional = _optional_requirements()
+    wanted += [
+        optional[name]
+        for name in sorted(imports)
+        # a local build (torch 2.13.0+cpu) is on no index: the re-run says what is missing
+        if name in optional and "+" not in recorded.get(name, "")
+    ]
     base = [uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(constraints)]
     errors = ""
     for extra in (["--offline"], []):  # uv's cache first (no network), then the index
@@ -210,7 +276,10 @@ def reproduce(
         python, used = sys.executable, "current"
         installed: dict[str, str] | None = None
         if env == "fresh" and recorded and _declared_dependencies(project):
-            python, installed = _fresh_env(scratch, project, dict(recorded))
+            imports = set(filter(None, run.tags.get(IMPORTS_TAG, "").split(",")))
+            for child in client.search_runs(filter=f"parent_id = '{run.id}'"):
+                imports |= set(filter(None, child.tags.get(IMPORTS_TAG, "").split(",")))
+            python, installed = _fresh_env(scratch, project, dict(recorded), imports)
             used = "fresh"
         args = [python, "-c", "from kiln.cli import main; main()"]
         args += ["--store", client.store.url, "run", target, "--no-cache", "--json"]

@@ -1,12 +1,12 @@
 """The last run's state file: what `kiln run` checks to say "nothing changed" fast.
 
-`<project>/.kiln/pipeline/state.json` records, after a run, each project source file
+`<home>/pipeline/state.json` (see `state_dir`) records, after a run, each project source file
 that was loaded, the params file and every input file, as (mtime_ns, size, sha256),
 plus the target, the overrides and the store. A file counts as unchanged when its
 size is the same and either its mtime is too (and not within the racy window of two
 seconds before the state was written) or its content hash is. When everything is
 unchanged, the user's modules, pandas and SQLAlchemy are never imported.
-Only the standard library is used here.
+Only the standard library is used here (and `kiln.store.find_home`, which imports no more).
 """
 
 from __future__ import annotations
@@ -27,8 +27,22 @@ _RACY_NS = 2_000_000_000
 
 
 def state_dir(root: Path) -> Path:
-    """The folder of the pipeline state and cache index of the project at `root`."""
-    return root / ".kiln" / "pipeline"
+    """The folder of the pipeline state and cache index of the project at `root`.
+
+    It lives in the same `.kiln/` folder as the embedded store (`kiln.store.find_home`
+    from the project root, `KILN_HOME` included), so one project never has two homes:
+    `<home>/pipeline/` when the home is the project's own `.kiln/`, else (a store in a
+    folder above, at the git root, or `KILN_HOME`) `<home>/pipeline/projects/<name>-<hash>/`,
+    one folder per project root.
+    """
+    from kiln.store import find_home
+
+    root = root.resolve()
+    home = find_home(root)
+    if home == root / ".kiln":
+        return home / "pipeline"
+    key = hashlib.sha256(os.fsencode(root)).hexdigest()[:10]
+    return home / "pipeline" / "projects" / f"{root.name or 'root'}-{key}"
 
 
 def _sha(path: str) -> str:

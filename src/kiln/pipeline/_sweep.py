@@ -282,7 +282,11 @@ def sweep(
         with kiln.start_run(
             name or f"sweep {title}",
             experiment=experiment or title,
-            tags={"kiln.sweep": strategy, "kiln.sweep.objective": objective},
+            tags={
+                "kiln.sweep": strategy,
+                "kiln.sweep.objective": objective,
+                f"kiln.direction.{objective}": direction,
+            },
         ) as parent:
             kiln.flush()
             result = SweepResult(parent.id, objective, direction)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -180,20 +179,17 @@ def compare(
         raise ConfigurationError(
             f"{a} does {task} but {b} does {model_b.task_}: compare models of the same task."
         )
-    from kiln.models._validator import DataDriftWarning
+    from kiln.models import quiet_drift
 
     truth = np.asarray(y)
     scores, drift = [], []
     for ref, model in ((a, model_a), (b, model_b)):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DataDriftWarning)
+        found = model.check(X)
+        if found.warnings:
+            columns = sorted({str(p["column"]) for p in found.warnings})
+            drift.append(f"{os.fspath(ref)}: {', '.join(columns)}")
+        with quiet_drift():
             scores.append(_score(model, X, truth, task))
-        for w in caught:
-            if isinstance(w.message, DataDriftWarning):
-                columns = sorted({str(p["column"]) for p in w.message.problems})
-                drift.append(f"{os.fspath(ref)}: {', '.join(columns)}")
-            else:  # anything else is not ours to swallow
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     metrics = []
     for name, (higher, for_classifiers) in _METRICS.items():
         if for_classifiers != (task == "classification"):

@@ -61,7 +61,7 @@ def find_origin(client: TrackingClient, model: Any) -> Origin:
     path = Path(text).expanduser()
     if path.exists():
         return _from_folder(path)
-    if _HEX.match(text):
+    if _HEX.match(text) or text.strip().lower() == "latest":
         return _from_run(client, text, RUN_MODEL_PATH)
     raise RegistryError(
         f"Cannot register {text!r}: there is no such folder (working directory: "

@@ -71,6 +71,8 @@ class ServeConfig:
         store: The store to load models from and write the prediction log to.
         trust_pickle: Load a model whose files run code when loaded (pickle, skops types
             outside kiln's allow-list); refused without it (`--trust-pickle`).
+        device: Where a PyTorch model runs ("cpu", "cuda", "cuda:N", "mps", "auto"); other
+            flavors accept only "cpu" and "auto".
     """
 
     max_batch: int = 64
@@ -84,6 +86,7 @@ class ServeConfig:
     validation: str | None = None
     store: str | None = None
     trust_pickle: bool = False
+    device: str = "cpu"
 
 
 class Problem(Exception):
@@ -142,6 +145,7 @@ class _Server:
             store=config.store,
             validation=config.validation,
             trust_pickle=config.trust_pickle,
+            device=config.device,
         )
         self.uri = uri if isinstance(uri, str) else getattr(uri, "source_uri_", "in-memory")
         if isinstance(uri, Model):
@@ -155,6 +159,7 @@ class _Server:
             validation=config.validation,
             on_swap=self._swapped,
             trust_pickle=config.trust_pickle,
+            device=config.device,
         )
         self.batcher = Batcher(
             predict_frame,

@@ -52,6 +52,7 @@ def predict_file(
     keep: list[str] | None = None,
     store: str | None = None,
     trust_pickle: bool = False,
+    device: str = "cpu",
 ) -> int:
     """Score a Parquet or CSV file with a model, chunk by chunk; return the rows written.
 
@@ -70,6 +71,7 @@ def predict_file(
         store: The store to load a URI from.
         trust_pickle: Load a model whose files run code when loaded (see
             `kiln.load_model`); refused without it.
+        device: Where a PyTorch model loaded from a URI runs (see `load_model`).
 
     Raises:
         ValidationError: A chunk does not match the signature; the message gives the
@@ -87,7 +89,7 @@ def predict_file(
     loaded = (
         model
         if isinstance(model, Model)
-        else load_model(model, store=store, trust_pickle=trust_pickle)
+        else load_model(model, store=store, trust_pickle=trust_pickle, device=device)
     )
     if proba and loaded.task_ == "regression":
         raise ConfigurationError("proba=True is for classifiers; this model does regression.")

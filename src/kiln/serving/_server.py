@@ -87,6 +87,10 @@ def serve(
         "timeout_graceful_shutdown": graceful_seconds,
         "lifespan": "on",
     }
+    if workers > 1 and config.device not in ("cpu", "auto") and _has("torch"):
+        from kiln.models._torch import resolve_device
+
+        resolve_device(config.device)  # here, not in each worker (which would be restarted)
     if workers > 1:
         if not isinstance(model, str | os.PathLike):
             raise ConfigurationError(

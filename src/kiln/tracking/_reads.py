@@ -139,6 +139,9 @@ class RunReads(_ClientBase):
     def resolve_run_id(self, run_id: str) -> str:
         """The full id of the live run whose id is or starts with `run_id`.
 
+        `latest` is the newest top-level run (not a pipeline step, sweep trial or other
+        child run).
+
         Raises:
             RunNotFoundError: None matches, or the prefix is ambiguous.
         """
@@ -152,6 +155,19 @@ class RunReads(_ClientBase):
         run_id = run_id.strip().lower()
         live = s.runs.c.deleted_at.is_(None)
         with self.store.read() as conn:
+            if run_id == "latest":
+                newest = conn.execute(
+                    select(s.runs.c.id)
+                    .where(live, s.runs.c.parent_id.is_(None))
+                    .order_by(s.runs.c.start_time.desc(), s.runs.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                if newest is None:
+                    raise RunNotFoundError(
+                        f"There are no runs in the store at {self.store.display_url} yet, "
+                        "so there is no 'latest' run."
+                    )
+                return str(newest)
             if len(run_id) == 32:
                 if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id, live)).first():
                     return run_id
@@ -184,42 +200,59 @@ class RunReads(_ClientBase):
     def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics, tags, datasets, artifacts and environment."""
         self._flush_pending()
+
+        run_id = self.resolve_run_id(run_id)
+        return self._with_files(self._load_runs([run_id], full=True))[0]
+
+    def _with_files(self, runs: list[Run]) -> list[Run]:
+        """The runs with their datasets and artifacts read (two queries for all of them)."""
         from sqlalchemy import select
 
         from kiln.store import _schema as s
 
-        run_id = self.resolve_run_id(run_id)
-        runs = self._load_runs([run_id], full=True)
-        run = runs[0]
+        if not runs:
+            return runs
+        ids = [r.id for r in runs]
+        datasets: dict[str, list[DatasetInfo]] = {i: [] for i in ids}
+        artifacts: dict[str, list[ArtifactInfo]] = {i: [] for i in ids}
         d, link, a = s.datasets, s.run_datasets, s.artifacts
         with self.store.read() as conn:
-            ds = conn.execute(
-                select(
-                    d.c.fingerprint,
-                    link.c.name,
-                    link.c.role,
-                    link.c.direction,
-                    d.c.n_rows,
-                    d.c.n_cols,
-                    d.c.schema,
-                    d.c.summary,
-                    d.c.source,
-                )
-                .select_from(link.join(d, d.c.id == link.c.dataset_id))
-                .where(link.c.run_id == run_id)
-                .order_by(link.c.direction, link.c.role)
-            ).all()
-            arts = conn.execute(
-                select(a.c.path, a.c.sha256, a.c.size, a.c.created_at)
-                .where(a.c.run_id == run_id)
-                .order_by(a.c.path)
-            ).all()
-        datasets = [
-            DatasetInfo(fp, nm, role, dr, int(nr), int(nc), json.loads(sc), json.loads(sm), src)
-            for fp, nm, role, dr, nr, nc, sc, sm, src in ds
+            for start in range(0, len(ids), 5000):
+                chunk = ids[start : start + 5000]
+                ds = conn.execute(
+                    select(
+                        link.c.run_id,
+                        d.c.fingerprint,
+                        link.c.name,
+                        link.c.role,
+                        link.c.direction,
+                        d.c.n_rows,
+                        d.c.n_cols,
+                        d.c.schema,
+                        d.c.summary,
+                        d.c.source,
+                    )
+                    .select_from(link.join(d, d.c.id == link.c.dataset_id))
+                    .where(self._id_in(link.c.run_id, chunk))
+                    .order_by(link.c.direction, link.c.role)
+                ).all()
+                arts = conn.execute(
+                    select(a.c.run_id, a.c.path, a.c.sha256, a.c.size, a.c.created_at)
+                    .where(self._id_in(a.c.run_id, chunk))
+                    .order_by(a.c.path)
+                ).all()
+                for rid, fp, nm, role, dr, nr, nc, sc, sm, src in ds:
+                    datasets[rid].append(
+                        DatasetInfo(
+                            fp, nm, role, dr, int(nr), int(nc), json.loads(sc), json.loads(sm), src
+                        )
+                    )
+                for rid, path, sha, size, ts in arts:
+                    artifacts[rid].append(ArtifactInfo(path, sha, int(size), int(ts)))
+        return [
+            Run(**{**r.__dict__, "datasets": datasets[r.id], "artifacts": artifacts[r.id]})
+            for r in runs
         ]
-        artifacts = [ArtifactInfo(p, sha, int(sz), int(ts)) for p, sha, sz, ts in arts]
-        return Run(**{**run.__dict__, "datasets": datasets, "artifacts": artifacts})
 
     def _load_runs(self, ids: Sequence[str], *, full: bool) -> list[Run]:
         from sqlalchemy import select
@@ -308,6 +341,8 @@ class RunReads(_ClientBase):
         filter: str | None = None,
         order_by: str | Sequence[str] | None = None,
         limit: int | None = None,
+        *,
+        files: bool = False,
     ) -> list[Run]:
         """Runs matching a filter, newest first unless `order_by` says otherwise.
 
@@ -317,6 +352,8 @@ class RunReads(_ClientBase):
                 `"metrics.acc > 0.9 and params.model = 'rf'"`.
             order_by: e.g. `"metrics.acc desc"`; several keys separated by commas.
             limit: At most this many runs.
+            files: Also read each run's datasets and artifacts (left empty otherwise,
+                which is faster).
         """
         self._flush_pending()
         from sqlalchemy import select
@@ -346,7 +383,8 @@ class RunReads(_ClientBase):
             query = query.limit(limit)
         with no_gc(), self.store.read() as conn:
             rows = _fetch_plain(conn, query)
-            return self._runs_from_rows(conn, rows, [c.name for c in columns])
+            found = self._runs_from_rows(conn, rows, [c.name for c in columns])
+        return self._with_files(found) if files else found
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value logged for a metric, by step then time."""
