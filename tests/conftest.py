@@ -31,6 +31,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("KILN_HOME", str(tmp_path / "home" / ".kiln"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # pipeline signing keys
     yield
     import kiln.tracking._fluent as fluent
     from kiln.tracking._writer import _flush_at_exit

@@ -22,6 +22,7 @@ from kiln._exceptions import (
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactNotFoundError,
+    ArtifactPathError,
     CellExecutionError,
     CellTimeoutError,
     ConfigurationError,
@@ -46,6 +47,7 @@ from kiln._exceptions import (
     StoreError,
     StoreUnavailableError,
     TrackingError,
+    UntrustedCodeError,
     ValidationError,
 )
 from kiln._version import __version__
@@ -140,6 +142,7 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
+    "ArtifactPathError",
     "CellExecutionError",
     "CellTimeoutError",
     "ConfigurationError",
@@ -172,6 +175,7 @@ __all__ = [
     "StoreUnavailableError",
     "TrackingClient",
     "TrackingError",
+    "UntrustedCodeError",
     "ValidationError",
     "__version__",
     "active_run",

@@ -8,7 +8,8 @@ KilnError
 │   ├── StoreUnavailableError   the store URL cannot be opened
 │   └── SchemaVersionError      the store's schema does not match this client
 ├── ArtifactError               an artifact cannot be stored or read
-│   └── ArtifactIntegrityError  an artifact's bytes do not match its recorded sha256
+│   ├── ArtifactIntegrityError  an artifact's bytes do not match its recorded sha256
+│   └── ArtifactPathError       a path from the store would reach outside its folder
 ├── TrackingError               a tracking call was given bad input
 │   ├── InvalidMetricError      a metric value is NaN, infinite or not a number
 │   ├── ParamConflictError      a param is logged again with a different value
@@ -17,6 +18,7 @@ KilnError
 ├── ModelError                  a model cannot be fitted, saved, loaded or called
 │   ├── ModelFormatError        a folder is not a kiln saved model, or a newer format
 │   └── NotFittedError          a model was used before fit or load
+├── UntrustedCodeError          loading would run code from a file nobody said to trust
 ├── ValidationError             input does not match a model's signature (names columns)
 ├── RegistryError               a registry call was given a bad name, alias or URI
 ├── PipelineError               a pipeline cannot be built or run as asked (cycle, missing param)
@@ -50,6 +52,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
+    "ArtifactPathError",
     "CellExecutionError",
     "CellTimeoutError",
     "ConfigurationError",
@@ -77,6 +80,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "TrackingError",
+    "UntrustedCodeError",
     "ValidationError",
 ]
 
@@ -119,6 +123,11 @@ class ArtifactError(KilnError):
 
 class ArtifactIntegrityError(ArtifactError):
     """An artifact's bytes no longer match the sha256 recorded when it was logged."""
+
+
+class ArtifactPathError(ArtifactError):
+    """A path read from the store (an artifact row, a cache entry) is absolute or holds
+    `..`, so writing it would reach outside the destination folder. Nothing was written."""
 
 
 class TrackingError(KilnError, ValueError):
@@ -167,6 +176,13 @@ class ModelFormatError(ModelError):
 
 class NotFittedError(ModelError, AttributeError):
     """A model was used before `fit` (or loading) gave it its learned state."""
+
+
+class UntrustedCodeError(KilnError):
+    """Loading would run code from a file the caller has not said it trusts: a model saved
+    with pickle, skops types outside kiln's allow-list, or a pickled pipeline output kiln
+    did not sign. The message names the type and the flag that opts in
+    (`trust_pickle=True`, `--trust-pickle`)."""
 
 
 class ValidationError(KilnError, ValueError):

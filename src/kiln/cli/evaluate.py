@@ -49,6 +49,12 @@ def _read(path: Path) -> object:
     "--experiment",
     help="Log the evaluation to a new run in this experiment (default: log nothing).",
 )
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
+    "only for a model you trust as your own code.",
+)
 @json_option
 @click.pass_context
 def evaluate(
@@ -59,6 +65,7 @@ def evaluate(
     segments: str | None,
     report_path: Path | None,
     experiment: str | None,
+    trust_pickle: bool,
     as_json: bool,
 ) -> None:
     """Evaluate MODEL (runs:/..., models:/name@alias, or a folder) on a data file.
@@ -80,7 +87,7 @@ def evaluate(
             f"--target {target!r} is not a column of {data_path.name}."
             f"{did_you_mean(target, map(str, columns))}"
         )
-    model = kiln.load_model(model_uri)
+    model = kiln.load_model(model_uri, trust_pickle=trust_pickle)
     y = frame[target]  # type: ignore[index]
     X = frame.drop(columns=[target])  # type: ignore[attr-defined]
     groups = None

@@ -284,10 +284,22 @@ def history(ctx: click.Context, name: str, alias: str | None, as_json: bool) -> 
     help="Held-out rows with the target column: a .parquet or .csv file.",
 )
 @click.option("--target", required=True, help="The name of the target column in --data.")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
+    "only for a model you trust as your own code.",
+)
 @json_option
 @click.pass_context
 def compare(
-    ctx: click.Context, model_a: str, model_b: str, data_path: str, target: str, as_json: bool
+    ctx: click.Context,
+    model_a: str,
+    model_b: str,
+    data_path: str,
+    target: str,
+    trust_pickle: bool,
+    as_json: bool,
 ) -> None:
     """Score A and B on the same held-out data and say which is better on which metric.
 
@@ -307,7 +319,12 @@ def compare(
         )
     store = (ctx.find_root().obj or {}).get("store")
     result = compare_models(
-        model_a, model_b, frame.drop(columns=[target]), frame[target], store=store
+        model_a,
+        model_b,
+        frame.drop(columns=[target]),
+        frame[target],
+        store=store,
+        trust_pickle=trust_pickle,
     )
     if as_json:
         echo_json(result.to_dict())

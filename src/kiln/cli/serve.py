@@ -78,6 +78,12 @@ def _store(ctx: click.Context) -> str | None:
     type=click.Choice(["strict", "warn", "off"]),
     help="Validation mode (default: the model's own).",
 )
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
+    "only for a model you trust as your own code.",
+)
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
 @click.option(
     "--device",
@@ -106,6 +112,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         token=opts["token"] or None,
         validation=opts["validation"],
         store=_store(ctx),
+        trust_pickle=bool(opts["trust_pickle"]),
         device=str(opts["device"]),
     )
     host, port = str(opts["host"]), int(opts["port"])
@@ -173,6 +180,12 @@ def package(
     "--keep", "keep", multiple=True, help="Input column to copy to the output (repeatable)."
 )
 @click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
+    "only for a model you trust as your own code.",
+)
+@click.option(
     "--device",
     default="cpu",
     show_default=True,
@@ -187,6 +200,7 @@ def predict(
     chunk_size: int,
     proba: bool,
     keep: tuple[str, ...],
+    trust_pickle: bool,
     device: str,
 ) -> None:
     """Score SOURCE (Parquet or CSV) with MODEL_URI, in chunks, into --output."""
@@ -200,6 +214,7 @@ def predict(
         proba=proba,
         keep=list(keep),
         store=_store(ctx),
+        trust_pickle=trust_pickle,
         device=device,
     )
     click.echo(f"Wrote {rows:,} predictions to {output}")

@@ -92,6 +92,7 @@ def evaluate(
     prefix: str = "",
     artifact_path: str = "evaluation",
     title: str | None = None,
+    trust_pickle: bool = False,
 ) -> Evaluation:
     """Evaluate a model on held-out data: metrics, the standard plots, fairness, a report.
 
@@ -122,6 +123,8 @@ def evaluate(
         prefix: Put before every logged metric name (e.g. "test_").
         artifact_path: The run's artifact folder for plots and report.
         title: The report's title.
+        trust_pickle: For a model URI: load a model whose files run code when loaded
+            (see `kiln.load_model`); refused without it.
 
     Returns:
         An `Evaluation`.
@@ -136,7 +139,7 @@ def evaluate(
             f"importance={importance!r}: expected 'auto', 'permutation' or None."
         )
     if isinstance(model, str):
-        model = kiln.load_model(model)
+        model = kiln.load_model(model, trust_pickle=trust_pickle)
     if not hasattr(model, "predict"):
         raise ModelError(
             f"kiln.evaluate needs a fitted model with predict(); got {type(model).__name__}."

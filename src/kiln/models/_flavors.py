@@ -4,6 +4,10 @@ Every flavor saves in its library's own safe format: skops for scikit-learn, Lig
 text format, XGBoost's UBJSON, an import reference for a Python function. Pickle is used
 only when the safe format cannot hold the object, and then the manifest records it and
 a warning says so.
+
+Loading never runs code from the files unless the caller trusts them: a pickled model
+is refused without `trust_pickle=True`, and a skops file may only name classes from
+kiln's own allow-list (`TRUSTED_LIBRARIES`), never types listed by the folder itself.
 """
 
 from __future__ import annotations
@@ -16,9 +20,24 @@ import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kiln._exceptions import KilnError
+from kiln._exceptions import KilnError, ModelFormatError, UntrustedCodeError
 
-__all__ = ["FLAVORS", "Flavor", "UnsafeSerializationWarning", "flavor_for", "flavor_named"]
+__all__ = [
+    "FLAVORS",
+    "TRUSTED_LIBRARIES",
+    "Flavor",
+    "UnsafeSerializationWarning",
+    "flavor_for",
+    "flavor_named",
+    "require_trust",
+]
+
+# The libraries whose classes a skops file may name without the caller's trust.
+TRUSTED_LIBRARIES = ("sklearn", "numpy", "scipy", "lightgbm", "xgboost", "kiln")
+# Parts of those libraries that read or write files or run code: never trusted.
+_UNTRUSTED_PARTS = frozenset(
+    {"testing", "distutils", "f2py", "ctypeslib", "_datasource", "memmap", "npyio", "cli"}
+)
 
 
 class UnsafeSerializationWarning(UserWarning):
@@ -69,8 +88,8 @@ class Flavor(abc.ABC):
         """Write the model into `folder`; return manifest fields (serialization, ...)."""
 
     @abc.abstractmethod
-    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
-        """Read the model back from `folder`."""
+    def load(self, folder: Path, manifest: dict[str, Any], *, trust_pickle: bool = False) -> Any:
+        """Read the model back from `folder` (code in it runs only with `trust_pickle`)."""
 
     def predict(self, estimator: Any, X: Any) -> Any:
         """Predictions for a validated frame."""
@@ -128,26 +147,39 @@ class SklearnFlavor(Flavor):
             reason = "skops is not installed (pip install 'kiln-ml[sklearn]')"
         return _pickle_fallback(estimator, folder, reason)
 
-    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
-        return self.load_bytes((folder / manifest["model_file"]).read_bytes(), manifest)
+    def load(self, folder: Path, manifest: dict[str, Any], *, trust_pickle: bool = False) -> Any:
+        data = (folder / model_file(manifest)).read_bytes()
+        return self.load_bytes(data, manifest, trust_pickle=trust_pickle)
 
-    def load_bytes(self, data: bytes, manifest: dict[str, Any]) -> Any:
-        """Load from the model file's bytes (already checked against their sha256)."""
+    def load_bytes(
+        self, data: bytes, manifest: dict[str, Any], *, trust_pickle: bool = False
+    ) -> Any:
+        """Load from the model file's bytes (already checked against their sha256).
+
+        Raises:
+            UntrustedCodeError: The file is a pickle, or names skops types outside
+                kiln's allow-list, and `trust_pickle` is False.
+        """
         if manifest.get("serialization") == "pickle":
+            require_trust(manifest, trust_pickle)
             _pickle_warning(manifest)
-            # A recorded, warned fallback; the bytes were checked against their hashes.
+            # The caller trusts this file; its bytes were checked against their hashes.
             return pickle.loads(data)
         from kiln._extras import require
 
         sio = require("skops.io", "sklearn", "Loading a scikit-learn model")
-        found = set(sio.get_untrusted_types(data=data))
-        allowed = set(manifest.get("skops_trusted") or [])
-        if not found <= allowed:
-            raise KilnError(
-                f"{manifest['model_file']} asks to load types that were not in it when it was "
-                f"saved: {sorted(found - allowed)}. Refusing to load it."
+        found = sorted(sio.get_untrusted_types(data=data))
+        refused = [name for name in found if not _allowed_type(name)]
+        if refused and not trust_pickle:
+            raise UntrustedCodeError(
+                f"{model_file(manifest)} asks skops to build types that are not on kiln's "
+                f"allow-list (classes from {', '.join(TRUSTED_LIBRARIES)}): "
+                f"{', '.join(refused)}. Building them can run their code, so kiln refused to "
+                "load the model. If you trust where this model came from, load it with "
+                "kiln.load_model(uri, trust_pickle=True) (--trust-pickle on kiln serve and "
+                "kiln predict)."
             )
-        return sio.loads(data, trusted=sorted(found))
+        return sio.loads(data, trusted=found)
 
 
 class LightGBMFlavor(Flavor):
@@ -171,11 +203,11 @@ class LightGBMFlavor(Flavor):
             "classes": None if classes is None else [_py(c) for c in classes],
         }
 
-    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+    def load(self, folder: Path, manifest: dict[str, Any], *, trust_pickle: bool = False) -> Any:
         from kiln._extras import require
 
         lgb = require("lightgbm", "lightgbm", "Loading a LightGBM model")
-        booster = lgb.Booster(model_file=str(folder / manifest["model_file"]))
+        booster = lgb.Booster(model_file=str(folder / model_file(manifest)))
         return _BoosterModel(booster, manifest.get("classes"))
 
 
@@ -218,13 +250,16 @@ class XGBoostFlavor(Flavor):
             "estimator_class": f"{type(estimator).__module__}.{type(estimator).__name__}",
         }
 
-    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+    def load(self, folder: Path, manifest: dict[str, Any], *, trust_pickle: bool = False) -> Any:
         from kiln._extras import require
 
         xgb = require("xgboost", "xgboost", "Loading an XGBoost model")
         name = manifest.get("estimator_class", "xgboost.sklearn.XGBRegressor").rsplit(".", 1)[-1]
-        estimator = getattr(xgb, name, xgb.XGBRegressor)()
-        estimator.load_model(str(folder / manifest["model_file"]))
+        cls = getattr(xgb, name, None)
+        if not isinstance(cls, type) or not issubclass(cls, xgb.XGBModel):
+            cls = xgb.XGBRegressor  # the manifest names no XGBoost model class
+        estimator = cls()
+        estimator.load_model(str(folder / model_file(manifest)))
         return estimator
 
     def library_version(self) -> str | None:
@@ -261,10 +296,11 @@ class FunctionFlavor(Flavor):
             "level of an importable module to save it safely)",
         )
 
-    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+    def load(self, folder: Path, manifest: dict[str, Any], *, trust_pickle: bool = False) -> Any:
         if manifest.get("serialization") == "pickle":
+            require_trust(manifest, trust_pickle)
             return _pickle_load(folder, manifest)
-        ref = json.loads((folder / manifest["model_file"]).read_text(encoding="utf-8"))
+        ref = json.loads((folder / model_file(manifest)).read_text(encoding="utf-8"))
         try:
             return _import(ref["callable"])
         except (ImportError, AttributeError) as exc:
@@ -310,9 +346,63 @@ def _pickle_warning(manifest: dict[str, Any]) -> None:
 
 def _pickle_load(folder: Path, manifest: dict[str, Any]) -> Any:
     _pickle_warning(manifest)
-    with open(folder / manifest["model_file"], "rb") as fh:
-        # A recorded, warned fallback; the files were checked against their hashes first.
+    with open(folder / model_file(manifest), "rb") as fh:
+        # The caller trusts this file; the files were checked against their hashes first.
         return pickle.load(fh)
+
+
+def require_trust(manifest: dict[str, Any], trust_pickle: bool, source: str = "") -> None:
+    """Refuse a pickled model unless the caller trusts it (never the manifest's say-so).
+
+    Raises:
+        UntrustedCodeError: The model is a pickle and `trust_pickle` is False; the
+            message names the flag.
+    """
+    if manifest.get("serialization") != "pickle" or trust_pickle:
+        return
+    where = f"{source} " if source else "This model "
+    raise UntrustedCodeError(
+        f"{where}was saved with pickle ({manifest.get('pickle_reason', 'no reason recorded')}), "
+        "and unpickling runs any code the file holds, so kiln refused to load it. If you "
+        "trust where this model came from, load it with kiln.load_model(uri, "
+        "trust_pickle=True), or pass --trust-pickle to kiln serve or kiln predict. To avoid "
+        "pickle, save the model again in a safe format (see docs/security.md)."
+    )
+
+
+def model_file(manifest: dict[str, Any]) -> str:
+    """The manifest's model file: a plain file name inside the model folder.
+
+    Raises:
+        ModelFormatError: The name is empty, a path or reaches outside the folder.
+    """
+    name = manifest.get("model_file")
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ModelFormatError(
+            f"The manifest's model_file {name!r} is not a file name inside the model folder; "
+            "expected a plain name such as model.skops. The folder was not written by kiln."
+        )
+    return name
+
+
+def _allowed_type(name: str) -> bool:
+    """Whether `name` (module.qualname, as skops reports it) is a class of a trusted library.
+
+    Only modules of `TRUSTED_LIBRARIES` are imported to check; functions are never trusted
+    (skops would call them while loading).
+    """
+    parts = name.split(".")
+    if parts[0] not in TRUSTED_LIBRARIES or _UNTRUSTED_PARTS.intersection(parts):
+        return False
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        return isinstance(obj, type)
+    return False
 
 
 def _py(value: Any) -> Any:
@@ -343,7 +433,7 @@ class TorchFlavor(Flavor):
         require("safetensors", "torch", "Saving a PyTorch model")
         return save_torch(estimator, folder)
 
-    def load(self, folder: Path, manifest: dict[str, Any]) -> Any:
+    def load(self, folder: Path, manifest: dict[str, Any], *, trust_pickle: bool = False) -> Any:
         from kiln._extras import require
         from kiln.models._torch import load_torch
 

@@ -58,6 +58,7 @@ def read_manifest(folder: Path, *, verify: bool = True) -> dict[str, Any]:
     Raises:
         ModelFormatError: No manifest, or a newer format version than this kiln reads.
         ArtifactIntegrityError: A listed file is missing or its bytes changed (named).
+        ArtifactPathError: A listed file's path reaches outside the folder.
     """
     from kiln.artifacts import sha256_file
 
@@ -78,8 +79,11 @@ def read_manifest(folder: Path, *, verify: bool = True) -> dict[str, Any]:
             f"{FORMAT_VERSION}. Upgrade kiln (pip install -U kiln-ml) to load it."
         )
     if verify:
-        for rel, expected in manifest.get("files", {}).items():
-            file = folder / rel
+        from kiln.artifacts import inside
+
+        listed = manifest.get("files", {})
+        for rel, file in zip(listed, inside(folder, listed, "Saved model file"), strict=True):
+            expected = listed[rel]
             if not file.is_file():
                 raise ArtifactIntegrityError(f"Saved model file {rel!r} is missing from {folder}.")
             actual = sha256_file(file)[0]

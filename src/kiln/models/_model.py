@@ -401,11 +401,18 @@ class Model:
 
     @classmethod
     def _from_folder(
-        cls, folder: Path, manifest: dict[str, Any], source: str, *, compiled: bool = True
+        cls,
+        folder: Path,
+        manifest: dict[str, Any],
+        source: str,
+        *,
+        compiled: bool = True,
+        trust_pickle: bool = False,
     ) -> Model:
-        from kiln.models._flavors import flavor_named
+        from kiln.models._flavors import flavor_named, model_file, require_trust
         from kiln.models._signature import Signature
 
+        require_trust(manifest, trust_pickle, source)  # before anything reads the model file
         flavor = flavor_named(manifest["flavor"])
         saved, installed = (manifest.get("library") or {}).get("version"), flavor.library_version()
         if saved and installed and saved != installed:
@@ -423,12 +430,14 @@ class Model:
             from kiln.models._compiled import read_compiled
 
             model._compiled_ = read_compiled(folder, inference)
-            data = (folder / manifest["model_file"]).read_bytes()
+            data = (folder / model_file(manifest)).read_bytes()
             # The folder may be temporary: keep the (verified) bytes, load them on demand.
-            model._load_estimator = lambda: flavor.load_bytes(data, manifest)
+            model._load_estimator = lambda: flavor.load_bytes(
+                data, manifest, trust_pickle=trust_pickle
+            )
         else:
             model._compiled_ = None
-            estimator = flavor.load(folder, manifest)
+            estimator = flavor.load(folder, manifest, trust_pickle=trust_pickle)
             model.estimator = estimator
             model.estimator_ = estimator
         model.flavor_ = flavor.name

@@ -345,7 +345,7 @@ def save_torch(estimator: TorchEstimator, folder: Path) -> dict[str, Any]:
 def load_torch(folder: Path, manifest: dict[str, Any]) -> TorchEstimator:
     """Rebuild the module from its class and parameters, then load the weights."""
     import numpy as np
-    import torch  # noqa: F401 - safetensors.torch needs it
+    import torch
     from safetensors.torch import load_file
 
     spec = json.loads((folder / "torch.json").read_text(encoding="utf-8"))
@@ -359,8 +359,16 @@ def load_torch(folder: Path, manifest: dict[str, Any]) -> TorchEstimator:
             f"Cannot import the module class {spec['module']} this model was saved with: {exc}. "
             "Install the package that defines it (or put it on PYTHONPATH)."
         ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ModelFormatError(
+            f"This model's torch.json names {spec['module']}, which is not a torch.nn.Module "
+            "class; kiln builds only module classes when loading. The folder was not "
+            "written by kiln's torch flavor."
+        )
+    from kiln.models._flavors import model_file
+
     module = cls(**spec["module_params"])
-    module.load_state_dict(load_file(str(folder / manifest["model_file"]), device="cpu"))
+    module.load_state_dict(load_file(str(folder / model_file(manifest)), device="cpu"))
     module.eval()
     estimator = TorchEstimator(cls, module_params=spec["module_params"], loss=spec["loss"])
     estimator.module_ = module

@@ -30,9 +30,15 @@ def load_model(
     *,
     store: str | None = None,
     compiled: bool = True,
+    trust_pickle: bool = False,
     device: str = "cpu",
 ) -> Model:
     """Load a saved model from a URI or folder, after checking every file's sha256.
+
+    Nothing in the folder runs code unless the caller trusts it: a model saved with
+    pickle (kiln's warned fallback), or a skops file naming types outside kiln's
+    allow-list, is refused unless `trust_pickle` is True. The folder's own manifest
+    can never make that choice (see docs/security.md).
 
     Args:
         uri: `runs:/<run id>/model`, `models:/churn/3`, `models:/churn@production`, or a
@@ -42,13 +48,19 @@ def load_model(
             pipelines of common steps, checked against the estimator when saved): no
             scikit-learn import until `estimator_` is read, and a faster `predict`.
             False always calls the library estimator.
+        trust_pickle: Load a model whose files run code when loaded (pickle, skops types
+            outside kiln's allow-list). Pass True only for a model from a source you
+            trust as you trust your own code.
         device: Where a PyTorch model's module runs: "cpu" (the default), "cuda",
             "cuda:N", "mps", or "auto" (CUDA when available, else the CPU). Other
             flavors run on the CPU and accept only "cpu" and "auto".
 
     Raises:
         ArtifactIntegrityError: A file changed since it was logged; it is named.
+        ArtifactPathError: A stored artifact path would reach outside the download folder.
         NotFoundError: The run, model, version or alias does not exist.
+        UntrustedCodeError: Loading would run code and `trust_pickle` is False; the
+            message names the flag.
         ConfigurationError: `device` is unknown or not available here.
     """
     from kiln.models._format import read_manifest
@@ -70,11 +82,15 @@ def load_model(
             if folder is None:
                 folder = _client(store).download_artifacts(run_id, path, Path(tmp))
             manifest = read_manifest(folder)
-            model = Model._from_folder(folder, manifest, os.fspath(uri), compiled=compiled)
+            model = Model._from_folder(
+                folder, manifest, os.fspath(uri), compiled=compiled, trust_pickle=trust_pickle
+            )
             return _on_device(model, device)
     folder = Path(text).expanduser()
     manifest = read_manifest(folder)
-    model = Model._from_folder(folder, manifest, str(folder.resolve()), compiled=compiled)
+    model = Model._from_folder(
+        folder, manifest, str(folder.resolve()), compiled=compiled, trust_pickle=trust_pickle
+    )
     return _on_device(model, device)
 
 

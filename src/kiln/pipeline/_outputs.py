@@ -9,6 +9,10 @@
 | tuple, list or dict holding any of the above | one blob per item plus a manifest |
 | anything else | pickle, with a `PickledOutputWarning` (recorded in the cache entry) |
 
+Pickled outputs and `kiln.Model` outputs carry kiln's HMAC signature (`_signing`): one
+is unpickled, or a model loaded with `trust_pickle`, only when kiln itself wrote it with
+this artifact store's key, never because a JSON line says so.
+
 A descriptor `{"format": ..., "sha": ...}` names a stored output; its `sha` is the
 content hash a dependant's cache key uses. The cache index maps a cache key to the
 descriptor and lineage of the output it produced: `CacheIndex`, one JSON-lines file
@@ -28,6 +32,9 @@ import uuid
 import warnings
 from pathlib import Path
 from typing import Any
+
+from kiln._exceptions import UntrustedCodeError
+from kiln.pipeline._signing import sign, signed
 
 __all__ = [
     "CacheIndex",
@@ -99,6 +106,7 @@ def save_output(artifacts: Any, value: Any, *, label: str = "output") -> dict[st
     )
     desc = _put(artifacts, pickle.dumps(value, protocol=5), "pickle")
     desc["warning"] = "pickled"
+    desc["hmac"] = sign(artifacts, "pickle", desc["sha"])
     return desc
 
 
@@ -118,6 +126,7 @@ def _save_model(artifacts: Any, model: Any) -> dict[str, Any]:
     manifest = json.dumps({"type": "kiln-model", "files": files}, sort_keys=True)
     desc = _put(artifacts, manifest.encode("utf-8"), "kiln-model")
     desc["files"] = files
+    desc["hmac"] = sign(artifacts, "kiln-model", desc["sha"])
     return desc
 
 
@@ -145,23 +154,46 @@ def load_output(artifacts: Any, desc: dict[str, Any], models_dir: Path) -> Any:
     if fmt == "json":
         return json.loads(data)
     if fmt == "pickle":
-        return pickle.loads(data)
+        if not signed(artifacts, desc):
+            raise UntrustedCodeError(
+                f"The pickled pipeline output {desc['sha'][:12]} has no valid kiln signature: "
+                "kiln did not write it with this artifact store's key (its cache entry may "
+                "come from another machine, or have been edited), and unpickling runs code, "
+                "so it was not loaded. Run the step again to recompute it (kiln run --force "
+                "STEP); see docs/security.md."
+            )
+        return pickle.loads(data)  # signed by kiln with this store's key
     raise ValueError(f"Unknown pipeline output format {fmt!r}.")
 
 
 def _load_model(artifacts: Any, desc: dict[str, Any], models_dir: Path) -> Any:
+    from kiln.artifacts import inside, sha256_file
     from kiln.models import load_model
 
-    folder = models_dir / desc["sha"]
+    sha = desc["sha"]
+    artifacts.location(sha)  # a digest, not a path
+    # The file list comes from the blob the digest names, not from the JSON entry.
+    stored = json.loads(artifacts.read_bytes(sha, label=f"pipeline model {sha[:12]}"))
+    files: dict[str, str] = stored["files"]
+    targets = inside(models_dir / sha, files, "Pipeline model file")
+    for file_sha in files.values():
+        artifacts.location(file_sha)  # digests, not paths
+    folder = models_dir / sha
+    if folder.is_dir() and any(
+        not t.is_file() or sha256_file(t)[0] != files[rel]
+        for rel, t in zip(files, targets, strict=True)
+    ):
+        shutil.rmtree(folder, ignore_errors=True)  # changed since kiln wrote it: fetch again
     if not folder.is_dir():
-        tmp = models_dir / f"{desc['sha']}.{uuid.uuid4().hex}.part"
-        for rel, sha in desc["files"].items():
-            artifacts.get_file(sha, tmp / rel, label=f"model file {rel}")
+        tmp = models_dir / f"{sha}.{uuid.uuid4().hex}.part"
+        for rel, file_sha in files.items():
+            artifacts.get_file(file_sha, tmp / rel, label=f"model file {rel}")
         try:
             os.replace(tmp, folder)
         except OSError:  # another process materialized it first
             shutil.rmtree(tmp, ignore_errors=True)
-    return load_model(folder)
+    # A model kiln saved itself (signed with this store's key) may be a pickle fallback.
+    return load_model(folder, trust_pickle=signed(artifacts, desc))
 
 
 def describe_value(value: Any) -> str:

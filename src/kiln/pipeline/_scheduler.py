@@ -20,6 +20,7 @@ from kiln.pipeline._outputs import CacheIndex
 from kiln.pipeline._pipeline import load_project_params, save_state, step_key
 from kiln.pipeline._project import flatten
 from kiln.pipeline._result import PipelineResult, StepOutcome
+from kiln.pipeline._signing import signed
 from kiln.pipeline._state import read_state, state_dir
 from kiln.tracking._validate import param_text
 
@@ -84,6 +85,7 @@ class Schedule:
         self.models_dir = folder / "models"
         self.prev: dict[str, Any] = (read_state(self.root) or {}).get("steps", {})
         self._file_shas: dict[str, str] = {}
+        self._unsigned: set[str] = set()
 
     # ------------------------------------------------------------ keys
     def _file_sha(self, path: str) -> str:
@@ -126,6 +128,8 @@ class Schedule:
             return "forced (--no-cache)"
         if not self.p.steps[name].cache:
             return "not cached (cache=False)"
+        if name in self._unsigned:
+            return "its cached output has no valid kiln signature"
         prev = self.prev.get(name)
         if not prev or not prev.get("key"):
             return "first run"
@@ -155,6 +159,10 @@ class Schedule:
         if entry is None:
             return None
         if artifacts is not None and not artifacts.exists(entry["output"]["sha"]):
+            return None
+        if artifacts is not None and not signed(artifacts, entry["output"]):
+            # A pickled output kiln did not sign with this store's key: never unpickled.
+            self._unsigned.add(name)
             return None
         return entry
 

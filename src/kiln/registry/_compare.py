@@ -149,6 +149,7 @@ def compare(
     y: Any,
     *,
     store: str | None = None,
+    trust_pickle: bool = False,
 ) -> Comparison:
     """Score two models on the same data and say which is better on which metric.
 
@@ -158,6 +159,8 @@ def compare(
         X: Held-out features, in any form `Model.predict` accepts.
         y: The true targets for `X`.
         store: The store to resolve registry and run URIs in (default: the configured one).
+        trust_pickle: Load models whose files run code when loaded (see
+            `kiln.load_model`); refused without it.
 
     Returns:
         A `Comparison`; `.verdict` says which is better, `.to_frame()` shows every metric.
@@ -169,8 +172,8 @@ def compare(
 
     from kiln.models import load_model
 
-    model_a = load_model(model_uri(a), store=store)
-    model_b = load_model(model_uri(b), store=store)
+    model_a = load_model(model_uri(a), store=store, trust_pickle=trust_pickle)
+    model_b = load_model(model_uri(b), store=store, trust_pickle=trust_pickle)
     task = model_a.task_ or "regression"
     if (model_b.task_ or "regression") != task:
         raise ConfigurationError(

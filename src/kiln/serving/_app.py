@@ -69,6 +69,8 @@ class ServeConfig:
         token: Bearer token required on every endpoint but the health ones.
         validation: Validation mode ("strict", "warn", "off"); default: the model's own.
         store: The store to load models from and write the prediction log to.
+        trust_pickle: Load a model whose files run code when loaded (pickle, skops types
+            outside kiln's allow-list); refused without it (`--trust-pickle`).
         device: Where a PyTorch model runs ("cpu", "cuda", "cuda:N", "mps", "auto"); other
             flavors accept only "cpu" and "auto".
     """
@@ -83,6 +85,7 @@ class ServeConfig:
     token: str | None = None
     validation: str | None = None
     store: str | None = None
+    trust_pickle: bool = False
     device: str = "cpu"
 
 
@@ -138,7 +141,11 @@ class _Server:
 
         self.config = config
         entry = load_entry(
-            uri, store=config.store, validation=config.validation, device=config.device
+            uri,
+            store=config.store,
+            validation=config.validation,
+            trust_pickle=config.trust_pickle,
+            device=config.device,
         )
         self.uri = uri if isinstance(uri, str) else getattr(uri, "source_uri_", "in-memory")
         if isinstance(uri, Model):
@@ -151,6 +158,7 @@ class _Server:
             interval=config.reload_interval,
             validation=config.validation,
             on_swap=self._swapped,
+            trust_pickle=config.trust_pickle,
             device=config.device,
         )
         self.batcher = Batcher(

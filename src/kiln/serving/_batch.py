@@ -51,6 +51,7 @@ def predict_file(
     proba: bool = False,
     keep: list[str] | None = None,
     store: str | None = None,
+    trust_pickle: bool = False,
     device: str = "cpu",
 ) -> int:
     """Score a Parquet or CSV file with a model, chunk by chunk; return the rows written.
@@ -68,6 +69,8 @@ def predict_file(
         proba: Add class probabilities (classifiers).
         keep: Input columns copied to the output (an id, say).
         store: The store to load a URI from.
+        trust_pickle: Load a model whose files run code when loaded (see
+            `kiln.load_model`); refused without it.
         device: Where a PyTorch model loaded from a URI runs (see `load_model`).
 
     Raises:
@@ -83,7 +86,11 @@ def predict_file(
         raise ConfigurationError(f"No input file {str(src)!r}.")
     if chunk_size < 1:
         raise ConfigurationError(f"chunk_size must be at least 1; got {chunk_size}.")
-    loaded = model if isinstance(model, Model) else load_model(model, store=store, device=device)
+    loaded = (
+        model
+        if isinstance(model, Model)
+        else load_model(model, store=store, trust_pickle=trust_pickle, device=device)
+    )
     if proba and loaded.task_ == "regression":
         raise ConfigurationError("proba=True is for classifiers; this model does regression.")
     dst.parent.mkdir(parents=True, exist_ok=True)

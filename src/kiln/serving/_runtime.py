@@ -58,12 +58,18 @@ def _version_of(uri: str, store: str | None, registry: Any = None) -> tuple[str,
 
 
 def load_entry(
-    uri: Any, *, store: str | None = None, validation: str | None = None, device: str = "cpu"
+    uri: Any,
+    *,
+    store: str | None = None,
+    validation: str | None = None,
+    trust_pickle: bool = False,
+    device: str = "cpu",
 ) -> Entry:
     """Load a model (a URI, a folder, or a `kiln.Model`) with its validator.
 
-    `device` places a loaded PyTorch model (see `load_model`); a `kiln.Model` given
-    as such stays where it is.
+    `trust_pickle` is passed to `kiln.load_model`: without it a model whose files would
+    run code when loaded is refused (`UntrustedCodeError`). `device` places a loaded
+    PyTorch model (see `load_model`); a `kiln.Model` given as such stays where it is.
     """
     from kiln.models import Model, load_model
     from kiln.models._validator import Validator
@@ -73,7 +79,7 @@ def load_entry(
     else:
         text = os.fspath(uri)
         version, source = _version_of(text, store)
-        model = load_model(source, store=store, device=device)
+        model = load_model(source, store=store, trust_pickle=trust_pickle, device=device)
     mode = validation or model.validation
     validator = Validator(model.signature_, mode=mode)
     inputs = model.signature_.inputs
@@ -111,6 +117,7 @@ class Holder:
         interval: Seconds between polls of the alias (0: never).
         validation: Validation mode override.
         on_swap: Called with (old version, new version) after each swap.
+        trust_pickle: Load new versions that run code when loaded (see `load_entry`).
         device: Where each new version is loaded (PyTorch models).
     """
 
@@ -123,9 +130,11 @@ class Holder:
         interval: float = 5.0,
         validation: str | None = None,
         on_swap: Any = None,
+        trust_pickle: bool = False,
         device: str = "cpu",
     ) -> None:
         self.uri = uri
+        self.trust_pickle = trust_pickle
         self.device = device
         self.on_swap = on_swap
         self.current = entry
@@ -182,7 +191,11 @@ class Holder:
 
     def _load(self) -> Entry:
         return load_entry(
-            self.uri, store=self.store, validation=self.validation, device=self.device
+            self.uri,
+            store=self.store,
+            validation=self.validation,
+            trust_pickle=self.trust_pickle,
+            device=self.device,
         )
 
 

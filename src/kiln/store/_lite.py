@@ -74,10 +74,18 @@ def download_run_files(store: str | None, run_id: str, prefix: str, dest: Path) 
     base = Path(root) if os.path.isabs(root) else db.parent / root
     if not rows:
         return None
+    from kiln.artifacts import inside
+
+    # Every path and digest from the store is checked before any file is written.
+    files = inside(dest, [rel for rel, _ in rows], f"Artifact path of run {run_id[:12]}")
     for rel, sha in rows:
-        _copy_verified(
-            base / "objects" / sha[:2] / sha, sha, dest / rel, f"{rel!r} of run {run_id[:12]}"
-        )
+        if not isinstance(sha, str) or len(sha) != 64 or not set(sha) <= _RUN_ID_CHARS:
+            raise ArtifactIntegrityError(
+                f"Artifact {rel!r} of run {run_id[:12]} has the recorded digest {sha!r}, which "
+                "is not a sha256 hex digest; the store's row was not written by kiln."
+            )
+    for (rel, sha), file in zip(rows, files, strict=True):
+        _copy_verified(base / "objects" / sha[:2] / sha, sha, file, f"{rel!r} of run {run_id[:12]}")
     return dest / prefix if prefix else dest
 
 

@@ -132,12 +132,18 @@ class ArtifactOps(_ClientBase):
     ) -> Path:
         """Copy an artifact, or every artifact under a folder path, to a local folder.
 
-        Every file is checked against its recorded sha256. Returns the local path of the
-        artifact (or folder).
+        Every file is checked against its recorded sha256, and every path read from the
+        store is checked to stay inside `dest` before any file is written. Returns the
+        local path of the artifact (or folder).
+
+        Raises:
+            ArtifactPathError: A stored path is absolute or has a `..` part (named).
+            ArtifactIntegrityError: A file's bytes differ from its recorded sha256.
         """
         self._flush_pending()
         from sqlalchemy import or_, select
 
+        from kiln.artifacts import inside as targets_inside
         from kiln.store import _schema as s
 
         run_id = self.resolve_run_id(run_id)
@@ -154,8 +160,12 @@ class ArtifactOps(_ClientBase):
             rows = conn.execute(select(a.c.path, a.c.sha256).where(cond)).all()
         if not rows:
             self._artifact(run_id, prefix)  # raises a helpful not-found error
-        for rel, sha in rows:
-            self.artifacts.get_file(sha, target / rel, label=f"{rel!r} of run {run_id[:12]}")
+        what = f"Artifact path of run {run_id[:12]}"
+        files = targets_inside(target, [rel for rel, _ in rows], what)
+        for _, sha in rows:
+            self.artifacts.location(sha)  # a malformed digest is refused before any write
+        for (rel, sha), file in zip(rows, files, strict=True):
+            self.artifacts.get_file(sha, file, label=f"{rel!r} of run {run_id[:12]}")
         return target / prefix if prefix else target
 
     # --------------------------------------------------------------- datasets
