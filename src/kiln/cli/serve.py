@@ -47,7 +47,7 @@ def _store(ctx: click.Context) -> str | None:
 )
 @click.option(
     "--max-body",
-    default=10 * 2**20,
+    default=2**20,
     show_default=True,
     type=click.IntRange(1),
     help="Largest body in bytes.",

@@ -81,7 +81,7 @@ class ServeConfig:
     max_batch: int = 64
     max_wait_ms: float = 2.0
     max_queue: int = 256
-    max_body: int = 10 * 2**20
+    max_body: int = 2**20
     log_rate: float = 0.0
     log_flush_seconds: float = 5.0
     reload_interval: float = 5.0
