@@ -5,11 +5,12 @@
   within `body_timeout` seconds of the headers; both are totals, so a client that sends
   one byte every few seconds is cut off too. An idle kept-alive connection is closed after
   `keepalive_timeout` seconds (uvicorn's own timer). A timed-out request is answered 408
-  in kiln's JSON error shape, then closed.
+  in kiln's JSON error shape, then closed (a connection that sent nothing is just closed).
 - **A connection cap**: at most `max_connections` open connections per process, lowered
   to fit the process's open-file limit (`RLIMIT_NOFILE`) with room to spare. Past the cap
   a new connection takes the place of the one that has waited longest for a request
-  (a half-sent or idle one); when every connection is busy, the new one is answered 503.
+  (a half-sent one, answered 503, or an idle one, closed); when every connection is busy,
+  the new one is answered 503.
   So slow or idle clients cannot exhaust file descriptors, and a client that sends a
   whole request at once is always served.
 - **JSON errors**: a request that is not valid HTTP gets 400 in kiln's error shape.
@@ -123,6 +124,7 @@ class KilnHttpProtocol(HttpToolsProtocol):
                 )
         self.cap: int = cap
         self.waiting_since: float | None = None  # waiting for a request (not busy)
+        self.partial = False  # bytes of a request arrived while waiting
         self.closing = False
         self._deadline: Any = None
 
@@ -155,7 +157,9 @@ class KilnHttpProtocol(HttpToolsProtocol):
         ]
         if waiting:
             oldest = min(waiting, key=lambda c: c.waiting_since or 0.0)
-            oldest.close_with(503, "The server is at its connection cap; retry.")
+            # A half-sent request is told why; an idle connection is just closed.
+            status = 503 if oldest.partial else None
+            oldest.close_with(status, "The server is at its connection cap; retry.")
         else:
             log.warning("Refused a connection: all %d connections are busy.", self.cap)
             self.close_with(503, "The server is at its connection cap; retry shortly.")
@@ -184,6 +188,9 @@ class KilnHttpProtocol(HttpToolsProtocol):
 
     def _expired(self, phase: str, seconds: float) -> None:
         self._deadline = None
+        if phase == "headers" and not self.partial:  # not one byte: nobody to answer
+            self.close_with(None)
+            return
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.warning(
             "Closed the connection from %s: the request %s did not arrive within %g s.",
@@ -194,6 +201,11 @@ class KilnHttpProtocol(HttpToolsProtocol):
         self.close_with(408, f"The request {phase} did not arrive within {seconds:g} seconds.")
 
     # ---------------------------------------------------------- parser hooks
+    def data_received(self, data: bytes) -> None:
+        if data and self.waiting_since is not None:
+            self.partial = True
+        super().data_received(data)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._deadline is None:  # a new request on a kept-alive connection
@@ -201,6 +213,7 @@ class KilnHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.waiting_since = None
+        self.partial = False
         self._arm(self.limits.body_timeout, "body")
         super().on_headers_complete()
 
@@ -212,6 +225,7 @@ class KilnHttpProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not self.transport.is_closing() and self._deadline is None:
             self.waiting_since = time.monotonic()  # idle, kept alive
+            self.partial = False
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request that is not valid HTTP, in kiln's error shape."""
