@@ -618,3 +618,16 @@ def test_binary_tensor_data_is_refused_with_a_way_out(setup: dict[str, Any]) -> 
             client.infer("bc", inputs, headers=setup["headers"])
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(("rid", "status"), [(7, 200), ("r-7", 200), ({"a": 1}, 422), (True, 422)])
+def test_v2_request_id_is_a_string_or_a_number(
+    setup: dict[str, Any], http: httpx.Client, rid: Any, status: int
+) -> None:
+    body = {"id": rid, "inputs": _v2_inputs(_rows(setup["X"], 1))}
+    r = http.post("/v2/models/bc/infer", json=body)
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.json()["id"] == str(rid)
+    else:
+        assert "'id' must be a string" in _check_error(r, 422, "INVALID_PARAMETER_VALUE")["message"]
