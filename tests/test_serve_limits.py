@@ -172,6 +172,22 @@ def test_one_byte_at_a_time_does_not_keep_a_request_alive(tmp_path: Path, model:
     assert "did not arrive within 1 s" in log
 
 
+def test_several_workers_apply_the_same_limits(tmp_path: Path, model: str) -> None:
+    args = [model, "--workers", "2", "--header-timeout", "1"]
+    with running(args, _env(tmp_path)) as (url, _proc):
+        socks = [_connect(url) for _ in range(4)]  # spread over both workers
+        try:
+            for s in socks:
+                s.sendall(PARTIAL)
+            closed = _until_closed(socks, 10)
+            assert len(closed) == 4
+            for raw in closed.values():
+                _json_error(raw, 408, "REQUEST_TIMEOUT")
+        finally:
+            for s in socks:
+                s.close()
+
+
 def test_an_idle_kept_alive_connection_is_closed(tmp_path: Path, model: str) -> None:
     args = [model, "--keepalive-timeout", "0.5"]
     with running(args, _env(tmp_path)) as (url, _proc):
