@@ -172,6 +172,36 @@ def test_one_byte_at_a_time_does_not_keep_a_request_alive(tmp_path: Path, model:
     assert "did not arrive within 1 s" in log
 
 
+def test_a_body_trickling_after_an_early_answer_gets_only_that_answer(
+    tmp_path: Path, model: str
+) -> None:
+    args = [model, "--body-timeout", "1", "--max-body", "1000"]
+    with running(args, _env(tmp_path)) as (url, _proc):
+        sock = _connect(url)
+        try:  # 413 from Content-Length at once; the body keeps trickling in
+            sock.sendall(PARTIAL + b"Content-Length: 5000\r\n\r\n[")
+            sock.settimeout(0.2)
+            raw = b""
+            start = time.monotonic()
+            while time.monotonic() - start < 5:
+                try:
+                    sock.sendall(b"1,")
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                raw += chunk
+            assert time.monotonic() - start < 4, "the trickle was not cut off"
+            data = _json_error(raw, 413, "REQUEST_TOO_LARGE")
+            assert "the limit is 1000" in data["message"]
+            assert b"408" not in raw
+        finally:
+            sock.close()
+
+
 def test_several_workers_apply_the_same_limits(tmp_path: Path, model: str) -> None:
     args = [model, "--workers", "2", "--header-timeout", "1"]
     with running(args, _env(tmp_path)) as (url, _proc):

@@ -165,14 +165,14 @@ class KilnHttpProtocol(HttpToolsProtocol):
             self.close_with(503, "The server is at its connection cap; retry shortly.")
 
     def close_with(self, status: int | None, message: str = "") -> None:
-        """Answer `status` (unless a response has started) and close the connection."""
+        """Answer `status` (unless a response is being sent) and close the connection."""
         if self.closing:
             return
         self.closing = True
         self._disarm()
-        started = self.cycle is not None and not self.cycle.response_complete
-        started = started and self.cycle.response_started
-        if status is not None and not started and not self.transport.is_closing():
+        cycle = self.cycle
+        sending = cycle is not None and cycle.response_started and not cycle.response_complete
+        if status is not None and not sending and not self.transport.is_closing():
             self.transport.write(error_bytes(status, message))
         self.transport.close()
 
@@ -198,7 +198,9 @@ class KilnHttpProtocol(HttpToolsProtocol):
             phase,
             seconds,
         )
-        self.close_with(408, f"The request {phase} did not arrive within {seconds:g} seconds.")
+        answered = phase == "body" and self.cycle is not None and self.cycle.response_started
+        status = None if answered else 408  # answered early (413, say): just close
+        self.close_with(status, f"The request {phase} did not arrive within {seconds:g} seconds.")
 
     # ---------------------------------------------------------- parser hooks
     def data_received(self, data: bytes) -> None:
