@@ -579,6 +579,9 @@ def test_tritonclient_drives_the_v2_endpoints(setup: dict[str, Any]) -> None:
         assert client.is_model_ready("bc", headers=headers)
         meta = client.get_model_metadata("bc", headers=headers)
         assert [i["name"] for i in meta["inputs"]] == list(rows.columns)
+        assert client.get_model_metadata("bc", model_version="1", headers=headers) == meta
+        assert client.is_model_ready("bc", model_version="1", headers=headers)
+        assert not client.is_model_ready("bc", model_version="99", headers=headers)
         inputs = []
         for column in rows:
             tensor = triton.InferInput(column, [len(rows)], "FP64")

@@ -572,6 +572,14 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Starlette:
         Route(
             "/v2/models/{name}/ready", w("v2_model_ready", server.v2_model_ready), methods=["GET"]
         ),
+        Route(
+            "/v2/models/{name}/versions/{version}", w("v2_meta", server.v2_meta), methods=["GET"]
+        ),
+        Route(
+            "/v2/models/{name}/versions/{version}/ready",
+            w("v2_model_ready", server.v2_model_ready),
+            methods=["GET"],
+        ),
         Route("/v2/models/{name}/infer", w("v2_infer", server.v2_infer), methods=["POST"]),
         Route(
             "/v2/models/{name}/versions/{version}/infer",

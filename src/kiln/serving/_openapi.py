@@ -184,6 +184,18 @@ def openapi(signature: Any, name: str, version: str, strict: bool) -> dict[str, 
         "/v2/models/{name}/ready": {
             "get": {"parameters": model_param, "responses": _responses(obj, 404)}
         },
+        "/v2/models/{name}/versions/{version}": {
+            "get": {
+                "parameters": [*model_param, version_param],
+                "responses": _responses(obj, 401, 404),
+            }
+        },
+        "/v2/models/{name}/versions/{version}/ready": {
+            "get": {
+                "parameters": [*model_param, version_param],
+                "responses": _responses(obj, 401, 404),
+            }
+        },
         "/v2/models/{name}/infer": {"post": infer_op},
         "/v2/models/{name}/versions/{version}/infer": {
             "post": {**infer_op, "parameters": [*model_param, version_param]}

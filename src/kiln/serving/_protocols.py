@@ -239,6 +239,7 @@ def parse_v2(body: Any, columns: list[str], positional: bool) -> tuple[Any, str 
     rid = body.get("id")
     if rid is not None and (not isinstance(rid, str | int) or isinstance(rid, bool)):
         raise RequestError("The V2 request's 'id' must be a string.", "a string", f"a {_kind(rid)}")
+    rid = None if rid is None else str(rid)
     wanted = _v2_wanted(body.get("outputs"))
     tensors: dict[str, Any] = {}
     shapes: dict[str, list[int]] = {}
