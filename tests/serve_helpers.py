@@ -64,11 +64,19 @@ def set_alias(store: str, name: str, alias: str, version: int) -> None:
 
 @contextlib.contextmanager
 def running(
-    args: list[str], env: dict[str, str], *, store: str | None = None, timeout: float = 60
+    args: list[str],
+    env: dict[str, str],
+    *,
+    store: str | None = None,
+    timeout: float = 60,
+    prefix: list[str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`kiln serve ARGS` on a free loopback port; yields (base URL, process); always stopped."""
+    """`kiln serve ARGS` on a free loopback port; yields (base URL, process); always stopped.
+
+    `prefix` runs the command through a wrapper (its argv comes first)."""
     port = free_port()
     cmd = [KILN, *(["--store", store] if store else []), "serve", *args, "--port", str(port)]
+    cmd = [*(prefix or []), *cmd]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

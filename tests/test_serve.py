@@ -177,7 +177,8 @@ ERROR_CASES: dict[str, tuple[str, str, dict[str, Any], int, str]] = {
         415,
         "UNSUPPORTED_MEDIA_TYPE",
     ),
-    "no_content_type": ("POST", "/invocations", {"content": b"{}"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+    # No Content-Type is read as JSON (Open Inference clients send none): {} is then a 422.
+    "no_content_type": ("POST", "/invocations", {"content": b"{}"}, 422, "INVALID_PARAMETER_VALUE"),
     "too_large": (
         "POST",
         "/predict",
@@ -427,3 +428,209 @@ def test_cli_help_lists_the_serving_commands(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["--help"]).output
     for name in ("serve", "package", "predict"):
         assert name in out
+
+
+# ------------------------------------------- issue 13: bad input is 4xx, right answers
+
+
+def _v2_inputs(rows: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
+        for c in rows
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "needle"),
+    [
+        ({"datatype": ["INT64"]}, 422, "unknown datatype"),
+        ({"datatype": {"a": 1}}, 422, "unknown datatype"),
+        ({"datatype": None}, 422, "unknown datatype"),
+    ],
+)
+def test_v2_a_datatype_that_is_not_a_string_is_a_4xx(
+    setup: dict[str, Any], http: httpx.Client, change: dict[str, Any], status: int, needle: str
+) -> None:
+    inputs = _v2_inputs(_rows(setup["X"], 1))
+    inputs[0] = {**inputs[0], **change}
+    data = _check_error(
+        http.post("/v2/models/bc/infer", json={"inputs": inputs}), status, "INVALID_PARAMETER_VALUE"
+    )
+    assert needle in data["message"]
+
+
+@pytest.mark.parametrize("outputs", [1, "predict", {"name": "predict"}, [1], [{"name": 2}]])
+def test_v2_outputs_that_are_not_a_list_of_named_objects_are_a_422(
+    setup: dict[str, Any], http: httpx.Client, outputs: Any
+) -> None:
+    body = {"inputs": _v2_inputs(_rows(setup["X"], 1)), "outputs": outputs}
+    data = _check_error(http.post("/v2/models/bc/infer", json=body), 422, "INVALID_PARAMETER_VALUE")
+    assert "'outputs' must be a list of objects" in data["message"]
+
+
+@pytest.mark.parametrize("header", ["Bearer s3crét", "Bearer \u00ff\u00fe", "Bearér s3cret"])
+def test_a_non_ascii_authorization_header_is_a_401(setup: dict[str, Any], header: str) -> None:
+    record = setup["X"].iloc[0].to_dict()
+    r = httpx.post(
+        f"{setup['url']}/predict",
+        content=json.dumps(record).encode(),
+        headers={"Authorization": header.encode("latin-1"), "content-type": "application/json"},
+    )
+    _check_error(r, 401, "UNAUTHENTICATED")
+
+
+def test_v2_another_version_is_a_404(setup: dict[str, Any], http: httpx.Client) -> None:
+    body = {"inputs": _v2_inputs(_rows(setup["X"], 1))}
+    data = _check_error(http.post("/v2/models/bc/versions/99/infer", json=body), 404, "NOT_FOUND")
+    assert "no version '99'" in data["message"]
+    assert "version '1'" in data["message"]
+    assert http.post("/v2/models/bc/versions/1/infer", json=body).status_code == 200
+
+
+def test_v2_a_repeated_input_tensor_is_a_400(setup: dict[str, Any], http: httpx.Client) -> None:
+    inputs = _v2_inputs(_rows(setup["X"], 1))
+    inputs.append({**inputs[0], "data": [999.0]})
+    data = _check_error(
+        http.post("/v2/models/bc/infer", json={"inputs": inputs}), 400, "BAD_REQUEST"
+    )
+    assert "'mean radius' appears more than once" in data["message"]
+
+
+@pytest.mark.parametrize("path", ["/predict", "/invocations"])
+def test_a_single_value_beside_columns_is_refused_not_broadcast(
+    setup: dict[str, Any], http: httpx.Client, path: str
+) -> None:
+    columns = _rows(setup["X"], 3).to_dict(orient="list")
+    columns["worst area"] = columns["worst area"][0]  # one value beside lists of three
+    body = columns if path == "/predict" else {"inputs": columns}
+    data = _check_error(http.post(path, json=body), 422, "INVALID_PARAMETER_VALUE")
+    assert "'worst area' is a single value beside columns sent as lists" in data["message"]
+    assert "not broadcast" in data["message"]
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, "true", None, [True]])
+def test_predict_proba_must_be_a_json_boolean(
+    setup: dict[str, Any], http: httpx.Client, flag: Any
+) -> None:
+    body = {
+        "dataframe_records": _rows(setup["X"], 1).to_dict(orient="records"),
+        "params": {"predict_proba": flag},
+    }
+    data = _check_error(http.post("/invocations", json=body), 422, "INVALID_PARAMETER_VALUE")
+    assert "must be a JSON boolean" in data["message"]
+    body["params"] = {"predict_proba": False}
+    r = http.post("/invocations", json=body)
+    assert r.status_code == 200
+    assert "probabilities" not in r.json()
+
+
+def test_error_bodies_echo_only_a_short_excerpt_of_the_input(
+    setup: dict[str, Any], http: httpx.Client
+) -> None:
+    huge = "n" * 150_000
+    inputs = _v2_inputs(_rows(setup["X"], 1))
+    for case in (
+        [{**inputs[0], "name": huge, "datatype": "FP99"}],
+        [{**inputs[0], "name": huge}, {**inputs[0], "name": huge}],
+        [{**inputs[0], "name": huge, "shape": "x"}],
+        [{**inputs[0], "name": huge, "shape": [7]}],
+        [*inputs, {**inputs[0], "name": huge}],
+    ):
+        r = http.post("/v2/models/bc/infer", json={"inputs": case})
+        assert r.status_code < 500, r.text[:300]
+        assert len(r.content) < 5000, (r.status_code, r.text[:300])
+    record = {**setup["X"].iloc[0].to_dict(), huge: 1.0}
+    r = http.post("/predict", json=record)
+    assert len(r.content) < 5000, (r.status_code, r.text[:300])
+    r = http.post("/v2/models/" + "m" * 5000, json={"inputs": inputs})
+    assert len(r.content) < 5000, (r.status_code, r.text[:300])
+
+
+def test_a_request_that_is_not_http_gets_the_json_error_shape(setup: dict[str, Any]) -> None:
+    import socket
+
+    host, port = setup["url"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), raw[:200]
+    assert b"content-type: application/json" in head.lower()
+    data = json.loads(body)
+    assert set(data) == ERROR_KEYS
+    assert data["error_code"] == "BAD_REQUEST"
+    assert "not valid HTTP" in data["message"]
+
+
+# ------------------------------------------ Open Inference Protocol: tritonclient
+
+
+def test_tritonclient_drives_the_v2_endpoints(setup: dict[str, Any]) -> None:
+    import tritonclient.http as triton
+
+    rows = _rows(setup["X"], 5)
+    url = setup["url"].removeprefix("http://")
+    client = triton.InferenceServerClient(url=url, connection_timeout=30, network_timeout=30)
+    try:
+        headers = setup["headers"]
+        assert client.is_server_live()
+        assert client.is_model_ready("bc", headers=headers)
+        meta = client.get_model_metadata("bc", headers=headers)
+        assert [i["name"] for i in meta["inputs"]] == list(rows.columns)
+        assert client.get_model_metadata("bc", model_version="1", headers=headers) == meta
+        assert client.is_model_ready("bc", model_version="1", headers=headers)
+        assert not client.is_model_ready("bc", model_version="99", headers=headers)
+        inputs = []
+        for column in rows:
+            tensor = triton.InferInput(column, [len(rows)], "FP64")
+            tensor.set_data_from_numpy(rows[column].to_numpy(dtype=np.float64), binary_data=False)
+            inputs.append(tensor)
+        outputs = [
+            triton.InferRequestedOutput("predict", binary_data=False),
+            triton.InferRequestedOutput("predict_proba", binary_data=False),
+        ]
+        result = client.infer("bc", inputs, outputs=outputs, headers=headers, request_id="t-1")
+        assert result.get_response()["id"] == "t-1"
+        np.testing.assert_array_equal(result.as_numpy("predict"), setup["model"].predict(rows))
+        np.testing.assert_allclose(
+            result.as_numpy("predict_proba"), setup["model"].predict_proba(rows), rtol=1e-12
+        )
+        # Without requested outputs the client asks for binary outputs; the JSON answer
+        # is still one it reads.
+        plain = client.infer("bc", inputs, headers=headers, model_version="1")
+        np.testing.assert_array_equal(plain.as_numpy("predict"), setup["model"].predict(rows))
+    finally:
+        client.close()
+
+
+def test_binary_tensor_data_is_refused_with_a_way_out(setup: dict[str, Any]) -> None:
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    rows = _rows(setup["X"], 1)
+    client = triton.InferenceServerClient(url=setup["url"].removeprefix("http://"))
+    try:
+        inputs = []
+        for column in rows:
+            tensor = triton.InferInput(column, [1], "FP64")
+            tensor.set_data_from_numpy(rows[column].to_numpy(dtype=np.float64))  # binary
+            inputs.append(tensor)
+        with pytest.raises(InferenceServerException, match="binary_data=False"):
+            client.infer("bc", inputs, headers=setup["headers"])
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("rid", "status"), [(7, 200), ("r-7", 200), ({"a": 1}, 422), (True, 422)])
+def test_v2_request_id_is_a_string_or_a_number(
+    setup: dict[str, Any], http: httpx.Client, rid: Any, status: int
+) -> None:
+    body = {"id": rid, "inputs": _v2_inputs(_rows(setup["X"], 1))}
+    r = http.post("/v2/models/bc/infer", json=body)
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.json()["id"] == str(rid)
+    else:
+        assert "'id' must be a string" in _check_error(r, 422, "INVALID_PARAMETER_VALUE")["message"]

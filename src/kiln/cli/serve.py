@@ -47,7 +47,7 @@ def _store(ctx: click.Context) -> str | None:
 )
 @click.option(
     "--max-body",
-    default=10 * 2**20,
+    default=2**20,
     show_default=True,
     type=click.IntRange(1),
     help="Largest body in bytes.",
@@ -84,6 +84,34 @@ def _store(ctx: click.Context) -> str | None:
     help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
     "only for a model you trust as your own code.",
 )
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds for a request's headers to arrive (408 past it).",
+)
+@click.option(
+    "--body-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds for a request's body to arrive after its headers.",
+)
+@click.option(
+    "--keepalive-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most open connections per worker (lowered to fit `ulimit -n`).",
+)
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
 @click.option(
     "--device",
@@ -114,9 +142,16 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         store=_store(ctx),
         trust_pickle=bool(opts["trust_pickle"]),
         device=str(opts["device"]),
+        header_timeout=opts["header_timeout"],
+        body_timeout=opts["body_timeout"],
+        keepalive_timeout=opts["keepalive_timeout"],
+        max_connections=opts["max_connections"],
     )
     host, port = str(opts["host"]), int(opts["port"])
-    click.echo(f"Serving {model_uri} on http://{host}:{port} (docs: /docs)", err=True)
+
+    def ready(url: str) -> None:  # once the model is loaded and the port bound
+        click.echo(f"Serving {model_uri} on {url} (docs: /docs)", err=True)
+
     run_server(
         model_uri,
         host=host,
@@ -125,6 +160,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         no_auth=bool(opts["no_auth"]),
         log_level=str(opts["log_level"]),
         config=config,
+        on_ready=ready,
     )
 
 

@@ -11,13 +11,21 @@ Every error, on every endpoint, has one JSON shape (`error_body`):
 
 `error` is what Open Inference (V2) clients read, `error_code` and `message` what MLflow
 clients read, and `errors` names each bad column and why. Bodies are never echoed
-whole and stack traces never leave the server.
+whole (`kiln.serving._errors` bounds every string) and stack traces never leave the
+server.
+
+A body without a Content-Type is read as JSON (Open Inference clients such as
+`tritonclient.http` send none); an explicit non-JSON type is answered 415. Bodies over
+`PARSE_INLINE` bytes are decoded, parsed and validated on a worker thread, so health
+probes and small requests keep answering while large ones are read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,11 +34,14 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from kiln.serving._batcher import Batcher, Overloaded
+from kiln.serving._errors import CODES as _CODES
+from kiln.serving._errors import clip, error_body
+from kiln.serving._http import Limits
 from kiln.serving._metrics import Metrics
 from kiln.serving._openapi import docs_page, openapi
 from kiln.serving._predlog import PredictionLog
@@ -41,17 +52,7 @@ __all__ = ["ServeConfig", "create_app", "error_body"]
 
 log = logging.getLogger("kiln.serving")
 _PUBLIC = frozenset({"health", "ready", "v2_live", "v2_ready"})
-_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHENTICATED",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "REQUEST_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "INVALID_PARAMETER_VALUE",
-    500: "INTERNAL_ERROR",
-    503: "TEMPORARILY_UNAVAILABLE",
-}
+PARSE_INLINE = 64 * 1024  # bytes; larger bodies are parsed and validated on a thread
 
 
 @dataclass
@@ -73,12 +74,18 @@ class ServeConfig:
             outside kiln's allow-list); refused without it (`--trust-pickle`).
         device: Where a PyTorch model runs ("cpu", "cuda", "cuda:N", "mps", "auto"); other
             flavors accept only "cpu" and "auto".
+        header_timeout: Seconds for a request's headers to arrive, in all (408 past it).
+        body_timeout: Seconds for a request's body to arrive after its headers, in all.
+        keepalive_timeout: Seconds an idle kept-alive connection stays open.
+        max_connections: Most open connections per worker process (lowered to fit the
+            open-file limit); past it the connection waiting longest for a request is
+            closed to make room, or the new one gets 503 when all are busy.
     """
 
     max_batch: int = 64
     max_wait_ms: float = 2.0
     max_queue: int = 256
-    max_body: int = 10 * 2**20
+    max_body: int = 2**20
     log_rate: float = 0.0
     log_flush_seconds: float = 5.0
     reload_interval: float = 5.0
@@ -87,6 +94,18 @@ class ServeConfig:
     store: str | None = None
     trust_pickle: bool = False
     device: str = "cpu"
+    header_timeout: float = Limits.header_timeout
+    body_timeout: float = Limits.body_timeout
+    keepalive_timeout: float = Limits.keepalive_timeout
+    max_connections: int = Limits.max_connections
+
+    def limits(self) -> Limits:
+        """The HTTP protocol's timeouts and connection cap (checked)."""
+        limits = Limits(
+            self.header_timeout, self.body_timeout, self.keepalive_timeout, self.max_connections
+        )
+        limits.check()
+        return limits
 
 
 class Problem(Exception):
@@ -107,17 +126,6 @@ class Problem(Exception):
         self.errors = errors or []
         self.code = code or _CODES.get(status, "ERROR")
         self.headers = headers or {}
-
-
-def error_body(message: str, code: str, errors: list[dict[str, Any]], rid: str) -> dict[str, Any]:
-    """The one error shape every endpoint answers with."""
-    return {
-        "error": message,
-        "error_code": code,
-        "message": message,
-        "errors": errors,
-        "request_id": rid,
-    }
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -212,14 +220,21 @@ class _Server:
 
         return endpoint
 
-    async def body(self, request: Request) -> Any:
+    async def body(self, request: Request, rid: str) -> bytes:
+        """The raw body, once its Content-Type and size are checked."""
         ctype = request.headers.get("content-type", "")
         main = ctype.split(";", 1)[0].strip().lower()
-        if main != "application/json" and not main.endswith("+json"):
+        if main and main != "application/json" and not main.endswith("+json"):
             raise Problem(
                 415,
-                f"The body must be JSON (Content-Type: application/json); got "
-                f"{(ctype or 'no Content-Type')[:60]!r}.",
+                f"The body must be JSON (Content-Type: application/json, or none); got "
+                f"{clip(ctype)}.",
+            )
+        if "inference-header-content-length" in request.headers:
+            raise Problem(
+                415,
+                "Binary tensor data (the Inference-Header-Content-Length extension) is not "
+                "supported; send the tensors as JSON (tritonclient: binary_data=False).",
             )
         limit = self.config.max_body
         length = request.headers.get("content-length")
@@ -227,17 +242,30 @@ class _Server:
             raise Problem(413, f"The body has {int(length)} bytes; the limit is {limit}.")
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Problem(413, f"The body is over the limit of {limit} bytes.")
-            chunks.append(chunk)
         try:
-            return orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError as exc:
-            raise Problem(400, f"The body is not valid JSON: {str(exc)[:200]}") from None
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Problem(413, f"The body is over the limit of {limit} bytes.")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            log.warning(
+                "Request %s to %s: the client disconnected after %d bytes of the body.",
+                rid,
+                request.url.path[:100],
+                size,
+            )
+            raise Problem(400, "The client disconnected before the whole body arrived.") from None
+        return b"".join(chunks)
+
+    async def off_loop(self, raw: bytes, fn: Any, *args: Any) -> Any:
+        """`fn(*args)` inline for a small body, on a worker thread for a large one."""
+        if len(raw) <= PARSE_INLINE:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     def validate(self, entry: Any, data: Any) -> Any:
+        """The validator's result for `data`; Problem(422) when it does not match."""
         try:
             result = entry.validator.check(data)
         except Exception as exc:  # noqa: BLE001 - a form the validator cannot read
@@ -294,8 +322,17 @@ class _Server:
                 503, "The server is overloaded; retry shortly.", headers={"Retry-After": "1"}
             )
 
+    def _prepare_predict(self, raw: bytes, proba: bool) -> tuple[Any, Any, bool]:
+        data = _decode(raw)
+        try:
+            parsed = parse_predict(data, proba=proba)
+        except RequestError as exc:
+            raise Problem(422, str(exc), [exc.problem]) from None
+        entry = self.holder.current
+        return entry, self.validate(entry, parsed.data), parsed.proba
+
     async def predict(self, request: Request, rid: str) -> Response:
-        body = await self.body(request)
+        raw = await self.body(request, rid)
         self._refuse_when_full()
         query = request.scope.get("query_string", b"")
         proba = bool(query) and request.query_params.get("proba", "").lower() in (
@@ -303,27 +340,32 @@ class _Server:
             "true",
             "yes",
         )
-        try:
-            parsed = parse_predict(body, proba=proba)
-        except RequestError as exc:
-            raise Problem(422, str(exc), [exc.problem]) from None
-        entry = self.holder.current
-        result = self.validate(entry, parsed.data)
-        preds, probs = await self.run(entry, result.frame, parsed.proba)
+        entry, result, proba = await self.off_loop(raw, self._prepare_predict, raw, proba)
+        preds, probs = await self.run(entry, result.frame, proba)
         self.predlog.add(rid, entry.version, result.frame, preds)
         out: dict[str, Any] = {"predictions": _tolist(preds)}
         if probs is not None:
             out["probabilities"] = _tolist(probs)
             out["classes"] = entry.model.classes_
-        if result.warnings:
-            out["warnings"] = result.warnings
+        warnings = list(result.warnings) + _non_finite(preds, probs)
+        if warnings:
+            out["warnings"] = warnings
         return _json(out, headers={"x-kiln-model-version": entry.version})
 
     def _model(self, request: Request) -> Any:
         name = request.path_params["name"]
         if name != self.name:
-            raise Problem(404, f"No model {name[:80]!r} here; this server serves {self.name!r}.")
-        return self.holder.current
+            raise Problem(404, f"No model {clip(name)} here; this server serves {self.name!r}.")
+        entry = self.holder.current
+        version = request.path_params.get("version")
+        if version is not None and version != entry.version:
+            raise Problem(
+                404,
+                f"Model {self.name!r} has no version {clip(version)} here; this server serves "
+                f"version {entry.version!r} (POST /v2/models/{self.name}/infer, or "
+                f"/versions/{entry.version}/infer).",
+            )
+        return entry
 
     async def v2_meta(self, request: Request, rid: str) -> Response:
         entry = self._model(request)
@@ -350,22 +392,33 @@ class _Server:
         self._model(request)
         return _json({"name": self.name, "ready": self.ready})
 
+    def _prepare_v2(self, raw: bytes, entry: Any) -> tuple[Any, Any, set[str]]:
+        data = _decode(raw)
+        try:
+            tensors, body_id, wanted = parse_v2(data, entry.columns, entry.positional)
+        except RequestError as exc:
+            raise Problem(exc.status, str(exc), [exc.problem]) from None
+        return self.validate(entry, tensors), body_id, wanted
+
     async def v2_infer(self, request: Request, rid: str) -> Response:
         entry = self._model(request)
-        body = await self.body(request)
+        raw = await self.body(request, rid)
         self._refuse_when_full()
-        try:
-            data, body_id, wanted = parse_v2(body, entry.columns, entry.positional)
-        except RequestError as exc:
-            raise Problem(422, str(exc), [exc.problem]) from None
+        result, body_id, wanted = await self.off_loop(raw, self._prepare_v2, raw, entry)
         rid = str(body_id) if body_id is not None else rid
-        result = self.validate(entry, data)
         preds, probs = await self.run(entry, result.frame, "predict_proba" in wanted)
         self.predlog.add(rid, entry.version, result.frame, preds)
         outputs = v2_outputs(preds, probs, entry.model.classes_, wanted)
-        return _json(
-            {"model_name": self.name, "model_version": entry.version, "id": rid, "outputs": outputs}
-        )
+        out: dict[str, Any] = {
+            "model_name": self.name,
+            "model_version": entry.version,
+            "id": rid,
+            "outputs": outputs,
+        }
+        bad = _non_finite(preds, probs)
+        if bad:
+            out["parameters"] = {"warnings": "; ".join(w["message"] for w in bad)}
+        return _json(out)
 
     async def health(self, request: Request, rid: str) -> Response:
         return _json({"status": "ok"})
@@ -437,10 +490,63 @@ def _model_name(uri: str) -> str:
     return "model"
 
 
+def _decode(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"The body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def _non_finite(preds: Any, probs: Any) -> list[dict[str, Any]]:
+    """A warning for each output with NaN or infinite values (JSON sends them as null)."""
+    import numpy as np
+
+    out = []
+    for name, values in (("predictions", preds), ("probabilities", probs)):
+        if values is None:
+            continue
+        array = np.asarray(values)
+        if array.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(array)
+        if array.ndim > 1:
+            bad = bad.reshape(len(array), -1).any(axis=1)
+        if not bad.any():
+            continue
+        rows = np.flatnonzero(bad)
+        kinds = sorted(
+            {
+                "nan" if math.isnan(v) else "inf"
+                for v in array[rows].ravel().tolist()
+                if not math.isfinite(v)
+            }
+        )
+        message = (
+            f"The model returned {' and '.join(kinds)} in the {name} of {len(rows)} row(s); "
+            "JSON has no such numbers, so they are sent as null."
+        )
+        out.append(
+            {
+                "column": None,
+                "problem": "non_finite_output",
+                "expected": "finite numbers",
+                "found": ", ".join(kinds),
+                "rows": rows[:20].tolist(),
+                "count": len(rows),
+                "message": message,
+            }
+        )
+    return out
+
+
 def _check_token(request: Request, token: str) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+    # Header values arrive as latin-1 text: compare bytes, as compare_digest refuses
+    # non-ASCII str.
+    expected = token.encode("utf-8")
+    supplied = given.strip().encode("latin-1", "replace")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied, expected):
         raise Problem(
             401,
             "This server needs a token: send the header 'Authorization: Bearer <token>' "
@@ -479,6 +585,14 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Starlette:
         Route("/v2/models/{name}", w("v2_meta", server.v2_meta), methods=["GET"]),
         Route(
             "/v2/models/{name}/ready", w("v2_model_ready", server.v2_model_ready), methods=["GET"]
+        ),
+        Route(
+            "/v2/models/{name}/versions/{version}", w("v2_meta", server.v2_meta), methods=["GET"]
+        ),
+        Route(
+            "/v2/models/{name}/versions/{version}/ready",
+            w("v2_model_ready", server.v2_model_ready),
+            methods=["GET"],
         ),
         Route("/v2/models/{name}/infer", w("v2_infer", server.v2_infer), methods=["POST"]),
         Route(

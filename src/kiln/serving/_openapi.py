@@ -12,6 +12,22 @@ from typing import Any
 
 __all__ = ["docs_page", "openapi"]
 
+_V2_DATATYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+)
+
 _ERROR = {
     "type": "object",
     "required": ["error", "error_code", "message", "errors"],
@@ -37,7 +53,7 @@ def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
     why = {
         400: "Malformed JSON",
         401: "Missing or wrong token",
-        404: "Unknown model",
+        404: "Unknown model or version",
         413: "Body too large",
         415: "Not JSON",
         422: "Input does not match the signature",
@@ -118,9 +134,15 @@ def openapi(signature: Any, name: str, version: str, strict: bool) -> dict[str, 
         "properties": {
             "name": {"type": "string"},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-            "datatype": {"type": "string"},
+            "datatype": {"type": "string", "enum": list(_V2_DATATYPES)},
             "data": {"type": "array"},
+            "parameters": {"type": "object"},
         },
+    }
+    output = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "enum": ["predict", "predict_proba"]}},
     }
     infer = {
         "type": "object",
@@ -128,11 +150,23 @@ def openapi(signature: Any, name: str, version: str, strict: bool) -> dict[str, 
         "properties": {
             "id": {"type": "string"},
             "inputs": {"type": "array", "items": tensor, "minItems": 1},
-            "outputs": {"type": "array", "items": {"type": "object"}},
+            "outputs": {"type": "array", "items": output},
+            "parameters": {"type": "object"},
         },
     }
-    model_param = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
     obj = {"type": "object"}
+    model_param = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    version_param = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    infer_op = {
+        "parameters": model_param,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": infer}}},
+        "responses": _responses(obj, 400, 401, 404, 413, 415, 422, 503),
+    }
     paths: dict[str, Any] = {
         "/predict": {"post": {**predict_op, "operationId": "predict"}},
         "/invocations": {"post": {**predict_op, "operationId": "invocations"}},
@@ -141,6 +175,7 @@ def openapi(signature: Any, name: str, version: str, strict: bool) -> dict[str, 
         "/metrics": {
             "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OK"}}}
         },
+        "/v2": {"get": {"summary": "Server metadata", "responses": _responses(obj, 401)}},
         "/v2/health/live": {"get": {"responses": _responses(obj)}},
         "/v2/health/ready": {"get": {"responses": _responses(obj, 503)}},
         "/v2/models/{name}": {
@@ -149,15 +184,21 @@ def openapi(signature: Any, name: str, version: str, strict: bool) -> dict[str, 
         "/v2/models/{name}/ready": {
             "get": {"parameters": model_param, "responses": _responses(obj, 404)}
         },
-        "/v2/models/{name}/infer": {
-            "post": {
-                "parameters": model_param,
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": infer}},
-                },
-                "responses": _responses(obj, 400, 404, 413, 415, 422, 503),
+        "/v2/models/{name}/versions/{version}": {
+            "get": {
+                "parameters": [*model_param, version_param],
+                "responses": _responses(obj, 401, 404),
             }
+        },
+        "/v2/models/{name}/versions/{version}/ready": {
+            "get": {
+                "parameters": [*model_param, version_param],
+                "responses": _responses(obj, 401, 404),
+            }
+        },
+        "/v2/models/{name}/infer": {"post": infer_op},
+        "/v2/models/{name}/versions/{version}/infer": {
+            "post": {**infer_op, "parameters": [*model_param, version_param]}
         },
     }
     return {

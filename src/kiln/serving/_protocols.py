@@ -15,18 +15,23 @@ Accepted on `POST /predict` and MLflow's `POST /invocations`:
 | `{"dataframe_records": [{...}, ...]}` | MLflow, pandas "records" |
 | `{"instances": [...]}`, `{"inputs": ...}` | MLflow, TF-serving style (rows, records or columns) |
 
-MLflow's optional `"params"` object may carry `{"predict_proba": true}`.
+MLflow's optional `"params"` object may carry `{"predict_proba": true}` (a JSON boolean).
+A dict of columns has a list for every column: single values beside lists are refused, not
+broadcast.
 
 The Open Inference Protocol (KServe V2) body carries `inputs`, a list of tensors
 (`name`, `shape`, `datatype`, `data`): one per input column named as the column (as
 MLServer's pandas codec sends), or, for an all-numeric signature, one 2-D tensor with
-the columns in signature order.
+the columns in signature order. Each tensor name appears once (a repeated name is 400);
+`outputs`, when given, is a list of `{"name": ...}` objects.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from kiln.serving._errors import clip
 
 __all__ = [
     "MLFLOW_KEYS",
@@ -57,10 +62,12 @@ _V2_NUMPY = {
 
 
 class RequestError(Exception):
-    """The body is valid JSON but not in any accepted form (answered with 422)."""
+    """The body is valid JSON but not in any accepted form (answered with `status`, 422
+    unless said otherwise)."""
 
-    def __init__(self, message: str, expected: str, found: str) -> None:
+    def __init__(self, message: str, expected: str, found: str, *, status: int = 422) -> None:
         super().__init__(message)
+        self.status = status
         self.problem: dict[str, Any] = {
             "column": None,
             "problem": "input",
@@ -101,7 +108,14 @@ def parse_predict(body: Any, *, proba: bool = False) -> Parsed:
             params = body.get("params")
             if params is not None and not isinstance(params, dict):
                 raise RequestError("'params' must be an object.", "an object", f"a {_kind(params)}")
-            proba = proba or bool((params or {}).get("predict_proba"))
+            flag = (params or {}).get("predict_proba", False)
+            if not isinstance(flag, bool):
+                raise RequestError(
+                    "'params.predict_proba' must be a JSON boolean (true or false).",
+                    "true or false",
+                    f"a {_kind(flag)} ({clip(repr(flag), 30)})",
+                )
+            proba = proba or flag
             key = keys[0]
             return Parsed(_mlflow(key, body[key]), proba)
         if not body:
@@ -110,6 +124,7 @@ def parse_predict(body: Any, *, proba: bool = False) -> Parsed:
                 "a record, columns, a list of records, or an MLflow scoring format",
                 "{}",
             )
+        _no_broadcast(body)
         return Parsed(body, proba)
     if isinstance(body, list):
         if not body:
@@ -167,6 +182,8 @@ def _mlflow(key: str, value: Any) -> Any:
             )
         return value[0] if len(value) == 1 else value
     # instances / inputs: rows, records, or a dict of columns
+    if isinstance(value, dict) and value:
+        _no_broadcast(value)
     if isinstance(value, dict | list) and value:
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
             return value[0]
@@ -175,6 +192,21 @@ def _mlflow(key: str, value: Any) -> Any:
         f"'{key}' must be a non-empty list (rows or records) or an object (columns).",
         "a non-empty list or object",
         f"a {_kind(value)}" if not isinstance(value, dict | list) else "an empty one",
+    )
+
+
+def _no_broadcast(columns: dict[str, Any]) -> None:
+    """Refuse a dict that mixes lists (columns) with single values."""
+    lists = [k for k, v in columns.items() if isinstance(v, list)]
+    if not lists or len(lists) == len(columns):
+        return
+    single = next(k for k, v in columns.items() if not isinstance(v, list))
+    raise RequestError(
+        f"Column {clip(str(single))} is a single value beside columns sent as lists "
+        f"(such as {clip(str(lists[0]))}); values are not broadcast. Send every column as a "
+        "list of the same length, or one record of single values.",
+        "every value a list (columns), or every value a single value (one record)",
+        f"{len(lists)} list(s) and {len(columns) - len(lists)} single value(s)",
     )
 
 
@@ -205,10 +237,10 @@ def parse_v2(body: Any, columns: list[str], positional: bool) -> tuple[Any, str 
             f"a JSON {_kind(body)}" if not isinstance(body, dict) else "no 'inputs' list",
         )
     rid = body.get("id")
-    wanted: set[str] = set()
-    for out in body.get("outputs") or []:
-        if isinstance(out, dict) and isinstance(out.get("name"), str):
-            wanted.add(out["name"])
+    if rid is not None and (not isinstance(rid, str | int) or isinstance(rid, bool)):
+        raise RequestError("The V2 request's 'id' must be a string.", "a string", f"a {_kind(rid)}")
+    rid = None if rid is None else str(rid)
+    wanted = _v2_wanted(body.get("outputs"))
     tensors: dict[str, Any] = {}
     shapes: dict[str, list[int]] = {}
     for i, t in enumerate(body["inputs"]):
@@ -216,35 +248,43 @@ def parse_v2(body: Any, columns: list[str], positional: bool) -> tuple[Any, str 
             raise RequestError(
                 f"Input tensor {i} needs 'name', 'shape', 'datatype' and 'data'.",
                 "a tensor object with name, shape, datatype and data",
-                f"a {_kind(t)}" if not isinstance(t, dict) else f"keys {sorted(t)}",
+                f"a {_kind(t)}" if not isinstance(t, dict) else f"keys {clip(str(sorted(t)))}",
+            )
+        name = t["name"]
+        if name in tensors:
+            raise RequestError(
+                f"Input tensor {clip(name)} appears more than once; each input is sent once.",
+                "distinct tensor names",
+                f"{clip(name)} again at position {i}",
+                status=400,
             )
         datatype = t.get("datatype", "BYTES")
-        if datatype not in _V2_NUMPY:
+        if not isinstance(datatype, str) or datatype not in _V2_NUMPY:
             raise RequestError(
-                f"Input tensor {t['name']!r} has an unknown datatype.",
+                f"Input tensor {clip(name)} has an unknown datatype.",
                 "one of " + ", ".join(_V2_NUMPY),
-                repr(datatype)[:40],
+                clip(repr(datatype), 40),
             )
         shape = t.get("shape")
         if not isinstance(shape, list) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
         ):
             raise RequestError(
-                f"Input tensor {t['name']!r} needs a 'shape' list of sizes.",
+                f"Input tensor {clip(name)} needs a 'shape' list of sizes.",
                 "a list of non-negative integers",
-                repr(shape)[:40],
+                clip(repr(shape), 40),
             )
         data = t["data"]
         flat = _flatten(data)
         size = int(np.prod(shape)) if shape else 1
         if len(flat) != size:
             raise RequestError(
-                f"Input tensor {t['name']!r} has {len(flat)} values for shape {shape}.",
+                f"Input tensor {clip(name)} has {len(flat)} values for shape {shape[:8]}.",
                 f"{size} values",
                 f"{len(flat)} values",
             )
-        tensors[t["name"]] = flat
-        shapes[t["name"]] = shape
+        tensors[name] = flat
+        shapes[name] = shape
     if len(tensors) == 1:
         name, flat = next(iter(tensors.items()))
         shape = shapes[name]
@@ -253,6 +293,31 @@ def parse_v2(body: Any, columns: list[str], positional: bool) -> tuple[Any, str 
             array[:] = flat
             return array.reshape(shape), rid, wanted
     return tensors, rid, wanted
+
+
+def _v2_wanted(outputs: Any) -> set[str]:
+    """The output names a V2 request asks for (none: the default outputs)."""
+    if outputs is None:
+        return set()
+    problem = None
+    if not isinstance(outputs, list):
+        problem = f"a {_kind(outputs)}"
+    else:
+        for i, out in enumerate(outputs):
+            if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+                problem = (
+                    f"item {i}: a {_kind(out)}"
+                    if not isinstance(out, dict)
+                    else (f"item {i} without a string 'name'")
+                )
+                break
+    if problem is not None:
+        raise RequestError(
+            "The V2 request's 'outputs' must be a list of objects with a 'name'.",
+            "[{'name': 'predict'}, {'name': 'predict_proba'}]",
+            problem,
+        )
+    return {out["name"] for out in outputs}
 
 
 def _flatten(data: Any) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Running the app: uvicorn with httptools, TCP_NODELAY, token rules, graceful shutdown.
+"""Running the app: uvicorn with kiln's HTTP protocol (timeouts, a connection cap,
+TCP_NODELAY; `kiln.serving._http`), token rules, graceful shutdown.
 
 On SIGTERM or Ctrl-C uvicorn stops accepting connections, lets in-flight requests
 finish (up to `graceful_seconds`), then the app's shutdown drains the batcher and
@@ -11,6 +12,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from kiln._exceptions import ConfigurationError
@@ -46,6 +48,7 @@ def serve(
     graceful_seconds: float = 30.0,
     log_level: str = "warning",
     config: ServeConfig | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve a model over HTTP until interrupted (`kiln serve` calls this).
 
@@ -58,16 +61,18 @@ def serve(
         no_auth: Allow a non-loopback address without a token, on purpose.
         graceful_seconds: Longest wait for in-flight requests at shutdown.
         log_level: uvicorn's log level.
-        config: Batching, limits, logging and auth.
+        config: Batching, limits, timeouts, logging and auth.
+        on_ready: Called with the server's URL once the model is loaded and the port is
+            bound (with several workers: once the parent has loaded the model to check it).
 
     Raises:
         ConfigurationError: A non-loopback address without a token or `no_auth`.
     """
-    import uvicorn
-
     from kiln._extras import require
 
     require("uvicorn", "serve", "kiln serve")
+    from kiln.serving._http import uvicorn_config
+
     config = config or ServeConfig()
     if config.token is None and os.environ.get("KILN_TOKEN"):
         config = dataclasses.replace(config, token=os.environ["KILN_TOKEN"])
@@ -77,10 +82,10 @@ def serve(
             "pass --token TOKEN (or set KILN_TOKEN), or --no-auth to serve without one on "
             "purpose. Health endpoints stay open either way."
         )
+    limits = config.limits()
     options: dict[str, Any] = {
         "host": host,
         "port": port,
-        "http": "kiln.serving._nodelay:NoDelayProtocol",
         "loop": "uvloop" if _has("uvloop") else "asyncio",
         "log_level": log_level,
         "access_log": False,
@@ -97,15 +102,31 @@ def serve(
                 "Several workers each load the model themselves: pass its URI or folder, "
                 "not a kiln.Model object."
             )
+        from uvicorn.supervisors import Multiprocess
+
+        from kiln.serving._runtime import load_entry
+
+        load_entry(os.fspath(model), store=config.store, validation=config.validation)
         os.environ[_ENV] = json.dumps({"model": os.fspath(model), **dataclasses.asdict(config)})
-        uvicorn.run("kiln.serving._server:_factory", factory=True, workers=workers, **options)
+        uv_config = uvicorn_config(
+            "kiln.serving._server:_factory", limits, factory=True, workers=workers, **options
+        )
+        sock = uv_config.bind_socket()
+        if on_ready is not None:
+            on_ready(_url(host, sock.getsockname()[1]))
+        Multiprocess(uv_config, sockets=[sock]).run()
         return
     app = create_app(model, config)
-    _server_class()(uvicorn.Config(app, **options)).run()
+    _server_class(on_ready)(uvicorn_config(app, limits, **options)).run()
 
 
-def _server_class() -> Any:
-    """uvicorn's Server, exiting with status 0 after a graceful shutdown on SIGTERM.
+def _url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _server_class(on_ready: Callable[[str], None] | None = None) -> Any:
+    """uvicorn's Server, calling `on_ready` once listening, and exiting with status 0
+    after a graceful shutdown on SIGTERM.
 
     (uvicorn re-raises the signal once shut down, so the process would die of it.)
     """
@@ -114,6 +135,12 @@ def _server_class() -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_ready is not None and self.servers:
+                port = self.servers[0].sockets[0].getsockname()[1]
+                on_ready(_url(self.config.host, port))
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
             captured = getattr(self, "_captured_signals", None)
