@@ -109,7 +109,7 @@ def as_json(store: str, *args: str) -> Any:
 
 # ------------------------------------------------------------------------- kiln runs
 def test_runs_list_json_has_every_run_with_latest_metrics(shared: Populated) -> None:
-    listed = as_json(shared.url, "runs", "list")
+    listed = as_json(shared.url, "runs", "list", "--all")
 
     assert isinstance(listed, list)
     by_name = {r["name"]: r for r in listed}
@@ -142,7 +142,7 @@ def test_runs_list_json_has_every_run_with_latest_metrics(shared: Populated) -> 
 
 def test_runs_list_filters_orders_and_limits(shared: Populated) -> None:
     def names(*args: str) -> list[str]:
-        return [r["name"] for r in as_json(shared.url, "runs", "list", *args)]
+        return [r["name"] for r in as_json(shared.url, "runs", "list", "--all", *args)]
 
     assert names("--filter", "metrics.acc > 0.85") == ["rf-deep"]
     assert names("-f", "params.depth >= 3 and params.model = 'rf'", "-o", "params.depth") == [
@@ -229,8 +229,65 @@ def test_runs_show_prints_every_section(shared: Populated) -> None:
     assert "ValueError: fold 1 broke" in failed
 
 
+def test_runs_list_shows_the_runs_started_and_rolls_up_pipeline_steps(store_url: str) -> None:
+    client = TrackingClient(store_url)
+    pipeline = client.create_run(
+        experiment="shop", name="pipe", tags={"kiln.pipeline.target": "steps"}
+    )
+    client.log_params(pipeline, {"train.C": 0.5})
+    client.log_metrics(pipeline, [("kiln.pipeline.steps_done", 2.0, 0, None)])
+    step_tags = {
+        "kiln.pipeline.step": "evaluate",
+        "kiln.pipeline.cache": "miss",
+        "kiln.pipeline.key": "k1",
+    }
+    evaluate = client.create_run(name="evaluate", parent_id=pipeline, tags=step_tags)
+    client.log_metrics(
+        evaluate, [("accuracy", 0.91, 0, None), ("kiln.pipeline.seconds", 1.0, 0, None)]
+    )
+    for run in (evaluate, pipeline):
+        client.end_run(run)
+    # a second pipeline run whose evaluate step came from the cache: it shows the same metric
+    again = client.create_run(
+        experiment="shop", name="pipe", tags={"kiln.pipeline.target": "steps"}
+    )
+    hit = client.create_run(
+        name="evaluate", parent_id=again, tags={**step_tags, "kiln.pipeline.cache": "hit"}
+    )
+    for run in (hit, again):
+        client.end_run(run)
+
+    listed = as_json(store_url, "runs", "list")
+    assert [r["id"] for r in listed] == [again, pipeline]  # no step runs
+    assert [r["metrics"].get("evaluate.accuracy") for r in listed] == [0.91, 0.91]
+    assert "evaluate.kiln.pipeline.seconds" not in listed[1]["metrics"]
+    assert {r["id"] for r in as_json(store_url, "runs", "list", "--all")} == {
+        pipeline,
+        evaluate,
+        again,
+        hit,
+    }
+    children = as_json(store_url, "runs", "list", "-f", f"parent_id = '{pipeline}'")
+    assert [r["id"] for r in children] == [evaluate]
+    table = ok(store_url, "runs", "list").stdout
+    assert "evaluate.accuracy" in table
+    compared = as_json(store_url, "runs", "compare", pipeline, again)
+    assert compared["metrics"]["evaluate.accuracy"] == [0.91, 0.91]
+    assert compared["params"]["train.C"] == ["0.5", None]
+    import kiln
+
+    kiln.configure(store_url)
+    try:
+        frame = kiln.runs(experiment="shop")
+        assert list(frame["run_id"]) == [again, pipeline]
+        assert list(frame["metrics.evaluate.accuracy"]) == [0.91, 0.91]
+        assert len(kiln.runs(children=True)) == 4
+    finally:
+        kiln.configure(None)
+
+
 def test_runs_list_ids_prints_one_full_id_per_line(shared: Populated) -> None:
-    lines = ok(shared.url, "runs", "list", "-e", "churn", "--ids").stdout.split()
+    lines = ok(shared.url, "runs", "list", "-e", "churn", "--ids", "--all").stdout.split()
 
     assert set(lines) == {shared.a, shared.b, shared.child}
     assert lines[0] == shared.child  # newest first
@@ -338,7 +395,10 @@ def test_runs_delete_then_gc_frees_only_unreferenced_artifacts(populated: Popula
 
     deleted = ok(populated.url, "runs", "delete", "--yes", populated.a[:10])
     assert "Deleted 1 run(s). Run `kiln store gc` to free their artifacts." in deleted.stdout
-    assert {r["name"] for r in as_json(populated.url, "runs", "list")} == {"rf-deep", "fold-1"}
+    assert {r["name"] for r in as_json(populated.url, "runs", "list", "--all")} == {
+        "rf-deep",
+        "fold-1",
+    }
     assert a_blob.is_file()  # deleting a run keeps its files until gc
 
     dry = as_json(populated.url, "store", "gc", "--dry-run")
@@ -379,7 +439,7 @@ def test_runs_delete_asks_first(populated: Populated) -> None:
 
     assert refused.exit_code == 1
     assert "Delete 1 run(s) and their child runs? [y/N]" in refused.output
-    assert len(as_json(populated.url, "runs", "list")) == 3
+    assert len(as_json(populated.url, "runs", "list", "--all")) == 3
 
     agreed = ok(populated.url, "runs", "delete", populated.a, input="y\n")
     assert "Deleted 1 run(s)." in agreed.stdout
@@ -389,7 +449,7 @@ def test_runs_delete_unknown_id_deletes_nothing(populated: Populated) -> None:
     result = kiln(populated.url, "runs", "delete", "-y", populated.a, "fffffffffff")
 
     assert isinstance(result.exception, RunNotFoundError)
-    assert len(as_json(populated.url, "runs", "list")) == 3
+    assert len(as_json(populated.url, "runs", "list", "--all")) == 3
 
 
 # ------------------------------------------------------------------- kiln experiments
@@ -415,7 +475,7 @@ def test_experiments_rename(populated: Populated) -> None:
     out = ok(populated.url, "experiments", "rename", "churn", "churn-2026").stdout
 
     assert "Renamed 'churn' to 'churn-2026'." in out
-    assert len(as_json(populated.url, "runs", "list", "-e", "churn-2026")) == 3
+    assert len(as_json(populated.url, "runs", "list", "-e", "churn-2026", "--all")) == 3
     old = kiln(populated.url, "runs", "list", "-e", "churn")
     assert isinstance(old.exception, ExperimentNotFoundError)
     assert "Did you mean 'churn-2026'?" in str(old.exception)

@@ -33,6 +33,8 @@ def runs() -> None:
 )
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--ids", "ids_only", is_flag=True, help="Print only the run ids, one per line.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Child runs too (pipeline steps, sweep trials), not only the runs started.")  # fmt: skip
 @json_option
 @click.pass_context
 def list_runs(
@@ -42,12 +44,26 @@ def list_runs(
     order_by: str | None,
     limit: int,
     ids_only: bool,
+    show_all: bool,
     as_json: bool,
 ) -> None:
-    """List runs, newest first, with their latest metrics."""
-    found = client_from(ctx).search_runs(
-        list(experiment) or None, filter=filter_, order_by=order_by, limit=limit, files=as_json
+    """List runs, newest first, with their latest metrics.
+
+    Shows the runs people started: child runs (pipeline steps, sweep trials) only with
+    --all or a filter on parent_id. A pipeline run shows its steps' metrics as
+    STEP.METRIC (e.g. evaluate.accuracy).
+    """
+    from kiln.tracking._scope import scoped_filter
+
+    client = client_from(ctx)
+    found = client.search_runs(
+        list(experiment) or None,
+        filter=scoped_filter(filter_, show_all),
+        order_by=order_by,
+        limit=limit,
+        files=as_json,
     )
+    found = client.with_step_metrics(found)
     if as_json:
         echo_json([r.to_dict() for r in found])
         return
@@ -61,7 +77,10 @@ def list_runs(
             + ("" if filter_ or experiment else " Start one with kiln.start_run().")
         )
         return
-    metric_keys = sorted({k for r in found for k in r.metrics})[:6]
+    # kiln's bookkeeping (steps cached, system readings) after the metrics people logged
+    metric_keys = sorted(
+        {k for r in found for k in r.metrics}, key=lambda k: (k.startswith(("kiln.", "system/")), k)
+    )[:6]
     rows = [
         [
             r.id[:12],
@@ -175,6 +194,8 @@ def compare(
 ) -> None:
     """Compare runs side by side: params that differ, and every metric.
 
+    Pipeline runs show their steps' metrics as STEP.METRIC beside their params.
+
     The best value of a metric is starred when its direction is known: kiln's own
     metrics (durations lower), kiln.evaluate's (accuracy, auc, loss, rmse, ...), a run
     tag kiln.direction.<metric> = max|min (sweeps set it), or --max/--min.
@@ -184,7 +205,7 @@ def compare(
     if len(run_ids) < 2:
         raise click.UsageError("Give at least two run ids to compare.")
     client = client_from(ctx)
-    found = [client.get_run(resolve_run(client, r)) for r in run_ids]
+    found = client.with_step_metrics([client.get_run(resolve_run(client, r)) for r in run_ids])
     declared = {**dict.fromkeys(maximize, "max"), **dict.fromkeys(minimize, "min")}
     tags: dict[str, str] = {}
     for r in found:

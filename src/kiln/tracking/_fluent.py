@@ -439,6 +439,8 @@ def runs(
     filter: str | None = None,
     order_by: str | list[str] | None = None,
     limit: int | None = None,
+    *,
+    children: bool = False,
 ) -> pd.DataFrame:
     """Runs as a pandas DataFrame, one row per run.
 
@@ -449,13 +451,21 @@ def runs(
     kiln.runs(experiment="churn", filter="metrics.acc > 0.9 and params.model = 'rf'",
               order_by="metrics.acc desc", limit=100)
     ```
+
+    The runs people started: child runs (pipeline steps, sweep trials, grid-search
+    candidates) only with `children=True` or a filter on `parent_id`. A pipeline run's
+    steps' metrics are rolled up into it as `metrics.<step>.<metric>` (shown, not
+    filterable: filter the step runs for that).
     """
     import pandas as pd
 
     from kiln.tracking._reads import no_gc
+    from kiln.tracking._scope import scoped_filter
 
+    client = get_client()
     with no_gc():
-        return _runs_frame(pd, get_client().search_runs(experiment, filter, order_by, limit))
+        found = client.search_runs(experiment, scoped_filter(filter, children), order_by, limit)
+        return _runs_frame(pd, client.with_step_metrics(found))
 
 
 def _runs_frame(pd: Any, found: list[Run]) -> pd.DataFrame:

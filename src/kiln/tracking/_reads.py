@@ -21,6 +21,8 @@ from kiln.tracking._validate import now_ms
 
 __all__ = ["RunReads", "effective_status"]
 
+_PIPELINE = "kiln.pipeline"
+
 _HOST = socket.gethostname()
 
 
@@ -385,6 +387,91 @@ class RunReads(_ClientBase):
             rows = _fetch_plain(conn, query)
             found = self._runs_from_rows(conn, rows, [c.name for c in columns])
         return self._with_files(found) if files else found
+
+    def with_step_metrics(self, runs: Sequence[Run]) -> list[Run]:
+        """The runs, each pipeline run with its steps' metrics rolled up into its own.
+
+        A pipeline run's params sit on it and its model metrics on its steps' child runs;
+        rolled up, the step `evaluate`'s `accuracy` reads as the pipeline run's metric
+        `evaluate.accuracy`, so pipeline runs compare side by side. A step served from
+        the cache contributes the metrics of the run that computed its output (same
+        cache key). kiln's bookkeeping (`kiln.*`, `system/*`) is left out. Other runs are
+        returned as they are.
+        """
+        from sqlalchemy import select
+
+        from kiln.store import _schema as s
+
+        pipelines = [r.id for r in runs if f"{_PIPELINE}.target" in r.tags]
+        if not pipelines:
+            return list(runs)
+        r, t = s.runs, s.tags
+        keys = (f"{_PIPELINE}.step", f"{_PIPELINE}.cache", f"{_PIPELINE}.key")
+        steps: dict[str, dict[str, str]] = {}  # child id -> parent, step, cache, key
+        with no_gc(), self.store.read() as conn:
+            for start in range(0, len(pipelines), 5000):
+                chunk = pipelines[start : start + 5000]
+                rows = conn.execute(
+                    select(r.c.id, r.c.parent_id, t.c.key, t.c.value)
+                    .select_from(r.join(t, t.c.run_id == r.c.id))
+                    .where(
+                        self._id_in(r.c.parent_id, chunk),
+                        r.c.deleted_at.is_(None),
+                        t.c.key.in_(keys),
+                    )
+                ).all()
+                for child, parent, key, value in rows:
+                    steps.setdefault(child, {"parent": parent})[key.rsplit(".", 1)[1]] = value
+            # A cache hit computed nothing: its metrics are those of the run that did.
+            wanted = {c["key"] for c in steps.values() if c.get("cache") == "hit" and c.get("key")}
+            computed: dict[str, str] = {}
+            if wanted:
+                k2 = t.alias("cache")
+                found = conn.execute(
+                    select(t.c.value, t.c.run_id)
+                    .select_from(
+                        t.join(k2, k2.c.run_id == t.c.run_id).join(r, r.c.id == t.c.run_id)
+                    )
+                    .where(
+                        t.c.key == f"{_PIPELINE}.key",
+                        t.c.value.in_(sorted(wanted)),
+                        k2.c.key == f"{_PIPELINE}.cache",
+                        k2.c.value == "miss",
+                        r.c.deleted_at.is_(None),
+                    )
+                    .order_by(r.c.start_time)
+                ).all()
+                computed = {row[0]: row[1] for row in found}  # the newest wins
+            source = {
+                child: computed.get(c.get("key", ""), child) if c.get("cache") == "hit" else child
+                for child, c in steps.items()
+            }
+            metrics: dict[str, dict[str, float]] = {}
+            ids = sorted(set(source.values()))
+            for start in range(0, len(ids), 5000):
+                for rid, key, value in self._rows_of_runs(
+                    conn, "latest_metrics", ids[start : start + 5000]
+                ):
+                    metrics.setdefault(rid, {})[key] = value
+        rolled: dict[str, dict[str, float]] = {}
+        for child, c in steps.items():
+            step = c.get("step")
+            if not step:
+                continue
+            for key, value in metrics.get(source[child], {}).items():
+                if not key.startswith(("kiln.", "system/")):
+                    rolled.setdefault(c["parent"], {})[f"{step}.{key}"] = value
+        return [
+            Run(
+                **{
+                    **run.__dict__,
+                    "metrics": dict(sorted({**run.metrics, **rolled[run.id]}.items())),
+                }
+            )
+            if run.id in rolled
+            else run
+            for run in runs
+        ]
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value logged for a metric, by step then time."""
