@@ -45,7 +45,14 @@ from kiln.serving._http import Limits
 from kiln.serving._metrics import Metrics
 from kiln.serving._openapi import docs_page, openapi
 from kiln.serving._predlog import PredictionLog
-from kiln.serving._protocols import RequestError, parse_predict, parse_v2, v2_datatype, v2_outputs
+from kiln.serving._protocols import (
+    RequestError,
+    parse_csv,
+    parse_predict,
+    parse_v2,
+    v2_datatype,
+    v2_outputs,
+)
 from kiln.serving._runtime import Holder, load_entry, predict_frame
 
 __all__ = ["ServeConfig", "create_app", "error_body"]
@@ -220,15 +227,26 @@ class _Server:
 
         return endpoint
 
-    async def body(self, request: Request, rid: str) -> bytes:
-        """The raw body, once its Content-Type and size are checked."""
+    async def body(self, request: Request, rid: str, *, csv: bool = False) -> bytes:
+        """The raw body, once its Content-Type and size are checked (`csv`: text/csv is
+        accepted too, in UTF-8, as MLflow's scoring server does on /invocations)."""
         ctype = request.headers.get("content-type", "")
-        main = ctype.split(";", 1)[0].strip().lower()
-        if main and main != "application/json" and not main.endswith("+json"):
+        main, _, rest = (part.strip().lower() for part in ctype.partition(";"))
+        if csv and main == "text/csv":
+            params = dict(p.strip().partition("=")[::2] for p in rest.split(";") if p.strip())
+            charset = params.get("charset", "utf-8").strip('"')
+            if charset not in ("utf-8", "utf8"):
+                raise Problem(
+                    415,
+                    f"A CSV body must be UTF-8 (Content-Type: text/csv; charset=utf-8); got "
+                    f"charset {clip(charset, 40)}.",
+                )
+        elif main and main != "application/json" and not main.endswith("+json"):
             raise Problem(
                 415,
-                f"The body must be JSON (Content-Type: application/json, or none); got "
-                f"{clip(ctype)}.",
+                "The body must be JSON (Content-Type: application/json, or none)"
+                + (" or CSV with a header row (text/csv)" if csv else "")
+                + f"; got {clip(ctype)}.",
             )
         if "inference-header-content-length" in request.headers:
             raise Problem(
@@ -331,8 +349,20 @@ class _Server:
         entry = self.holder.current
         return entry, self.validate(entry, parsed.data), parsed.proba
 
-    async def predict(self, request: Request, rid: str) -> Response:
-        raw = await self.body(request, rid)
+    def _prepare_csv(self, raw: bytes, proba: bool) -> tuple[Any, Any, bool]:
+        entry = self.holder.current
+        try:
+            frame = parse_csv(raw, entry.model.signature_.inputs)
+        except RequestError as exc:
+            raise Problem(exc.status, str(exc), [exc.problem]) from None
+        return entry, self.validate(entry, frame), proba
+
+    async def invocations(self, request: Request, rid: str) -> Response:
+        """MLflow's scoring endpoint: /predict's JSON bodies, or CSV with a header row."""
+        return await self.predict(request, rid, csv=True)
+
+    async def predict(self, request: Request, rid: str, *, csv: bool = False) -> Response:
+        raw = await self.body(request, rid, csv=csv)
         self._refuse_when_full()
         query = request.scope.get("query_string", b"")
         proba = bool(query) and request.query_params.get("proba", "").lower() in (
@@ -340,7 +370,13 @@ class _Server:
             "true",
             "yes",
         )
-        entry, result, proba = await self.off_loop(raw, self._prepare_predict, raw, proba)
+        ctype = request.headers.get("content-type", "")
+        prepare = (
+            self._prepare_csv
+            if csv and ctype.partition(";")[0].strip().lower() == "text/csv"
+            else self._prepare_predict
+        )
+        entry, result, proba = await self.off_loop(raw, prepare, raw, proba)
         preds, probs = await self.run(entry, result.frame, proba)
         self.predlog.add(rid, entry.version, result.frame, preds)
         out: dict[str, Any] = {"predictions": _tolist(preds)}
@@ -572,7 +608,7 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Starlette:
     w = server.wrap
     routes = [
         Route("/predict", w("predict", server.predict), methods=["POST"]),
-        Route("/invocations", w("invocations", server.predict), methods=["POST"]),
+        Route("/invocations", w("invocations", server.invocations), methods=["POST"]),
         Route("/health", w("health", server.health), methods=["GET"]),
         Route("/ping", w("health", server.health), methods=["GET"]),
         Route("/ready", w("ready", server.ready_), methods=["GET"]),
