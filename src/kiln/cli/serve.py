@@ -119,6 +119,14 @@ def _store(ctx: click.Context) -> str | None:
     show_default=True,
     help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
 )
+@click.option(
+    "--model-threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Threads the model itself uses per worker: n_jobs and OpenMP/BLAS pools "
+    "(0: every core). Batching and --workers do the parallel work.",
+)
 @click.pass_context
 def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
     """Serve MODEL_URI over HTTP: /predict, /invocations, /v2/..., /metrics, /docs.
@@ -146,6 +154,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         body_timeout=opts["body_timeout"],
         keepalive_timeout=opts["keepalive_timeout"],
         max_connections=opts["max_connections"],
+        model_threads=opts["model_threads"],
     )
     host, port = str(opts["host"]), int(opts["port"])
 
@@ -278,6 +287,13 @@ def serve_packaged(model_dir: Any, argv: list[str], *, prog: str, about: str) ->
     show_default=True,
     help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
 )
+@click.option(
+    "--model-threads",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Threads the model uses: n_jobs and OpenMP/BLAS pools (0: every core).",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -289,6 +305,7 @@ def predict(
     keep: tuple[str, ...],
     trust_pickle: bool,
     device: str,
+    model_threads: int,
 ) -> None:
     """Score SOURCE (Parquet or CSV) with MODEL_URI, in chunks, into --output."""
     from kiln.serving import predict_file
@@ -303,5 +320,6 @@ def predict(
         store=_store(ctx),
         trust_pickle=trust_pickle,
         device=device,
+        model_threads=model_threads,
     )
     click.echo(f"Wrote {rows:,} predictions to {output}")

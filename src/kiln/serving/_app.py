@@ -54,6 +54,7 @@ from kiln.serving._protocols import (
     v2_outputs,
 )
 from kiln.serving._runtime import Holder, load_entry, predict_frame
+from kiln.serving._threads import limit_pools, pool_sizes, set_n_jobs
 
 __all__ = ["ServeConfig", "create_app", "error_body"]
 
@@ -87,6 +88,9 @@ class ServeConfig:
         max_connections: Most open connections per worker process (lowered to fit the
             open-file limit); past it the connection waiting longest for a request is
             closed to make room, or the new one gets 503 when all are busy.
+        model_threads: Threads the model itself uses per worker process: `n_jobs` of
+            its estimators and the process's OpenMP/BLAS pools (0: every core; None: as
+            saved). Micro-batching and worker processes do the parallel work, so 1.
     """
 
     max_batch: int = 64
@@ -105,6 +109,7 @@ class ServeConfig:
     body_timeout: float = Limits.body_timeout
     keepalive_timeout: float = Limits.keepalive_timeout
     max_connections: int = Limits.max_connections
+    model_threads: int | None = 1
 
     def limits(self) -> Limits:
         """The HTTP protocol's timeouts and connection cap (checked)."""
@@ -162,6 +167,9 @@ class _Server:
             trust_pickle=config.trust_pickle,
             device=config.device,
         )
+        if config.model_threads is not None:
+            set_n_jobs(entry.model, config.model_threads)
+            limit_pools(config.model_threads)  # for this worker process, kept
         self.uri = uri if isinstance(uri, str) else getattr(uri, "source_uri_", "in-memory")
         if isinstance(uri, Model):
             self.uri = "in-memory"
@@ -175,6 +183,7 @@ class _Server:
             on_swap=self._swapped,
             trust_pickle=config.trust_pickle,
             device=config.device,
+            threads=config.model_threads,
         )
         self.batcher = Batcher(
             predict_frame,
@@ -185,6 +194,7 @@ class _Server:
         )
         self.metrics = Metrics(lambda: self.batcher.depth)
         self.metrics.version(None, entry.version)
+        self.metrics.threads(pool_sizes(entry.model))
         self.predlog = PredictionLog(
             self.uri, config.log_rate, store=config.store, flush_seconds=config.log_flush_seconds
         )
@@ -194,6 +204,7 @@ class _Server:
     def _swapped(self, old: str, new: str) -> None:
         self.metrics.swaps.inc()
         self.metrics.version(old, new)
+        self.metrics.threads(pool_sizes(self.holder.current.model))
 
     def _observe(self, size: int, depth: int) -> None:
         self.metrics.batch.observe(size)
