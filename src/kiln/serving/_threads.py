@@ -48,9 +48,9 @@ def set_n_jobs(model: Any, threads: int) -> dict[str, Any]:
     """
     if "_load_estimator" in getattr(model, "__dict__", {}):
         return {}
-    estimator = getattr(model, "estimator_", None)
+    estimator: Any = getattr(model, "estimator_", None)
     get_params = getattr(estimator, "get_params", None)
-    if get_params is None:
+    if get_params is None or not hasattr(estimator, "set_params"):
         return {}
     try:
         params = get_params(deep=True)
