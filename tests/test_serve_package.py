@@ -83,6 +83,25 @@ def test_the_wheel_installs_offline_into_a_fresh_venv_and_serves(
         [uv, "venv", "-q", "--python", "python3.11", str(venv)], env=env, check=True, timeout=120
     )
     python = venv / "bin" / "python"
+    # kiln-ml installed from its wheel file: `kiln package` there copies that wheel.
+    kiln_wheel = f"dist/kiln_ml-{__version__}-py3-none-any.whl"
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--offline", "--python", str(python), kiln_wheel],
+        cwd=work,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    repackaged = subprocess.run(
+        [str(venv / "bin" / "kiln"), "package", model_dir, "-o", "again", "--name", "m"],
+        cwd=work,
+        env={**env, "PATH": str(venv / "bin")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert repackaged.returncode == 0, repackaged.stderr
+    assert (work / "again" / Path(kiln_wheel).name).read_bytes() == (work / kiln_wheel).read_bytes()
     # What a user runs: pip finds kiln-ml in dist/, with no package index reachable.
     subprocess.run(
         [

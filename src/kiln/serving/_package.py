@@ -8,7 +8,8 @@ running kiln's version and the model library at the version it was saved with.
 
 kiln-ml is not on a public index yet, so its wheel is put beside the model's: built
 from the running kiln's source tree (an editable or source install, with `uv build`),
-or copied from `kiln_wheel`, or kept when the folder already holds it. Then
+or copied from `kiln_wheel` or from the wheel file kiln was installed from, or kept when
+the folder already holds it. Then
 `pip install --find-links dist dist/kiln_model_<name>-*.whl` finds kiln-ml offline, and
 the Dockerfile installs every wheel in its folder the same way and serves on port 8000,
 with the token from `KILN_TOKEN`.
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from kiln._exceptions import ConfigurationError
 
@@ -71,21 +73,38 @@ def _registry_version(uri: str, store: str | None) -> tuple[str, str, list[str]]
     return str(found.version), found.source, list(found.aliases)
 
 
-def _source_tree() -> Path | None:
-    """The folder kiln-ml was installed from (editable or local source), if any."""
+def _installed_from() -> dict[str, Any]:
+    """kiln-ml's PEP 610 `direct_url.json` (empty when installed from an index)."""
     import importlib.metadata
     import json
-    from urllib.parse import unquote, urlparse
 
     try:
         text = importlib.metadata.distribution("kiln-ml").read_text("direct_url.json")
     except importlib.metadata.PackageNotFoundError:
         text = None
+    return dict(json.loads(text)) if text else {}
+
+
+def _local(url: str) -> Path | None:
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(url).path)) if url.startswith("file:") else None
+
+
+def _installed_wheel() -> Path | None:
+    """The local kiln-ml wheel file kiln was installed from, if it is still there."""
+    info = _installed_from()
+    path = _local(str(info.get("url", ""))) if "archive_info" in info else None
+    return path if path is not None and path.suffix == ".whl" and path.is_file() else None
+
+
+def _source_tree() -> Path | None:
+    """The folder kiln-ml was installed from (editable or local source), if any."""
+    info = _installed_from()
     candidates = []
-    if text:
-        info = json.loads(text)
-        if "dir_info" in info and str(info.get("url", "")).startswith("file:"):
-            candidates.append(Path(unquote(urlparse(info["url"]).path)))
+    folder = _local(str(info.get("url", ""))) if "dir_info" in info else None
+    if folder is not None:
+        candidates.append(folder)
     candidates.append(Path(__file__).resolve().parents[3])  # src/kiln/serving -> root
     for root in candidates:
         project = root / "pyproject.toml"
@@ -130,6 +149,9 @@ def _kiln_wheel(out: Path, given: str | os.PathLike[str] | None) -> Path | None:
     kept = sorted(out.glob(pattern))
     if kept:
         return kept[0]
+    wheel = _installed_wheel()
+    if wheel is not None and wheel.name.startswith(f"kiln_ml-{__version__}-"):
+        return _kiln_wheel(out, wheel)
     root = _source_tree()
     if root is None:
         return None
