@@ -437,6 +437,9 @@ def test_openapi_and_offline_docs(setup: dict[str, Any], http: httpx.Client) -> 
     record = doc["components"]["schemas"]["Record"]
     assert record["required"] == list(setup["X"].columns)
     assert {"/predict", "/invocations", "/v2/models/{name}/infer"} <= set(doc["paths"])
+    bodies = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(bodies) == {"application/json", "text/csv"}
+    assert set(doc["paths"]["/predict"]["post"]["requestBody"]["content"]) == {"application/json"}
     page = http.get("/docs")
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
