@@ -161,6 +161,27 @@ def test_a_missing_column_is_named(setup: dict[str, Any], http: httpx.Client) ->
     assert [(e["column"], e["problem"]) for e in data["errors"]] == [("mean texture", "missing")]
 
 
+def test_invocations_takes_mlflow_csv(setup: dict[str, Any], http: httpx.Client) -> None:
+    # Issue 14 item 22: MLflow's scoring server takes `Content-Type: text/csv` with a
+    # header row (what DataFrame.to_csv writes); so does kiln's /invocations.
+    X = setup["X"].head(4)
+    body = X.to_csv(index=False).encode()
+    r = http.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": setup["model"].predict(X).tolist()}
+    r = http.post(
+        "/invocations?proba=true",
+        content=X[list(reversed(X.columns))].to_csv(index=False).encode(),
+        headers={"content-type": "text/csv; charset=utf-8"},
+    )
+    assert r.status_code == 200, r.text
+    assert np.allclose(r.json()["probabilities"], setup["model"].predict_proba(X))
+    missing = X.drop(columns="mean texture").to_csv(index=False).encode()
+    r = http.post("/invocations", content=missing, headers={"content-type": "text/csv"})
+    data = _check_error(r, 422, "INVALID_PARAMETER_VALUE")
+    assert [(e["column"], e["problem"]) for e in data["errors"]] == [("mean texture", "missing")]
+
+
 ERROR_CASES: dict[str, tuple[str, str, dict[str, Any], int, str]] = {
     # name: (method, path, request kwargs, status, error_code)
     "malformed_json": (
@@ -231,6 +252,41 @@ ERROR_CASES: dict[str, tuple[str, str, dict[str, Any], int, str]] = {
         "POST",
         "/v2/models/bc/infer",
         {"json": {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": [1.0]}]}},
+        422,
+        "INVALID_PARAMETER_VALUE",
+    ),
+    "csv_not_utf8": (
+        "POST",
+        "/invocations",
+        {"content": b"a,b\n1,2", "headers": {"content-type": "text/csv; charset=latin-1"}},
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    ),
+    "invocations_xml": (
+        "POST",
+        "/invocations",
+        {"content": b"<a/>", "headers": {"content-type": "text/xml"}},
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    ),
+    "csv_empty": (
+        "POST",
+        "/invocations",
+        {"content": b"", "headers": {"content-type": "text/csv"}},
+        400,
+        "BAD_REQUEST",
+    ),
+    "csv_ragged": (
+        "POST",
+        "/invocations",
+        {"content": b"a,b\n1,2,3,4\n", "headers": {"content-type": "text/csv"}},
+        400,
+        "BAD_REQUEST",
+    ),
+    "csv_header_only": (
+        "POST",
+        "/invocations",
+        {"content": b"mean radius,mean texture\n", "headers": {"content-type": "text/csv"}},
         422,
         "INVALID_PARAMETER_VALUE",
     ),
@@ -381,6 +437,9 @@ def test_openapi_and_offline_docs(setup: dict[str, Any], http: httpx.Client) -> 
     record = doc["components"]["schemas"]["Record"]
     assert record["required"] == list(setup["X"].columns)
     assert {"/predict", "/invocations", "/v2/models/{name}/infer"} <= set(doc["paths"])
+    bodies = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(bodies) == {"application/json", "text/csv"}
+    assert set(doc["paths"]["/predict"]["post"]["requestBody"]["content"]) == {"application/json"}
     page = http.get("/docs")
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from kiln.cli import cli
-from serve_helpers import breast_cancer, free_port, stop, train
+from serve_helpers import KILN, breast_cancer, free_port, register, set_alias, stop, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,57 +34,110 @@ def _uv() -> str:
 
 
 @pytest.mark.slow
-def test_the_wheel_installs_into_a_fresh_venv_and_serves(
+def test_the_wheel_installs_offline_into_a_fresh_venv_and_serves(
     model_dir: str, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    out = tmp_path / "dist"
-    result = CliRunner().invoke(
-        cli, ["package", model_dir, "-o", str(out), "--name", "kiln-model-bc"]
-    )
-    assert result.exit_code == 0, result.output
-    wheel = out / "kiln_model_bc-1.0.0-py3-none-any.whl"
-    assert wheel.exists()
-    dockerfile = (out / "Dockerfile").read_text()
-    assert "kiln-model-bc" in dockerfile
-    assert "EXPOSE 8000" in dockerfile
-    uv = _uv()
+    # Issue 14 items 3, 23 and 18: `kiln package models:/bc@production` in a fresh folder
+    # puts kiln-ml's wheel beside the model's (kiln-ml is on no package index), versions
+    # the wheel from the registry, and the packaged command describes itself.
+    store = f"sqlite:///{tmp_path / 'kiln.db'}"
+    register(store, model_dir, "bc")
+    version = register(store, model_dir, "bc")
+    set_alias(store, "bc", "production", version)
+    assert version == 2
+    work = tmp_path / "project"
+    work.mkdir()
     env = {**subprocess_env, "UV_LINK_MODE": "copy", "UV_PYTHON_DOWNLOADS": "never"}
     env.pop("VIRTUAL_ENV", None)
-    # kiln-ml itself is not on the package index: build its wheel next to the model's.
-    subprocess.run(
-        [uv, "build", "--wheel", "--out-dir", str(out), str(ROOT)],
+    done = subprocess.run(
+        [KILN, "--store", store, "package", "models:/bc@production", "-o", "dist"],
+        cwd=work,
         env=env,
-        check=True,
         capture_output=True,
-        timeout=300,
+        text=True,
+        timeout=600,
     )
+    assert done.returncode == 0, done.stderr
+    out = work / "dist"
+    wheel = out / "kiln_model_bc-2-py3-none-any.whl"
+    assert wheel.exists(), sorted(p.name for p in out.iterdir())
+    from kiln._version import __version__
+
+    assert [p.name for p in out.glob("kiln_ml-*.whl")] == [
+        f"kiln_ml-{__version__}-py3-none-any.whl"
+    ]
+    assert "version 2 (aliases: production)" in done.stdout
+    dockerfile = (out / "Dockerfile").read_text()
+    assert "kiln-model-bc" in dockerfile
+    assert "--find-links /tmp/wheels /tmp/wheels/kiln_model_bc-2-py3-none-any.whl" in dockerfile
+    assert "EXPOSE 8000" in dockerfile
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = zf.read("kiln_model_bc-2.dist-info/METADATA").decode()
+    assert "Version: 2\n" in metadata
+    assert "aliases: production" in metadata
+    uv = _uv()
     venv = tmp_path / "fresh"
     subprocess.run(
         [uv, "venv", "-q", "--python", "python3.11", str(venv)], env=env, check=True, timeout=120
     )
     python = venv / "bin" / "python"
+    # kiln-ml installed from its wheel file: `kiln package` there copies that wheel.
+    kiln_wheel = f"dist/kiln_ml-{__version__}-py3-none-any.whl"
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--offline", "--python", str(python), kiln_wheel],
+        cwd=work,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    repackaged = subprocess.run(
+        [str(venv / "bin" / "kiln"), "package", model_dir, "-o", "again", "--name", "m"],
+        cwd=work,
+        env={**env, "PATH": str(venv / "bin")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert repackaged.returncode == 0, repackaged.stderr
+    assert (work / "again" / Path(kiln_wheel).name).read_bytes() == (work / kiln_wheel).read_bytes()
+    # What a user runs: pip finds kiln-ml in dist/, with no package index reachable.
     subprocess.run(
         [
             uv,
             "pip",
             "install",
             "-q",
+            "--offline",
             "--compile-bytecode",
             "--python",
             str(python),
             "--find-links",
-            str(out),
-            str(wheel),
+            "dist",
+            "dist/kiln_model_bc-2-py3-none-any.whl",
         ],
+        cwd=work,
         env=env,
         check=True,
         timeout=600,
     )
-    port = free_port()
+    command = str(venv / "bin" / "kiln-model-bc")
     run_env = {k: v for k, v in env.items() if not k.startswith("KILN_STORE")}
     run_env["KILN_HOME"] = str(tmp_path / "home")
+    helped = subprocess.run(
+        [command, "--help"], env=run_env, capture_output=True, text=True, timeout=120
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "models:/bc version 2 (aliases: production)" in helped.stdout
+    assert "kiln-model-bc 2" in helped.stdout
+    assert "MODEL_URI" not in helped.stdout
+    assert "alias is watched" not in helped.stdout
+    assert "--reload-interval" not in helped.stdout
+    assert "--port" in helped.stdout
+    port = free_port()
     proc = subprocess.Popen(
-        [str(venv / "bin" / "kiln-model-bc"), "--port", str(port)],
+        [command, "--port", str(port)],
         env=run_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -120,6 +173,27 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves(
             timeout=900,
         )
         assert built.returncode == 0, built.stderr.decode()[-2000:]
+
+
+def test_package_copies_a_given_kiln_wheel_and_refuses_another_version(
+    model_dir: str, tmp_path: Path
+) -> None:
+    from kiln import ConfigurationError
+    from kiln._version import __version__
+    from kiln.serving import build_package
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    given = wheels / f"kiln_ml-{__version__}-py3-none-any.whl"
+    given.write_bytes(b"a wheel")
+    result = build_package(model_dir, tmp_path / "dist", kiln_wheel=wheels)
+    assert result["kiln_wheel"] == str(tmp_path / "dist" / given.name)
+    assert (tmp_path / "dist" / given.name).read_bytes() == b"a wheel"
+    assert result["wheel"].endswith("-1.0.0-py3-none-any.whl")
+    old = wheels / "kiln_ml-0.0.1-py3-none-any.whl"
+    old.write_bytes(b"old")
+    with pytest.raises(ConfigurationError, match=rf"not a kiln-ml {__version__} wheel"):
+        build_package(model_dir, tmp_path / "other", kiln_wheel=old)
 
 
 def test_package_names_must_be_usable(model_dir: str, tmp_path: Path) -> None:

@@ -62,10 +62,15 @@ def cli(ctx: click.Context, store: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; kiln's own errors print as one clear message and exit with status 1."""
+    return run_standalone(cli, argv, "kiln")
+
+
+def run_standalone(command: click.Command, argv: list[str] | None, prog: str) -> Any:
+    """Run a Click command as a program: kiln's errors as one message and status 1."""
     from kiln._exceptions import KilnError
 
     try:
-        return cli.main(args=argv, prog_name="kiln", standalone_mode=False)
+        return command.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-__all__ = ["package", "predict", "serve"]
+__all__ = ["package", "predict", "serve", "serve_packaged"]
 
 
 def _store(ctx: click.Context) -> str | None:
@@ -119,6 +119,14 @@ def _store(ctx: click.Context) -> str | None:
     show_default=True,
     help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
 )
+@click.option(
+    "--model-threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Threads the model itself uses per worker: n_jobs and OpenMP/BLAS pools "
+    "(0: every core). Batching and --workers do the parallel work.",
+)
 @click.pass_context
 def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
     """Serve MODEL_URI over HTTP: /predict, /invocations, /v2/..., /metrics, /docs.
@@ -146,6 +154,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         body_timeout=opts["body_timeout"],
         keepalive_timeout=opts["keepalive_timeout"],
         max_connections=opts["max_connections"],
+        model_threads=opts["model_threads"],
     )
     host, port = str(opts["host"]), int(opts["port"])
 
@@ -176,22 +185,73 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
 )
 @click.option("--name", help="Distribution name (default: kiln-model-<model name>).")
 @click.option(
-    "--version", "version", default="1.0.0", show_default=True, help="Distribution version."
+    "--version",
+    "version",
+    help="Distribution version (default: the registry version of a models:/ URI, else 1.0.0).",
+)
+@click.option(
+    "--kiln-wheel",
+    type=click.Path(exists=True),
+    help="A kiln-ml wheel (or a folder with one) to put beside the model's "
+    "(default: built from kiln's source tree when kiln runs from one).",
 )
 @click.pass_context
 def package(
-    ctx: click.Context, model_uri: str, output: str, name: str | None, version: str
+    ctx: click.Context,
+    model_uri: str,
+    output: str,
+    name: str | None,
+    version: str | None,
+    kiln_wheel: str | None,
 ) -> None:
-    """Package MODEL_URI as a wheel that serves it, plus a Dockerfile.
+    """Package MODEL_URI as a wheel that serves it, with kiln-ml's wheel and a Dockerfile.
 
-    `pip install` the wheel, then run its command (printed below) to serve the model.
+    Install offline with `pip install --find-links DIR DIR/<model wheel>`, then run its
+    command (printed below) to serve the model.
     """
     from kiln.serving import build_package
 
-    result = build_package(model_uri, output, name=name, version=version, store=_store(ctx))
+    result = build_package(
+        model_uri,
+        output,
+        name=name,
+        version=version,
+        store=_store(ctx),
+        kiln_wheel=kiln_wheel,
+    )
     click.echo(f"Wheel:      {result['wheel']}")
+    if result["version"]:
+        aliases = f" (aliases: {result['aliases']})" if result["aliases"] else ""
+        click.echo(f"Model:      version {result['version']}{aliases}")
+    click.echo(f"kiln-ml:    {result['kiln_wheel'] or 'from your package index'}")
     click.echo(f"Dockerfile: {result['dockerfile']}")
+    click.echo(f"Install:    pip install --find-links {output} {result['wheel']}")
     click.echo(f"Command:    {result['command']} --port 8000")
+
+
+def serve_packaged(model_dir: Any, argv: list[str], *, prog: str, about: str) -> Any:
+    """Run the command of a wheel made by `kiln package`: `kiln serve` on the packaged
+    model folder, with its own help (the model never changes, so no alias is watched)."""
+    import os
+
+    hidden = {"model_uri", "reload_interval"}
+
+    def run(**opts: Any) -> None:
+        ctx = click.get_current_context()
+        ctx.invoke(serve, model_uri=os.fspath(model_dir), reload_interval=0.0, **opts)
+
+    command = click.Command(
+        prog,
+        callback=run,
+        params=[p for p in serve.params if p.name not in hidden],
+        help=f"{about}, served over HTTP: /predict, /invocations, /v2/..., /metrics, /docs.\n\n"
+        "The model is inside this package; its files are checked against their recorded "
+        "hashes when it loads.",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    from kiln.cli import run_standalone
+
+    return run_standalone(command, argv, prog)
 
 
 @click.command()
@@ -227,6 +287,13 @@ def package(
     show_default=True,
     help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
 )
+@click.option(
+    "--model-threads",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Threads the model uses: n_jobs and OpenMP/BLAS pools (0: every core).",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -238,6 +305,7 @@ def predict(
     keep: tuple[str, ...],
     trust_pickle: bool,
     device: str,
+    model_threads: int,
 ) -> None:
     """Score SOURCE (Parquet or CSV) with MODEL_URI, in chunks, into --output."""
     from kiln.serving import predict_file
@@ -252,5 +320,6 @@ def predict(
         store=_store(ctx),
         trust_pickle=trust_pickle,
         device=device,
+        model_threads=model_threads,
     )
     click.echo(f"Wrote {rows:,} predictions to {output}")

@@ -45,8 +45,16 @@ from kiln.serving._http import Limits
 from kiln.serving._metrics import Metrics
 from kiln.serving._openapi import docs_page, openapi
 from kiln.serving._predlog import PredictionLog
-from kiln.serving._protocols import RequestError, parse_predict, parse_v2, v2_datatype, v2_outputs
+from kiln.serving._protocols import (
+    RequestError,
+    parse_csv,
+    parse_predict,
+    parse_v2,
+    v2_datatype,
+    v2_outputs,
+)
 from kiln.serving._runtime import Holder, load_entry, predict_frame
+from kiln.serving._threads import limit_pools, pool_sizes, set_n_jobs
 
 __all__ = ["ServeConfig", "create_app", "error_body"]
 
@@ -80,6 +88,9 @@ class ServeConfig:
         max_connections: Most open connections per worker process (lowered to fit the
             open-file limit); past it the connection waiting longest for a request is
             closed to make room, or the new one gets 503 when all are busy.
+        model_threads: Threads the model itself uses per worker process: `n_jobs` of
+            its estimators and the process's OpenMP/BLAS pools (0: every core; None: as
+            saved). Micro-batching and worker processes do the parallel work, so 1.
     """
 
     max_batch: int = 64
@@ -98,6 +109,7 @@ class ServeConfig:
     body_timeout: float = Limits.body_timeout
     keepalive_timeout: float = Limits.keepalive_timeout
     max_connections: int = Limits.max_connections
+    model_threads: int | None = 1
 
     def limits(self) -> Limits:
         """The HTTP protocol's timeouts and connection cap (checked)."""
@@ -155,6 +167,9 @@ class _Server:
             trust_pickle=config.trust_pickle,
             device=config.device,
         )
+        if config.model_threads is not None:
+            set_n_jobs(entry.model, config.model_threads)
+            limit_pools(config.model_threads)  # for this worker process, kept
         self.uri = uri if isinstance(uri, str) else getattr(uri, "source_uri_", "in-memory")
         if isinstance(uri, Model):
             self.uri = "in-memory"
@@ -168,6 +183,7 @@ class _Server:
             on_swap=self._swapped,
             trust_pickle=config.trust_pickle,
             device=config.device,
+            threads=config.model_threads,
         )
         self.batcher = Batcher(
             predict_frame,
@@ -178,6 +194,7 @@ class _Server:
         )
         self.metrics = Metrics(lambda: self.batcher.depth)
         self.metrics.version(None, entry.version)
+        self.metrics.threads(pool_sizes(entry.model))
         self.predlog = PredictionLog(
             self.uri, config.log_rate, store=config.store, flush_seconds=config.log_flush_seconds
         )
@@ -187,6 +204,7 @@ class _Server:
     def _swapped(self, old: str, new: str) -> None:
         self.metrics.swaps.inc()
         self.metrics.version(old, new)
+        self.metrics.threads(pool_sizes(self.holder.current.model))
 
     def _observe(self, size: int, depth: int) -> None:
         self.metrics.batch.observe(size)
@@ -220,15 +238,26 @@ class _Server:
 
         return endpoint
 
-    async def body(self, request: Request, rid: str) -> bytes:
-        """The raw body, once its Content-Type and size are checked."""
+    async def body(self, request: Request, rid: str, *, csv: bool = False) -> bytes:
+        """The raw body, once its Content-Type and size are checked (`csv`: text/csv is
+        accepted too, in UTF-8, as MLflow's scoring server does on /invocations)."""
         ctype = request.headers.get("content-type", "")
-        main = ctype.split(";", 1)[0].strip().lower()
-        if main and main != "application/json" and not main.endswith("+json"):
+        main, _, rest = (part.strip().lower() for part in ctype.partition(";"))
+        if csv and main == "text/csv":
+            params = dict(p.strip().partition("=")[::2] for p in rest.split(";") if p.strip())
+            charset = params.get("charset", "utf-8").strip('"')
+            if charset not in ("utf-8", "utf8"):
+                raise Problem(
+                    415,
+                    f"A CSV body must be UTF-8 (Content-Type: text/csv; charset=utf-8); got "
+                    f"charset {clip(charset, 40)}.",
+                )
+        elif main and main != "application/json" and not main.endswith("+json"):
             raise Problem(
                 415,
-                f"The body must be JSON (Content-Type: application/json, or none); got "
-                f"{clip(ctype)}.",
+                "The body must be JSON (Content-Type: application/json, or none)"
+                + (" or CSV with a header row (text/csv)" if csv else "")
+                + f"; got {clip(ctype)}.",
             )
         if "inference-header-content-length" in request.headers:
             raise Problem(
@@ -331,8 +360,20 @@ class _Server:
         entry = self.holder.current
         return entry, self.validate(entry, parsed.data), parsed.proba
 
-    async def predict(self, request: Request, rid: str) -> Response:
-        raw = await self.body(request, rid)
+    def _prepare_csv(self, raw: bytes, proba: bool) -> tuple[Any, Any, bool]:
+        entry = self.holder.current
+        try:
+            frame = parse_csv(raw, entry.model.signature_.inputs)
+        except RequestError as exc:
+            raise Problem(exc.status, str(exc), [exc.problem]) from None
+        return entry, self.validate(entry, frame), proba
+
+    async def invocations(self, request: Request, rid: str) -> Response:
+        """MLflow's scoring endpoint: /predict's JSON bodies, or CSV with a header row."""
+        return await self.predict(request, rid, csv=True)
+
+    async def predict(self, request: Request, rid: str, *, csv: bool = False) -> Response:
+        raw = await self.body(request, rid, csv=csv)
         self._refuse_when_full()
         query = request.scope.get("query_string", b"")
         proba = bool(query) and request.query_params.get("proba", "").lower() in (
@@ -340,7 +381,13 @@ class _Server:
             "true",
             "yes",
         )
-        entry, result, proba = await self.off_loop(raw, self._prepare_predict, raw, proba)
+        ctype = request.headers.get("content-type", "")
+        prepare = (
+            self._prepare_csv
+            if csv and ctype.partition(";")[0].strip().lower() == "text/csv"
+            else self._prepare_predict
+        )
+        entry, result, proba = await self.off_loop(raw, prepare, raw, proba)
         preds, probs = await self.run(entry, result.frame, proba)
         self.predlog.add(rid, entry.version, result.frame, preds)
         out: dict[str, Any] = {"predictions": _tolist(preds)}
@@ -572,7 +619,7 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Starlette:
     w = server.wrap
     routes = [
         Route("/predict", w("predict", server.predict), methods=["POST"]),
-        Route("/invocations", w("invocations", server.predict), methods=["POST"]),
+        Route("/invocations", w("invocations", server.invocations), methods=["POST"]),
         Route("/health", w("health", server.health), methods=["GET"]),
         Route("/ping", w("health", server.health), methods=["GET"]),
         Route("/ready", w("ready", server.ready_), methods=["GET"]),

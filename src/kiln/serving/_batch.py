@@ -53,6 +53,7 @@ def predict_file(
     store: str | None = None,
     trust_pickle: bool = False,
     device: str = "cpu",
+    model_threads: int | None = 0,
 ) -> int:
     """Score a Parquet or CSV file with a model, chunk by chunk; return the rows written.
 
@@ -72,6 +73,9 @@ def predict_file(
         trust_pickle: Load a model whose files run code when loaded (see
             `kiln.load_model`); refused without it.
         device: Where a PyTorch model loaded from a URI runs (see `load_model`).
+        model_threads: Threads the model uses while scoring, whatever it was saved
+            with: `n_jobs` of its estimators and the OpenMP/BLAS pools (0: every core;
+            None: as saved). A `kiln.Model` given gets its own `n_jobs` back afterwards.
 
     Raises:
         ValidationError: A chunk does not match the signature; the message gives the
@@ -97,11 +101,14 @@ def predict_file(
     tmp = dst.with_name(f".{dst.name}.partial")
     writer: Any = None
     offset = 0
+    from kiln.serving._threads import applied
+
     try:
-        for chunk in _chunks(src, kind_in, chunk_size):
-            out = _score(loaded, chunk, offset, proba, keep or [])
-            writer = _append(writer, out, tmp, kind_out)
-            offset += len(chunk)
+        with applied(loaded, model_threads):
+            for chunk in _chunks(src, kind_in, chunk_size):
+                out = _score(loaded, chunk, offset, proba, keep or [])
+                writer = _append(writer, out, tmp, kind_out)
+                offset += len(chunk)
         if writer is None:  # an empty input: an empty output with the same columns
             import pandas as pd
 

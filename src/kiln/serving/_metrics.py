@@ -57,6 +57,13 @@ class Metrics:
         self.predictions = Counter("kiln_predictions", "Rows predicted.", registry=r)
         self.swaps = Counter("kiln_model_swaps", "Model versions swapped in.", registry=r)
         self.info = Gauge("kiln_model_info", "The version served (1).", ["version"], registry=r)
+        self.pools = Gauge(
+            "kiln_model_threads",
+            "Threads the model may use in this process, read back: its n_jobs, and "
+            "threadpoolctl's OpenMP and BLAS pools.",
+            ["pool"],
+            registry=r,
+        )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
@@ -76,6 +83,11 @@ class Metrics:
         if old is not None:
             self.info.remove(old)
         self.info.labels(new).set(1)
+
+    def threads(self, sizes: dict[str, int]) -> None:
+        """Record the threads in effect (`kiln.serving._threads.pool_sizes`)."""
+        for pool, count in sizes.items():
+            self.pools.labels(pool).set(count)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -169,7 +169,21 @@ def openapi(signature: Any, name: str, version: str, strict: bool) -> dict[str, 
     }
     paths: dict[str, Any] = {
         "/predict": {"post": {**predict_op, "operationId": "predict"}},
-        "/invocations": {"post": {**predict_op, "operationId": "invocations"}},
+        "/invocations": {
+            "post": {
+                **predict_op,
+                "operationId": "invocations",
+                "description": "MLflow's scoring endpoint: the JSON bodies of /predict, or "
+                "CSV with a header row (text/csv, UTF-8).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        **json_body["content"],
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+            }
+        },
         "/health": {"get": {"summary": "Alive", "responses": _responses(obj)}},
         "/ready": {"get": {"summary": "Model loaded", "responses": _responses(obj, 503)}},
         "/metrics": {

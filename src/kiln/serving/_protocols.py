@@ -15,6 +15,11 @@ Accepted on `POST /predict` and MLflow's `POST /invocations`:
 | `{"dataframe_records": [{...}, ...]}` | MLflow, pandas "records" |
 | `{"instances": [...]}`, `{"inputs": ...}` | MLflow, TF-serving style (rows, records or columns) |
 
+`/invocations` also takes CSV, as MLflow's scoring server does: `Content-Type: text/csv`
+(UTF-8), a header row of column names, then one row per record, read by
+`pandas.read_csv` (`DataFrame.to_csv(index=False)` writes it); columns the signature
+holds as text (str, category) are read as text, so `"007"` stays `"007"`.
+
 MLflow's optional `"params"` object may carry `{"predict_proba": true}` (a JSON boolean).
 A dict of columns has a list for every column: single values beside lists are refused, not
 broadcast.
@@ -36,6 +41,7 @@ from kiln.serving._errors import clip
 __all__ = [
     "MLFLOW_KEYS",
     "RequestError",
+    "parse_csv",
     "parse_predict",
     "parse_v2",
     "v2_datatype",
@@ -135,6 +141,46 @@ def parse_predict(body: Any, *, proba: bool = False) -> Parsed:
         "a record, columns, a list of records, or an MLflow scoring format",
         f"a JSON {_kind(body)}",
     )
+
+
+def parse_csv(raw: bytes, inputs: list[Any]) -> Any:
+    """A DataFrame from a CSV body with a header row (MLflow's `text/csv`).
+
+    Args:
+        raw: The body.
+        inputs: The signature's input columns; text columns are read as text.
+
+    Raises:
+        RequestError: The body is empty, not CSV pandas can read, or has no rows.
+    """
+    import io
+    import warnings
+
+    import pandas as pd
+
+    expected = "a header row of column names, then one row per record (DataFrame.to_csv)"
+    if not raw.strip():
+        raise RequestError("The CSV body is empty.", expected, "no data", status=400)
+    text = {s.name: str for s in inputs if s.kind in ("str", "category")}
+    try:
+        with warnings.catch_warnings():  # a row longer than the header is an error
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.BytesIO(raw), dtype=text or None, encoding="utf-8", index_col=False
+            )
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserWarning) as exc:
+        found = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise RequestError(
+            f"The body is not CSV that can be read as a table: {clip(found, 200)}",
+            expected,
+            clip(found, 200),
+            status=400,
+        ) from None
+    if frame.empty:
+        raise RequestError(
+            "The CSV body has a header row but no records.", expected, "0 rows", status=422
+        )
+    return frame
 
 
 def _mlflow(key: str, value: Any) -> Any:

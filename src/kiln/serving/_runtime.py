@@ -119,6 +119,7 @@ class Holder:
         on_swap: Called with (old version, new version) after each swap.
         trust_pickle: Load new versions that run code when loaded (see `load_entry`).
         device: Where each new version is loaded (PyTorch models).
+        threads: `n_jobs` set on each new version's estimators (None: as saved).
     """
 
     def __init__(
@@ -132,8 +133,10 @@ class Holder:
         on_swap: Any = None,
         trust_pickle: bool = False,
         device: str = "cpu",
+        threads: int | None = None,
     ) -> None:
         self.uri = uri
+        self.threads = threads
         self.trust_pickle = trust_pickle
         self.device = device
         self.on_swap = on_swap
@@ -190,13 +193,19 @@ class Holder:
                 log.exception("Could not load the new version of %s", self.uri)
 
     def _load(self) -> Entry:
-        return load_entry(
+        entry = load_entry(
             self.uri,
             store=self.store,
             validation=self.validation,
             trust_pickle=self.trust_pickle,
             device=self.device,
         )
+        if self.threads is not None:
+            from kiln.serving._threads import limit_pools, set_n_jobs
+
+            set_n_jobs(entry.model, self.threads)
+            limit_pools(self.threads)  # libraries the new version loaded
+        return entry
 
 
 def _warm(entry: Entry) -> None:
