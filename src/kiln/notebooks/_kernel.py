@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -125,8 +126,6 @@ class Kernel:
         preload: list[str] | None = None,
         zygote: Zygote | None = None,
     ) -> None:
-        import subprocess
-
         from kiln.notebooks._preload import preload_args
 
         self.kernel_name = kernel_name
@@ -160,8 +159,11 @@ class Kernel:
         if zygote is not None and args is not None:
             with contextlib.suppress(OSError, RuntimeError):  # a dead fork server: start anew
                 forked = zygote.fork(args, self.cwd, environ)
+        # A session (and process group) of its own: the kernel and whatever it starts
+        # (joblib's loky workers, their resource tracker) are stopped together, and
+        # stopping them never reaches kiln's own group (see `shutdown`).
         self.proc = forked or subprocess.Popen(
-            argv, cwd=self.cwd, stdin=subprocess.DEVNULL, env=environ
+            argv, cwd=self.cwd, stdin=subprocess.DEVNULL, env=environ, start_new_session=True
         )
 
     def alive(self) -> bool:
@@ -176,11 +178,14 @@ class Kernel:
             self.proc.send_signal(signal.SIGINT)
 
     def shutdown(self) -> None:
-        """Stop the kernel process at once (its work is flushed before this is called)."""
-        if self.alive():
-            self.proc.kill()
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=10)
+        """Stop the kernel process at once, with every process it started.
+
+        Its work is flushed before this is called. Processes the kernel started (joblib's
+        loky workers and resource tracker, a notebook's `subprocess.Popen`) would outlive
+        it, orphaned, holding kiln's stdout open (`kiln notebook run | tee log` would not
+        end) until they time out: they are stopped too (see `stop_process_tree`).
+        """
+        stop_process_tree(self.proc)
         for suffix in ("", *(f"-{n}" for n in range(1, 6))):
             path = self.connection_file if not suffix else self.info["ip"] + suffix
             with contextlib.suppress(OSError):
@@ -196,6 +201,49 @@ class Kernel:
     ) -> Kernel:
         """Launch a kernel (or fork it from `zygote`); return without waiting for it to boot."""
         return cls(kernel_name, cwd, None, preload, zygote)
+
+
+def stop_process_tree(proc: subprocess.Popen[bytes] | ForkedProcess, grace: float = 2.0) -> None:
+    """Kill `proc` (a kernel) and stop every process it started.
+
+    The kernel leads a process group of its own (`start_new_session`, `os.setsid` in a
+    forked kernel). Its descendants are listed first (psutil), then the kernel is killed
+    (it can start no more), then the group and the descendants get SIGTERM and, after
+    `grace` seconds, SIGKILL. SIGTERM first lets a multiprocessing resource tracker, which
+    ignores it, see its writers go and clean up (semaphores, shared memory) before it ends.
+    A group is signalled only when the kernel leads it, so kiln's own never is.
+    """
+    import signal
+
+    import psutil
+
+    pid = proc.pid
+    group: int | None = pid  # a kernel that died already still leaves its group behind
+    with contextlib.suppress(OSError):
+        group = os.getpgid(pid)
+    if group != pid or group == os.getpgrp():
+        group = None  # a forked kernel not yet in its own session: only its own pid
+    try:
+        family = psutil.Process(pid).children(recursive=True) if proc.poll() is None else []
+    except psutil.Error:
+        family = []
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+    if group is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGTERM)
+    for child in family:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(family, timeout=grace) if family else ([], [])
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    if group is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def _client_for(kernel: Kernel) -> Any:
