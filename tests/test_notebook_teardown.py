@@ -140,3 +140,36 @@ def test_sigterm_stops_the_kernel_and_its_workers(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_ctrl_c_still_interrupts_the_cell(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    # The kernel left the terminal's process group; a Ctrl-C (SIGINT to the foreground
+    # group) must still interrupt the running cell, as it did when the kernel was in it.
+    write_nb(
+        tmp_path / "jl.ipynb",
+        "x = 0",
+        JOBLIB,
+        "import time\nopen('started', 'w').close()\nwhile True:\n    time.sleep(0.01)",
+    )
+    mark = uuid.uuid4().hex
+    env = {**subprocess_env, "KILN_TEST_MARK": mark}
+    proc = subprocess.Popen(
+        [KILN, "notebook", "run", "jl.ipynb"], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the looping cell never started"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        assert "KeyboardInterrupt" in err
+        assert _left_after(mark) == []
+    finally:
+        _kill_marked(mark)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

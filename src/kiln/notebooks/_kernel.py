@@ -64,6 +64,29 @@ def _ipc_dir() -> str:
     return _IPC[0]
 
 
+_LIVE: set[Kernel] = set()
+
+
+def _live(kernel: Kernel) -> None:
+    """Remember a started kernel: one still running at exit (kiln ended by Ctrl-C or an
+    error outside the notebook) is stopped with its processes, not left behind."""
+    if not _LIVE and not _EXIT_HOOK:
+        import atexit
+
+        atexit.register(_stop_live_kernels)
+        _EXIT_HOOK.append(True)
+    _LIVE.add(kernel)
+
+
+_EXIT_HOOK: list[bool] = []
+
+
+def _stop_live_kernels() -> None:
+    for kernel in list(_LIVE):
+        with contextlib.suppress(Exception):
+            kernel.shutdown()
+
+
 def kernel_spec(name: str) -> tuple[list[str], dict[str, str], str]:
     """The argv, extra env and resource folder of a Jupyter kernel spec, found the way
     jupyter_client finds it (user, then environment, then system data folders), with the
@@ -165,6 +188,7 @@ class Kernel:
         self.proc = forked or subprocess.Popen(
             argv, cwd=self.cwd, stdin=subprocess.DEVNULL, env=environ, start_new_session=True
         )
+        _live(self)
 
     def alive(self) -> bool:
         """Whether the kernel process is still running."""
@@ -185,6 +209,7 @@ class Kernel:
         it, orphaned, holding kiln's stdout open (`kiln notebook run | tee log` would not
         end) until they time out: they are stopped too (see `stop_process_tree`).
         """
+        _LIVE.discard(self)
         stop_process_tree(self.proc)
         for suffix in ("", *(f"-{n}" for n in range(1, 6))):
             path = self.connection_file if not suffix else self.info["ip"] + suffix
@@ -323,18 +348,21 @@ def execute(
 
 
 @contextlib.contextmanager
-def _sigterm_cancels(enabled: bool) -> Iterator[list[bool]]:
-    """While executing, SIGTERM cancels the running task (main thread only).
+def _sigterm_cancels(enabled: bool, kernel: Kernel) -> Iterator[list[bool]]:
+    """While executing, SIGTERM cancels the running task, and SIGINT (Ctrl-C) interrupts
+    the running cell (main thread only).
 
-    Yields a flag list that holds True once SIGTERM arrived. The process's own SIGTERM
-    handler is put back afterwards.
+    The kernel runs in a process group of its own, so the terminal's Ctrl-C no longer
+    reaches it: kiln passes it on, as Jupyter's interrupt button does. Yields a flag list
+    that holds True once SIGTERM arrived. The process's own handlers are put back
+    afterwards.
     """
     import asyncio
     import signal
     import threading
 
     fired: list[bool] = []
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield fired
         return
     loop = asyncio.get_running_loop()
@@ -345,13 +373,18 @@ def _sigterm_cancels(enabled: bool) -> Iterator[list[bool]]:
         fired.append(True)
         task.cancel()
 
-    previous = signal.getsignal(signal.SIGTERM)
-    loop.add_signal_handler(signal.SIGTERM, stop)
+    signals: dict[signal.Signals, Callable[[], None]] = {signal.SIGINT: kernel.interrupt}
+    if enabled:
+        signals[signal.SIGTERM] = stop
+    previous: dict[signal.Signals, Any] = {sig: signal.getsignal(sig) for sig in signals}
+    for sig, handler in signals.items():
+        loop.add_signal_handler(sig, handler)
     try:
         yield fired
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 async def _execute(
@@ -364,7 +397,7 @@ async def _execute(
     on_cell: Callable[[int], None] | None,
     stop_on_sigterm: bool = False,
 ) -> Execution:
-    with _sigterm_cancels(stop_on_sigterm) as fired:
+    with _sigterm_cancels(stop_on_sigterm, kernel) as fired:
         return await _execute_cells(
             nb, kernel, setup, teardown, timeout, startup_timeout, on_cell, fired
         )
