@@ -366,7 +366,11 @@ def _attach() -> ActiveRun | None:
 
 
 def end_run(status: str = "finished") -> None:
-    """End the innermost active run (for runs started without `with`)."""
+    """End the innermost active run (for runs started without `with`).
+
+    A run this process attached to or joined (`KILN_RUN_ID`) is left to its owner: only
+    the runs nested in it end.
+    """
     run = active_run()
     if run is None:
         raise NoActiveRunError("kiln.end_run() was called, but no run is active.")
