@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import subprocess
 import sys
@@ -182,3 +183,40 @@ def test_complex_parameters_runs_injected_as_papermill_does(
         "which defines ['msg', 'a', 'b', 'c', 'd'] (the parameters cell has a syntax error at "
         "line 14 (invalid syntax); kiln read the other lines)"
     ) in " ".join(unknown.stderr.split())
+
+
+def test_a_notebook_run_records_the_parameters_cells_defaults_too(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # Only the injected parameters were recorded: a run with `-p alpha=2` showed alpha,
+    # but not the layers, name or seed it ran with.
+    write_nb(
+        tmp_path / "train.ipynb",
+        "import pathlib\nalpha = 0.5\nlayers = [64, 32]\nname: str = 'base'\nseed = 7\n"
+        "data = pathlib.Path('data')\nseed = 8",
+        "import kiln\nkiln.log_param('seed', seed)",  # the notebook logging a param agrees
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kiln"), "notebook", "run", "train.ipynb",
+         "-p", "alpha=2", "--json"],
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = kiln.get_run(json.loads(done.stdout)["run_id"])
+    # Injected values override defaults; a computed default (`data`) has no value to record.
+    assert run.params == {"alpha": "2", "layers": "[64, 32]", "name": "base", "seed": "8"}
+    plain = subprocess.run(
+        [str(Path(sys.executable).parent / "kiln"), "notebook", "run", "train.ipynb", "--json"],
+        cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert kiln.get_run(json.loads(plain.stdout)["run_id"]).params["alpha"] == "0.5"
+
+
+def test_parameter_defaults_reads_literals_only() -> None:
+    from kiln.notebooks._params import parameter_defaults
+
+    source = "a = b = 1\nc: int = 2\nd = f()\nn = 1\nn += 1\nx, y = 1, 2\n%time z = 3\nw = -1.5"
+    assert parameter_defaults(source) == {"a": 1, "b": 1, "c": 2, "w": -1.5}

@@ -273,8 +273,10 @@ def test_a_process_with_kiln_run_id_logs_to_that_run_and_leaves_it_running(
         "import kiln\n"
         "kiln.log_metric('m', 1.5)\n"
         "assert kiln.active_run().id == kiln.get_run(kiln.active_run().id).id\n"
-        "with kiln.start_run(name='inner') as inner:\n"
-        "    print(inner.parent_id)\n"
+        "with kiln.start_run(name='joined') as joined:\n"
+        "    with kiln.start_run(name='inner') as inner:\n"
+        "        print(joined.id, inner.parent_id)\n"
+        "kiln.end_run()\n"  # the owner ends it, not this process
     )
     env = {**subprocess_env, "KILN_STORE": tracked, "KILN_RUN_ID": run.id}
     out = subprocess.run(
@@ -286,7 +288,8 @@ def test_a_process_with_kiln_run_id_logs_to_that_run_and_leaves_it_running(
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == run.id  # a run started there nests under the attached one
+    # The first start_run there joins the attached run; one inside it nests under it.
+    assert out.stdout.split() == [run.id, run.id]
     seen = kiln.get_run(run.id)
     assert seen.metrics["m"] == 1.5
     assert seen.status == "running"  # the child process did not end it
@@ -397,3 +400,38 @@ def test_cells_have_a_generous_default_timeout(
     assert done.returncode == 1
     assert "ran longer than the per-cell timeout (1 seconds)" in done.stderr
     assert "raise it with -t/--timeout SECONDS" in " ".join(done.stderr.split())
+
+
+MLFLOW_STYLE = (
+    "alpha = 0.5",
+    "import kiln\nwith kiln.start_run(experiment='mine', params={'seed': 1}) as run:\n"
+    "    kiln.log_metric('auc', alpha)\nkiln.log_metric('after', 1.0)",
+)
+
+
+def test_a_notebook_that_logs_runs_in_plain_jupyter_and_under_kiln(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # In plain Jupyter, kiln.log_metric raised NoActiveRunError; wrapped in start_run,
+    # the notebook made a child run in another experiment under `kiln notebook run`.
+    from nbclient import NotebookClient
+
+    write_nb(tmp_path / "plain.ipynb", "alpha = 0.5", "import kiln\nkiln.log_metric('auc', alpha)")
+    plain = nbformat.read(tmp_path / "plain.ipynb", as_version=4)
+    NotebookClient(plain, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    (auto,) = kiln.get_client().search_runs()
+    assert (auto.experiment, auto.status, auto.metrics) == ("Default", "finished", {"auc": 0.5})
+
+    write_nb(tmp_path / "mlflow_style.ipynb", *MLFLOW_STYLE)
+    done = _kiln(
+        "notebook", "run", "mlflow_style.ipynb", "-p", "alpha=0.75", "-e", "nb", "--json",
+        cwd=tmp_path, env=subprocess_env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = kiln.get_run(json.loads(done.stdout)["run_id"])
+    assert (run.experiment, run.status) == ("nb", "finished")
+    assert run.metrics == {"auc": 0.75, "after": 1.0} | {
+        k: v for k, v in run.metrics.items() if k.startswith("notebook.")
+    }
+    assert run.params == {"alpha": "0.75", "seed": "1"}
+    assert len(kiln.get_client().search_runs()) == 2  # no child run, no experiment "mine"

@@ -459,22 +459,57 @@ def test_runs_without_with_and_end_run(tracked: str) -> None:
         (lambda: kiln.log_dataset({"a": [1]}), "log_dataset"),
     ],
 )
-def test_logging_outside_a_run_raises(call: object, name: str) -> None:
-    # Raised before any store is opened (the autouse fixture isolates KILN_HOME).
-    with pytest.raises(
-        NoActiveRunError,
-        match=rf"kiln\.{name}\(\) was called outside a run\. Start one first:\n"
-        r"    with kiln\.start_run\(experiment='my-experiment'\):",
-    ):
-        call()  # type: ignore[operator]
+def test_logging_outside_a_run_starts_one(tracked: str, call: object, name: str) -> None:
+    # It raised NoActiveRunError, so a notebook that logs could not run in plain Jupyter;
+    # MLflow's fluent calls start a run, and so do kiln's.
+    call()  # type: ignore[operator]
+    run = kiln.active_run()
+    assert run is not None
+    assert run.experiment == "Default"
+    kiln.end_run()
+    stored = kiln.get_run(run.id)
+    assert stored.status == "finished"
+    assert stored.params or stored.metrics or stored.tags or stored.artifacts or stored.datasets
+    assert kiln.active_run() is None
 
 
-def test_logging_after_the_run_ended_raises(tracked: str) -> None:
+def test_logging_after_the_run_ended_starts_another(tracked: str) -> None:
     with kiln.start_run() as run:
         kiln.log_metric("m", 1.0)
-    with pytest.raises(NoActiveRunError, match=r"kiln\.log_metric\(\) was called outside a run"):
-        kiln.log_metric("m", 2.0)
+    kiln.log_metric("m", 2.0)
+    second = kiln.active_run()
+    assert second is not None
+    assert second.id != run.id
+    kiln.end_run()
     assert [m.value for m in kiln.metric_history(run.id, "m")] == [1.0]
+    assert [m.value for m in kiln.metric_history(second.id, "m")] == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("tail", "status", "error"),
+    [
+        ("", "finished", None),
+        ("raise ValueError('boom')", "failed", "ValueError: boom"),
+        ("raise KeyboardInterrupt", "killed", "KeyboardInterrupt"),
+    ],
+)
+def test_a_script_that_logs_without_a_run_gets_one_ended_at_exit(
+    tracked: str, subprocess_env: dict[str, str], tail: str, status: str, error: str | None
+) -> None:
+    code = f"import kiln\nkiln.log_metric('loss', 0.5)\nkiln.log_param('lr', 0.1)\n{tail}\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**subprocess_env, "KILN_STORE": tracked},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (done.returncode == 0) == (status == "finished"), done.stderr
+    (run,) = kiln.get_client().search_runs()
+    assert run.status == status
+    assert run.metrics == {"loss": 0.5}
+    assert run.params == {"lr": "0.1"}
+    if error is None:
+        assert run.error is None
+    else:
+        assert error in (run.error or "")
 
 
 def test_refused_params_at_start_end_the_run_failed(tracked: str) -> None:

@@ -13,7 +13,7 @@ KilnError
 ├── TrackingError               a tracking call was given bad input
 │   ├── InvalidMetricError      a metric value is NaN, infinite or not a number
 │   ├── ParamConflictError      a param is logged again with a different value
-│   ├── NoActiveRunError        a logging call made outside any run
+│   ├── NoActiveRunError        a call that needs an active run made outside one
 │   └── FilterSyntaxError       a run filter or order-by cannot be parsed
 ├── ModelError                  a model cannot be fitted, saved, loaded or called
 │   ├── ModelFormatError        a folder is not a kiln saved model, or a newer format
@@ -143,7 +143,11 @@ class ParamConflictError(TrackingError):
 
 
 class NoActiveRunError(TrackingError):
-    """A logging call was made with no active run and no run id."""
+    """A call that stores with the active run (`kiln.end_run`, `model.save()` without a
+    path, `kiln.evaluate(log=True)`, `Report.log()`) was made with no run active.
+
+    Plain logging calls (`kiln.log_metric`, ...) never raise it: outside a run they start one.
+    """
 
 
 class FilterSyntaxError(TrackingError):

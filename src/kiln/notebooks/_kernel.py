@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -61,6 +62,29 @@ def _ipc_dir() -> str:
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         _IPC.append(folder)
     return _IPC[0]
+
+
+_LIVE: set[Kernel] = set()
+
+
+def _live(kernel: Kernel) -> None:
+    """Remember a started kernel: one still running at exit (kiln ended by Ctrl-C or an
+    error outside the notebook) is stopped with its processes, not left behind."""
+    if not _LIVE and not _EXIT_HOOK:
+        import atexit
+
+        atexit.register(_stop_live_kernels)
+        _EXIT_HOOK.append(True)
+    _LIVE.add(kernel)
+
+
+_EXIT_HOOK: list[bool] = []
+
+
+def _stop_live_kernels() -> None:
+    for kernel in list(_LIVE):
+        with contextlib.suppress(Exception):
+            kernel.shutdown()
 
 
 def kernel_spec(name: str) -> tuple[list[str], dict[str, str], str]:
@@ -125,8 +149,6 @@ class Kernel:
         preload: list[str] | None = None,
         zygote: Zygote | None = None,
     ) -> None:
-        import subprocess
-
         from kiln.notebooks._preload import preload_args
 
         self.kernel_name = kernel_name
@@ -160,9 +182,13 @@ class Kernel:
         if zygote is not None and args is not None:
             with contextlib.suppress(OSError, RuntimeError):  # a dead fork server: start anew
                 forked = zygote.fork(args, self.cwd, environ)
+        # A session (and process group) of its own: the kernel and whatever it starts
+        # (joblib's loky workers, their resource tracker) are stopped together, and
+        # stopping them never reaches kiln's own group (see `shutdown`).
         self.proc = forked or subprocess.Popen(
-            argv, cwd=self.cwd, stdin=subprocess.DEVNULL, env=environ
+            argv, cwd=self.cwd, stdin=subprocess.DEVNULL, env=environ, start_new_session=True
         )
+        _live(self)
 
     def alive(self) -> bool:
         """Whether the kernel process is still running."""
@@ -176,11 +202,15 @@ class Kernel:
             self.proc.send_signal(signal.SIGINT)
 
     def shutdown(self) -> None:
-        """Stop the kernel process at once (its work is flushed before this is called)."""
-        if self.alive():
-            self.proc.kill()
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=10)
+        """Stop the kernel process at once, with every process it started.
+
+        Its work is flushed before this is called. Processes the kernel started (joblib's
+        loky workers and resource tracker, a notebook's `subprocess.Popen`) would outlive
+        it, orphaned, holding kiln's stdout open (`kiln notebook run | tee log` would not
+        end) until they time out: they are stopped too (see `stop_process_tree`).
+        """
+        _LIVE.discard(self)
+        stop_process_tree(self.proc)
         for suffix in ("", *(f"-{n}" for n in range(1, 6))):
             path = self.connection_file if not suffix else self.info["ip"] + suffix
             with contextlib.suppress(OSError):
@@ -196,6 +226,49 @@ class Kernel:
     ) -> Kernel:
         """Launch a kernel (or fork it from `zygote`); return without waiting for it to boot."""
         return cls(kernel_name, cwd, None, preload, zygote)
+
+
+def stop_process_tree(proc: subprocess.Popen[bytes] | ForkedProcess, grace: float = 2.0) -> None:
+    """Kill `proc` (a kernel) and stop every process it started.
+
+    The kernel leads a process group of its own (`start_new_session`, `os.setsid` in a
+    forked kernel). Its descendants are listed first (psutil), then the kernel is killed
+    (it can start no more), then the group and the descendants get SIGTERM and, after
+    `grace` seconds, SIGKILL. SIGTERM first lets a multiprocessing resource tracker, which
+    ignores it, see its writers go and clean up (semaphores, shared memory) before it ends.
+    A group is signalled only when the kernel leads it, so kiln's own never is.
+    """
+    import signal
+
+    import psutil
+
+    pid = proc.pid
+    group: int | None = pid  # a kernel that died already still leaves its group behind
+    with contextlib.suppress(OSError):
+        group = os.getpgid(pid)
+    if group != pid or group == os.getpgrp():
+        group = None  # a forked kernel not yet in its own session: only its own pid
+    try:
+        family = psutil.Process(pid).children(recursive=True) if proc.poll() is None else []
+    except psutil.Error:
+        family = []
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+    if group is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGTERM)
+    for child in family:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(family, timeout=grace) if family else ([], [])
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    if group is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def _client_for(kernel: Kernel) -> Any:
@@ -275,18 +348,21 @@ def execute(
 
 
 @contextlib.contextmanager
-def _sigterm_cancels(enabled: bool) -> Iterator[list[bool]]:
-    """While executing, SIGTERM cancels the running task (main thread only).
+def _sigterm_cancels(enabled: bool, kernel: Kernel) -> Iterator[list[bool]]:
+    """While executing, SIGTERM cancels the running task, and SIGINT (Ctrl-C) interrupts
+    the running cell (main thread only).
 
-    Yields a flag list that holds True once SIGTERM arrived. The process's own SIGTERM
-    handler is put back afterwards.
+    The kernel runs in a process group of its own, so the terminal's Ctrl-C no longer
+    reaches it: kiln passes it on, as Jupyter's interrupt button does. Yields a flag list
+    that holds True once SIGTERM arrived. The process's own handlers are put back
+    afterwards.
     """
     import asyncio
     import signal
     import threading
 
     fired: list[bool] = []
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield fired
         return
     loop = asyncio.get_running_loop()
@@ -297,13 +373,18 @@ def _sigterm_cancels(enabled: bool) -> Iterator[list[bool]]:
         fired.append(True)
         task.cancel()
 
-    previous = signal.getsignal(signal.SIGTERM)
-    loop.add_signal_handler(signal.SIGTERM, stop)
+    signals: dict[signal.Signals, Callable[[], None]] = {signal.SIGINT: kernel.interrupt}
+    if enabled:
+        signals[signal.SIGTERM] = stop
+    previous: dict[signal.Signals, Any] = {sig: signal.getsignal(sig) for sig in signals}
+    for sig, handler in signals.items():
+        loop.add_signal_handler(sig, handler)
     try:
         yield fired
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 async def _execute(
@@ -316,7 +397,7 @@ async def _execute(
     on_cell: Callable[[int], None] | None,
     stop_on_sigterm: bool = False,
 ) -> Execution:
-    with _sigterm_cancels(stop_on_sigterm) as fired:
+    with _sigterm_cancels(stop_on_sigterm, kernel) as fired:
         return await _execute_cells(
             nb, kernel, setup, teardown, timeout, startup_timeout, on_cell, fired
         )

@@ -32,6 +32,7 @@ __all__ = [
     "codify",
     "find_tagged",
     "inject",
+    "parameter_defaults",
     "parameter_names",
     "parse_parameters_cell",
     "parse_value",
@@ -128,6 +129,49 @@ def parse_parameters_cell(source: str) -> tuple[list[str], list[tuple[int, str]]
     Returns:
         The names in order, and `(line, message)` for each skipped line (1-based).
     """
+    body, errors = _statements(source)
+    return _assigned(body), errors
+
+
+def parameter_defaults(source: str) -> dict[str, Any]:
+    """The values a `parameters` cell assigns, where they are Python literals.
+
+    `alpha = 0.5`, `layers = [64, 32]`, `name: str = "x"` and `a = b = 1` are read (with
+    `ast.literal_eval`; nothing is run). A name whose last assignment is computed
+    (`path = Path.home() / "data"`, `n += 1`, `a, b = f()`) has no value before the cell
+    runs and is left out. Lines that do not parse are skipped, as `parse_parameters_cell`
+    skips them.
+    """
+    body, _ = _statements(source)
+    values: dict[str, Any] = {}
+    for node in body:
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
+        if isinstance(node, ast.Assign):
+            targets, value = list(node.targets), node.value
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+            value = node.value if isinstance(node, ast.AnnAssign) else None
+        try:
+            literal = ast.literal_eval(value) if value is not None else _NOT_LITERAL
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            literal = _NOT_LITERAL
+        for target in targets:
+            if isinstance(target, ast.Name) and literal is not _NOT_LITERAL:
+                values.pop(target.id, None)  # a reassignment moves the name to the end
+                values[target.id] = literal
+                continue
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    values.pop(sub.id, None)
+    return values
+
+
+_NOT_LITERAL = object()
+
+
+def _statements(source: str) -> tuple[list[ast.stmt], list[tuple[int, str]]]:
+    """The top-level statements of a cell that parse, and the lines that do not."""
     lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines()]
     body: list[ast.stmt] = []
     errors: list[tuple[int, str]] = []
@@ -146,7 +190,7 @@ def parse_parameters_cell(source: str) -> tuple[list[str], list[tuple[int, str]]
             except SyntaxError:
                 continue
         start = bad
-    return _assigned(body), errors
+    return body, errors
 
 
 def _assigned(body: list[ast.stmt]) -> list[str]:

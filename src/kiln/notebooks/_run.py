@@ -26,7 +26,14 @@ from kiln._exceptions import (
     NotebookError,
 )
 from kiln._extras import require
-from kiln.notebooks._params import INJECTED_TAG, check_parameters, inject
+from kiln.notebooks._params import (
+    INJECTED_TAG,
+    PARAMETERS_TAG,
+    check_parameters,
+    find_tagged,
+    inject,
+    parameter_defaults,
+)
 from kiln.tracking._validate import shorten
 
 if TYPE_CHECKING:
@@ -38,6 +45,7 @@ __all__ = [
     "NotebookResult",
     "prepare",
     "read_notebook",
+    "recorded_parameters",
     "render_html",
     "run_notebook",
 ]
@@ -122,6 +130,28 @@ def prepare(nb: Any, parameters: Mapping[str, Any], *, allow_unknown: bool) -> l
         index_map.append(count)
         count += 1
     return index_map
+
+
+def recorded_parameters(nb: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The params a notebook run records: every parameter the notebook runs with.
+
+    The `parameters` cell's defaults (its literal values; see `parameter_defaults`), then
+    what an injected cell already in the notebook sets, then `parameters` (the injected
+    values override the defaults). A default too long to be a param is left out.
+    """
+    from kiln.tracking._validate import MAX_PARAM, param_text
+
+    recorded: dict[str, Any] = {}
+    for tag in (PARAMETERS_TAG, INJECTED_TAG):
+        index = find_tagged(nb, tag)
+        if index < 0:
+            continue
+        for name, value in parameter_defaults(nb.cells[index].source).items():
+            with contextlib.suppress(Exception):  # not storable as a param: left out
+                if len(param_text(value)) <= MAX_PARAM:
+                    recorded[name] = value
+    recorded.update(parameters)
+    return recorded
 
 
 def _kernel_name(nb: Any, kernel_name: str | None) -> str:
@@ -368,8 +398,9 @@ def execute_prepared(
                 git=parent is None,
             ),
         )
-        if params:
-            client.log_params(run_id, params)
+        recorded = recorded_parameters(nb, params)
+        if recorded:
+            client.log_params(run_id, recorded)
         client.flush()  # the kernel reads the run before it logs to it
         env = {"KILN_RUN_ID": run_id, "KILN_STORE": client.store.url}
         nb.metadata["kiln"] = {"run_id": run_id, "parameters": params}

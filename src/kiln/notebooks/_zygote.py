@@ -144,6 +144,7 @@ def _child(request: dict[str, Any], fds: tuple[int, ...]) -> None:
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel's own `!cmd` waits on children
+        os.setsid()  # a process group of its own, stopped whole (`_kernel.stop_process_tree`)
         for fd in fds:
             os.close(fd)
         devnull = os.open(os.devnull, os.O_RDONLY)

@@ -2,11 +2,15 @@
 
 One process-wide stack of active runs: a run started inside another becomes its child.
 The store is chosen by `kiln.configure(store=...)`, else `KILN_STORE`, else the embedded
-default. Runs started without `with` are ended as `finished` at interpreter exit.
+default. A logging call made outside any run starts one (as MLflow's fluent API does).
+Runs started without `with` are ended at interpreter exit: `failed` (with the traceback)
+when a script ends on an uncaught exception, `killed` on Ctrl-C, else `finished`.
 
 A process started on behalf of a run (a notebook kernel run by `kiln notebook run`) gets
 the run's id in `KILN_RUN_ID`: with no run of its own active, its logging calls attach to
-that run, which this process never ends (its owner does).
+that run, and its first `start_run()` joins it (a notebook written for plain Jupyter,
+`with kiln.start_run(): ...`, logs to the notebook's run); this process never ends that
+run (its owner does).
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class ActiveRun:
         self._pid = os.getpid()  # a forked child inherits the stack, not the run
         self._sampled = False
         self._attached = False  # a run of another process (KILN_RUN_ID): never ended here
+        self._joined = False  # an attached run that start_run() returned, until it "ends"
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id[:12]} {self.name!r} experiment={self.experiment!r}>"
@@ -143,6 +148,12 @@ class ActiveRun:
         failure: TrackingError | None = None
         with _lock:
             if self.ended:
+                return
+            if self._attached:
+                # Its owner ends it; the runs this process nested in it end here.
+                self._joined = False
+                while self in _stack and _stack[-1] is not self:
+                    _stack[-1].end(status)
                 return
             while self in _stack:
                 top = _stack.pop()
@@ -222,6 +233,11 @@ def start_run(
         kiln.log_metric("auc", 0.91)
     ```
 
+    In a process started for a run (`KILN_RUN_ID`, as in a notebook under `kiln notebook
+    run`), the first `start_run()` joins that run instead: what the block logs lands on
+    it, its name and experiment stay as its owner made them, and leaving the block does
+    not end it (its owner does). A `start_run()` inside the joined block makes a child.
+
     Args:
         name: A human name (a memorable one is made up when omitted).
         experiment: The experiment, created on first use. Nested runs default to the
@@ -241,8 +257,22 @@ def start_run(
     from kiln.tracking._env import capture_environment
 
     client = get_client()
-    _attach()
+    attached = _attach()
     with _lock:
+        if (
+            parent is None
+            and attached is not None
+            and attached._attached
+            and not attached._joined
+            and _stack == [attached]
+        ):
+            # In a process run for a run (a notebook under `kiln notebook run`): join it.
+            attached._joined = True
+            if tags:
+                client.set_tags(attached.id, tags)
+            if params:
+                client.log_params(attached.id, params)
+            return attached
         parent_run = _stack[-1] if _stack else None
         if parent is not None:
             parent_id: str | None = client.resolve_run_id(parent)
@@ -336,7 +366,11 @@ def _attach() -> ActiveRun | None:
 
 
 def end_run(status: str = "finished") -> None:
-    """End the innermost active run (for runs started without `with`)."""
+    """End the innermost active run (for runs started without `with`).
+
+    A run this process attached to or joined (`KILN_RUN_ID`) is left to its owner: only
+    the runs nested in it end.
+    """
     run = active_run()
     if run is None:
         raise NoActiveRunError("kiln.end_run() was called, but no run is active.")
@@ -344,21 +378,29 @@ def end_run(status: str = "finished") -> None:
 
 
 def _active(fn: str) -> ActiveRun:
+    """The run a logging call `fn` logs to: the active one, else one started now."""
     try:
         return _stack[-1]  # a list read is atomic: no lock on the logging hot path
     except IndexError:
-        attached = _attach()
-        if attached is not None:
-            return attached
-        raise NoActiveRunError(
-            f"kiln.{fn}() was called outside a run. Start one first:\n"
-            "    with kiln.start_run(experiment='my-experiment'):\n"
-            f"        kiln.{fn}(...)"
-        ) from None
+        pass
+    attached = _attach()
+    if attached is not None:
+        return attached
+    with _lock:
+        if _stack:  # another thread started one meanwhile
+            return _stack[-1]
+        # As MLflow's fluent API does: a run in the default experiment, ended at exit.
+        return start_run()
 
 
 def log_param(key: str, value: Any) -> None:
-    """Record a param (an input of the run; it cannot change once logged)."""
+    """Record a param (an input of the run; it cannot change once logged).
+
+    This and the other logging calls (`log_params`, `log_metric`, `log_metrics`,
+    `set_tag`, `set_tags`, `log_artifact`, `log_text`, `log_dataset`, `kiln.record`) log
+    to the active run; outside any run they start one (in the default experiment), which
+    stays active until `kiln.end_run()` or interpreter exit (see `start_run`).
+    """
     _active("log_param").log_param(key, value)
 
 
@@ -510,8 +552,25 @@ def _times(ms: list[int | None], pd: Any) -> Any:
     return pd.to_datetime(pd.array(ms, dtype="Int64"), unit="ms", utc=True)
 
 
+def _exit_status() -> tuple[str, str | None]:
+    """How this process is ending: `finished`, or `failed`/`killed` (and the traceback)
+    when a script ends on an uncaught exception. The interpreter keeps that exception in
+    `sys.last_value` before exit; an interactive session or a Jupyter kernel keeps the
+    last one shown at the prompt there, which does not end the process: not a failure."""
+    exc = getattr(sys, "last_value", None)
+    if exc is None or hasattr(sys, "ps1"):
+        return "finished", None
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None:
+        return "finished", None
+    if isinstance(exc, KeyboardInterrupt):
+        return "killed", "KeyboardInterrupt"
+    return "failed", "".join(traceback.format_exception(exc))
+
+
 def _end_runs_at_exit() -> None:
-    """End the runs still open (as finished), queuing their ends; never raises."""
+    """End the runs still open (as `_exit_status` says), queuing their ends; never raises."""
+    status, error = _exit_status() if _stack else ("finished", None)
     with _lock:
         while _stack:
             run = _stack[-1]
@@ -520,7 +579,7 @@ def _end_runs_at_exit() -> None:
                 _stack.pop()
                 continue
             try:
-                run.end("finished")
+                run.end(status, error)
             except Exception:  # noqa: BLE001 - never fail interpreter exit
                 if _stack and _stack[-1] is run:
                     _stack.pop()
