@@ -412,6 +412,27 @@ def test_serving_is_printed_only_once_the_model_is_loaded(tmp_path: Path, model:
         stop(proc)
 
 
+def test_a_port_in_use_is_one_clear_error_before_the_model_loads(
+    tmp_path: Path, model: str
+) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [KILN, "serve", model, "--port", str(port)],
+            env=_env(tmp_path), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"Error: Port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "--port 0 takes a free one" in done.stderr
+    assert "Serving" not in done.stderr
+    assert "Errno" not in done.stderr
+
+
 def _line_with(stream: Any, needle: str, seconds: float) -> str:
     found: list[str] = []
 

@@ -157,6 +157,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         model_threads=opts["model_threads"],
     )
     host, port = str(opts["host"]), int(opts["port"])
+    _check_port_free(host, port)
 
     def ready(url: str) -> None:  # once the model is loaded and the port bound
         click.echo(f"Serving {model_uri} on {url} (docs: /docs)", err=True)
@@ -171,6 +172,29 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         config=config,
         on_ready=ready,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before the model is loaded."""
+    import errno
+    import socket
+
+    from kiln._exceptions import ConfigurationError
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # anything else is uvicorn's to report
+            raise ConfigurationError(
+                f"Port {port} on {host} is already in use by another process: stop it, or "
+                "choose another port with --port (--port 0 takes a free one)."
+            ) from None
 
 
 @click.command()
