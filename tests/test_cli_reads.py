@@ -1,0 +1,115 @@
+"""Reading commands as a data scientist meets them in a fresh project folder (issue 14).
+
+Each test runs the real `kiln` command in a subprocess, in a new git repository, without
+KILN_HOME or KILN_STORE: the default store is the one kiln finds from the working folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KILN = str(Path(sys.executable).parent / "kiln")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A new, empty git repository: the user's project folder."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q", str(folder)], check=True, timeout=30)
+    return folder
+
+
+@pytest.fixture
+def env(subprocess_env: dict[str, str]) -> dict[str, str]:
+    """The user's environment: no KILN_HOME, no KILN_STORE."""
+    out = dict(subprocess_env)
+    for var in ("KILN_HOME", "KILN_STORE", "KILN_ARTIFACTS"):
+        out.pop(var, None)
+    return out
+
+
+def kiln(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KILN, *args], cwd=project, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def python(project: Path, env: dict[str, str], code: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env=env,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_reading_commands_never_create_a_store_and_name_where_they_looked(
+    project: Path, env: dict[str, str]
+) -> None:
+    where = str(project.resolve() / ".kiln" / "kiln.db")
+    for args in (("runs", "list"), ("experiments", "list"), ("models", "list")):
+        done = kiln(project, env, *args)
+        assert done.returncode == 0, done.stderr
+        assert "found: there is no kiln store at " + where in done.stdout, args
+    done = kiln(project, env, "runs", "list", "--json")
+    assert (done.returncode, done.stdout.strip()) == (0, "[]")
+    done = kiln(project, env, "store", "info")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"No kiln store at {where} (the default")
+    done = kiln(project, env, "store", "info", "--json")
+    assert json.loads(done.stdout) == {
+        "url": f"sqlite:///{where}",
+        "backend": "sqlite",
+        "exists": False,
+    }
+    for args in (("runs", "show", "latest"), ("store", "gc")):
+        done = kiln(project, env, *args)
+        assert done.returncode == 1, args
+        assert done.stderr.startswith(f"Error: No kiln store at {where} (the default"), args
+        assert "Traceback" not in done.stderr
+    assert not (project / ".kiln").exists()
+    assert sorted(p.name for p in project.iterdir()) == [".git"]
+
+
+def test_nothing_found_names_the_store_it_read(project: Path, env: dict[str, str]) -> None:
+    python(project, env, "import kiln\nwith kiln.start_run():\n    kiln.log_metric('acc', 0.9)")
+    where = str(project.resolve() / ".kiln" / "kiln.db")
+    done = kiln(project, env, "runs", "list", "-f", "metrics.acc > 5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"No runs found in {where}."
+    done = kiln(project, env, "models", "list")
+    assert done.stdout.startswith(f"No registered models found in {where}.")
+
+
+def test_the_store_kiln_creates_is_ignored_by_git(project: Path, env: dict[str, str]) -> None:
+    python(project, env, "import kiln\nwith kiln.start_run():\n    kiln.log_param('a', 1)")
+    assert (project / ".kiln" / "kiln.db").is_file()
+    assert (project / ".kiln" / ".gitignore").read_text().splitlines()[-1] == "*"
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=project, capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert status.stdout == ""
+
+
+def test_a_folder_the_user_made_for_the_store_is_left_as_it_is(
+    project: Path, env: dict[str, str]
+) -> None:
+    mine = project / "stores"
+    mine.mkdir()
+    done = kiln(project, env, "--store", str(mine / "kiln.db"), "store", "migrate")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in mine.iterdir() if not p.name.startswith("kiln.db")) == []
+    # A folder kiln creates for an explicit store gets one.
+    done = kiln(project, env, "--store", str(project / "new" / "kiln.db"), "store", "migrate")
+    assert done.returncode == 0, done.stderr
+    assert (project / "new" / ".gitignore").is_file()
+    assert os.path.getsize(project / "new" / "kiln.db") > 0
