@@ -113,3 +113,48 @@ def test_a_folder_the_user_made_for_the_store_is_left_as_it_is(
     assert done.returncode == 0, done.stderr
     assert (project / "new" / ".gitignore").is_file()
     assert os.path.getsize(project / "new" / "kiln.db") > 0
+
+
+def test_a_filter_on_a_key_no_run_has_says_so_and_suggests_the_closest(
+    project: Path, env: dict[str, str]
+) -> None:
+    python(
+        project,
+        env,
+        "import kiln\nwith kiln.start_run():\n"
+        "    kiln.log_metric('acc', 0.95)\n    kiln.log_param('model', 'rf')",
+    )
+    done = kiln(project, env, "runs", "list", "-f", "metrics.accc > 0.9")
+    assert done.returncode == 0, done.stderr
+    assert "No runs found in" in done.stdout
+    assert done.stderr.startswith("Note: No searched run has metrics.accc,")
+    assert "did you mean 'metrics.acc'?" in done.stderr
+    done = kiln(project, env, "runs", "list", "-f", "params.modle = 'rf'")
+    assert "No searched run has params.modle" in done.stderr
+    assert "did you mean 'params.model'?" in done.stderr
+    # A key that exists but matches nothing is no typo: no note.
+    done = kiln(project, env, "runs", "list", "-f", "metrics.acc > 0.99")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_12_character_id_a_table_shows_works_in_parent_id_filters(
+    project: Path, env: dict[str, str]
+) -> None:
+    python(
+        project,
+        env,
+        "import kiln\nwith kiln.start_run('grid'):\n"
+        "    for i in range(2):\n"
+        "        with kiln.start_run(f'child-{i}'):\n"
+        "            kiln.log_metric('acc', i)\n"
+        "with kiln.start_run('other'):\n    pass",
+    )
+    table = kiln(project, env, "runs", "list", "-f", "name = 'grid'").stdout
+    short = next(w for w in table.split() if len(w) == 12 and w.isalnum())
+    done = kiln(project, env, "runs", "list", "-f", f"parent_id = '{short}'")
+    assert done.returncode == 0, done.stderr
+    assert "child-0" in done.stdout
+    assert "child-1" in done.stdout
+    assert "other" not in done.stdout
+    done = kiln(project, env, "runs", "list", "-f", f"id = '{short}'", "--ids")
+    assert [line[:12] for line in done.stdout.split()] == [short]

@@ -54,9 +54,22 @@ def list_runs(
     client = client_for_listing(ctx, "runs", as_json=as_json or ids_only)
     if client is None:
         return
-    found = client.search_runs(
-        list(experiment) or None, filter=filter_, order_by=order_by, limit=limit, files=as_json
-    )
+    import warnings
+
+    from kiln._exceptions import UnknownFilterKeyWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownFilterKeyWarning)
+        found = client.search_runs(
+            list(experiment) or None, filter=filter_, order_by=order_by, limit=limit, files=as_json
+        )
+    for warning in caught:
+        if issubclass(warning.category, UnknownFilterKeyWarning):
+            click.echo(f"Note: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     if as_json:
         echo_json([r.to_dict() for r in found])
         return
