@@ -158,3 +158,33 @@ def test_the_12_character_id_a_table_shows_works_in_parent_id_filters(
     assert "other" not in done.stdout
     done = kiln(project, env, "runs", "list", "-f", f"id = '{short}'", "--ids")
     assert [line[:12] for line in done.stdout.split()] == [short]
+
+
+def test_store_info_drops_by_what_store_gc_says_it_freed(
+    project: Path, env: dict[str, str]
+) -> None:
+    python(
+        project,
+        env,
+        "import os, kiln\nblob = os.urandom(300_000)\n"
+        "for name in ('a', 'b'):\n"
+        "    with kiln.start_run(name):\n"
+        "        kiln.log_artifact(blob, name='model.bin')\n"  # one file, two runs
+        "with kiln.start_run('c'):\n"
+        "    kiln.log_artifact(os.urandom(200_000), name='model.bin')\n"
+        # A process stopped between storing a file and recording it leaves it unreferenced.
+        "sha, _ = kiln.get_client().artifacts.put_bytes(os.urandom(100_000))\n"
+        "print(kiln.get_client().artifacts.location(sha))",
+    )
+    orphan = next(p for p in (project / ".kiln" / "artifacts").rglob("*") if p.is_file()
+                  and p.stat().st_size == 100_000)  # fmt: skip
+    os.utime(orphan, (1_000_000_000, 1_000_000_000))  # stored long ago: past gc's grace
+    before = json.loads(kiln(project, env, "store", "info", "--json").stdout)
+    assert before["artifact_bytes"] == 600_000
+    ids = kiln(project, env, "runs", "list", "-f", "name in ('a', 'c')", "--ids").stdout.split()
+    assert kiln(project, env, "runs", "delete", "-y", *ids).returncode == 0
+    freed = json.loads(kiln(project, env, "store", "gc", "--json").stdout)
+    after = json.loads(kiln(project, env, "store", "info", "--json").stdout)
+    assert freed["bytes_freed"] == 300_000  # c's file and the unreferenced one
+    assert before["artifact_bytes"] - after["artifact_bytes"] == freed["bytes_freed"]
+    assert after["artifact_files"] == 1
