@@ -317,11 +317,10 @@ def compare(
     A and B are NAME/VERSION, NAME@ALIAS, models:/ or runs:/ URIs, or model folders, e.g.
     `kiln models compare churn@production churn/4 --data test.parquet --target churned`.
     """
-    import pandas as pd
-
+    from kiln._datafile import read_data_file
     from kiln.registry import compare as compare_models
 
-    frame = pd.read_parquet(data_path) if data_path.endswith(".parquet") else pd.read_csv(data_path)
+    frame = read_data_file(data_path)
     if target not in frame.columns:
         shown = ", ".join(map(str, list(frame.columns)[:10]))
         raise click.BadParameter(
