@@ -21,6 +21,7 @@ EXPECTED_KILN = {
     "CellExecutionError",
     "CellTimeoutError",
     "ConfigurationError",
+    "DataFileError",
     "DatasetInfo",
     "Experiment",
     "ExperimentNotFoundError",
@@ -28,6 +29,7 @@ EXPECTED_KILN = {
     "InvalidMetricError",
     "KernelDiedError",
     "KilnError",
+    "KilnWarning",
     "Metric",
     "MissingExtraError",
     "Model",
@@ -42,14 +44,17 @@ EXPECTED_KILN = {
     "Pipeline",
     "PipelineError",
     "ParameterError",
+    "PredictionError",
     "Run",
     "RunNotFoundError",
     "SchemaVersionError",
     "StepFailedError",
     "StoreError",
+    "StoreNotFoundError",
     "StoreUnavailableError",
     "TrackingClient",
     "TrackingError",
+    "UnknownFilterKeyWarning",
     "UntrustedCodeError",
     "ValidationError",
     "__version__",
@@ -159,5 +164,7 @@ def test_missing_extra_names_the_exact_install_line() -> None:
 def test_exception_hierarchy_is_rooted_in_kilnerror() -> None:
     for name in kiln.__all__:
         obj = getattr(kiln, name)
-        if inspect.isclass(obj) and issubclass(obj, BaseException):
+        if inspect.isclass(obj) and issubclass(obj, Warning):
+            assert issubclass(obj, kiln.KilnWarning), name
+        elif inspect.isclass(obj) and issubclass(obj, BaseException):
             assert issubclass(obj, kiln.KilnError), name

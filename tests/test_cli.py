@@ -169,7 +169,8 @@ def test_runs_list_table_shows_runs_and_metric_columns(shared: Populated) -> Non
 
 
 def test_runs_list_says_when_there_is_nothing(store_url: str) -> None:
-    assert "No runs found. Start one with kiln.start_run()." in ok(store_url, "runs", "list").stdout
+    out = ok(store_url, "runs", "list").stdout
+    assert re.match(r"No runs found(: there is no kiln store at | in ).*kiln\.start_run\(\)", out)
     assert as_json(store_url, "runs", "list") == []
 
 
@@ -303,6 +304,7 @@ def test_runs_show_latest_is_the_newest_top_level_run(shared: Populated) -> None
 
 
 def test_runs_show_latest_without_runs(store_url: str) -> None:
+    TrackingClient(store_url)  # an existing store with no runs (no store: test_cli_reads.py)
     result = kiln(store_url, "runs", "show", "latest")
 
     assert isinstance(result.exception, RunNotFoundError)
@@ -465,7 +467,7 @@ def test_experiments_list(populated: Populated) -> None:
 
 
 def test_experiments_list_when_empty(store_url: str) -> None:
-    assert "No experiments yet." in ok(store_url, "experiments", "list").stdout
+    assert "No experiments found" in ok(store_url, "experiments", "list").stdout
 
 
 def test_experiments_rename(populated: Populated) -> None:
@@ -528,7 +530,9 @@ def test_store_info_json(shared: Populated) -> None:
     assert info["created_at"] > 0
     assert (info["experiments"], info["runs"], info["deleted_runs"]) == (1, 3, 0)
     assert (info["metrics"], info["artifacts"], info["datasets"]) == (5, 4, 1)
-    assert info["artifact_bytes"] == len(A_NOTES) + len(B_NOTES) + 2 * len(SHARED)
+    # SHARED is one file in the artifact store, though both runs logged it.
+    assert info["artifact_bytes"] == len(A_NOTES) + len(B_NOTES) + len(SHARED)
+    assert info["artifact_files"] == 3
 
 
 def test_store_info_table(shared: Populated) -> None:

@@ -289,6 +289,7 @@ def test_thousands_of_terms_run_on_both_backends(client: TrackingClient) -> None
         ("not (" * 60 + "name = 'a'" + ")" * 60, 40),
     ],
 )
+@pytest.mark.filterwarnings("ignore::kiln.UnknownFilterKeyWarning")  # keys no run has, on purpose
 def test_deep_nesting_is_refused_with_the_limit(
     client: TrackingClient, expression: str, position: int
 ) -> None:
@@ -637,6 +638,7 @@ def _check_example(client: TrackingClient, data: st.DataObject) -> None:
         assert r.metrics == {k: runs[r.id].latest(k) for k in runs[r.id].metrics}
 
 
+@pytest.mark.filterwarnings("ignore::kiln.UnknownFilterKeyWarning")  # keys no run has, on purpose
 def test_search_matches_reference_semantics(client: TrackingClient) -> None:
     # SQLite is quick, so it gets more examples; PostgreSQL commits cost a round trip each.
     examples = 40 if client.store.dialect == "sqlite" else 30
@@ -656,3 +658,26 @@ def test_search_matches_reference_semantics(client: TrackingClient) -> None:
         _check_example(client, data)
 
     check()
+
+
+def test_a_filter_on_keys_no_run_has_warns_with_the_closest(client: TrackingClient) -> None:
+    from kiln import UnknownFilterKeyWarning
+
+    rid = client.create_run(experiment="typo", name="a")
+    client.log_metrics(rid, [("acc", 0.9, 0, None)])
+    client.log_params(rid, {"model": "rf"})
+    with pytest.warns(
+        UnknownFilterKeyWarning, match=r"metrics\.accc.*did you mean 'metrics\.acc'\?"
+    ):
+        assert client.search_runs(filter="metrics.accc > 0.5") == []
+    with pytest.warns(UnknownFilterKeyWarning, match=r"tags\.x, so the filter matched nothing"):
+        assert client.search_runs("typo", filter="tags.x = 'y' or params.modle = 'rf'") == []
+
+
+def test_short_run_ids_match_as_prefixes_in_id_filters(client: TrackingClient) -> None:
+    a = client.create_run(experiment="short", name="a")
+    b = client.create_run(experiment="short", name="b", parent_id=a)
+    assert _names(client, f"parent_id = '{a[:12]}'") == ["b"]
+    assert _names(client, f"parent_id = '{a[:12].upper()}'") == ["b"]
+    assert _names(client, f"id in ('{b[:12]}', '{a}')") == ["a", "b"]
+    assert _names(client, f"id != '{a[:12]}'") == ["b"]

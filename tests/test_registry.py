@@ -725,7 +725,7 @@ def test_models_list(shared: Registry) -> None:
 
 
 def test_models_list_when_empty(store_url: str) -> None:
-    assert ok(store_url, "list").stdout.startswith("No registered models. Register one with")
+    assert ok(store_url, "list").stdout.startswith("No registered models found")
     assert as_json(store_url, "list") == []
 
 

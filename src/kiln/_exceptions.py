@@ -6,6 +6,7 @@ KilnError
 │   └── MissingExtraError       an optional dependency is not installed
 ├── StoreError                  the metadata store cannot be used
 │   ├── StoreUnavailableError   the store URL cannot be opened
+│   │   └── StoreNotFoundError  no store exists there yet (reading never creates one)
 │   └── SchemaVersionError      the store's schema does not match this client
 ├── ArtifactError               an artifact cannot be stored or read
 │   ├── ArtifactIntegrityError  an artifact's bytes do not match its recorded sha256
@@ -17,7 +18,9 @@ KilnError
 │   └── FilterSyntaxError       a run filter or order-by cannot be parsed
 ├── ModelError                  a model cannot be fitted, saved, loaded or called
 │   ├── ModelFormatError        a folder is not a kiln saved model, or a newer format
-│   └── NotFittedError          a model was used before fit or load
+│   ├── NotFittedError          a model was used before fit or load
+│   └── PredictionError         the model's library raised while predicting
+├── DataFileError               a data file cannot be read (empty, not CSV/Parquet)
 ├── UntrustedCodeError          loading would run code from a file nobody said to trust
 ├── ValidationError             input does not match a model's signature (names columns)
 ├── RegistryError               a registry call was given a bad name, alias or URI
@@ -36,6 +39,9 @@ KilnError
     └── ModelVersionNotFoundError   the model has no such version
         └── AliasNotFoundError      the model has no such alias
 ```
+
+Warnings: `KilnWarning` (a `UserWarning`) is the root of kiln's own warnings;
+`UnknownFilterKeyWarning` says a run filter names a key no searched run has.
 
 Messages say what was wrong, what was expected and how to fix it. Errors that wrap a
 third-party exception chain it (`raise ... from exc`).
@@ -56,11 +62,13 @@ __all__ = [
     "CellExecutionError",
     "CellTimeoutError",
     "ConfigurationError",
+    "DataFileError",
     "ExperimentNotFoundError",
     "FilterSyntaxError",
     "InvalidMetricError",
     "KernelDiedError",
     "KilnError",
+    "KilnWarning",
     "MissingExtraError",
     "ModelError",
     "ModelFormatError",
@@ -73,13 +81,16 @@ __all__ = [
     "ParamConflictError",
     "ParameterError",
     "PipelineError",
+    "PredictionError",
     "RegistryError",
     "RunNotFoundError",
     "SchemaVersionError",
     "StepFailedError",
     "StoreError",
+    "StoreNotFoundError",
     "StoreUnavailableError",
     "TrackingError",
+    "UnknownFilterKeyWarning",
     "UntrustedCodeError",
     "ValidationError",
 ]
@@ -111,6 +122,18 @@ class StoreError(KilnError):
 
 class StoreUnavailableError(StoreError):
     """The store URL cannot be opened (bad URL, server down, permission denied)."""
+
+
+class StoreNotFoundError(StoreUnavailableError):
+    """No store exists at the path a reading command looked at; reading never creates one.
+
+    Attributes:
+        path: The SQLite file that does not exist.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class SchemaVersionError(StoreError):
@@ -180,6 +203,24 @@ class ModelFormatError(ModelError):
 
 class NotFittedError(ModelError, AttributeError):
     """A model was used before `fit` (or loading) gave it its learned state."""
+
+
+class PredictionError(ModelError, ValueError):
+    """The model's own library raised while predicting (an unseen category, a shape it
+    refuses): the message names the flavor, the library's message and how to fix it."""
+
+
+class DataFileError(KilnError, ValueError):
+    """A data file cannot be read: missing, empty, or not CSV / Parquet."""
+
+
+class KilnWarning(UserWarning):
+    """Root of the warnings kiln issues on purpose."""
+
+
+class UnknownFilterKeyWarning(KilnWarning):
+    """A run filter names a metric, param or tag key that no searched run has, so it
+    matched nothing; the message names the keys and suggests the closest existing ones."""
 
 
 class UntrustedCodeError(KilnError):

@@ -9,18 +9,52 @@ import click
 if TYPE_CHECKING:
     from kiln.tracking._client import TrackingClient
 
-__all__ = ["client_from", "json_option", "resolve_run"]
+__all__ = ["client_for_listing", "client_from", "json_option", "resolve_run", "store_place"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def client_from(ctx: click.Context) -> TrackingClient:
-    """The tracking client for the store chosen by `--store` / `KILN_STORE` / default."""
+def client_from(ctx: click.Context, *, create: bool = True) -> TrackingClient:
+    """The tracking client for the store chosen by `--store` / `KILN_STORE` / default.
+
+    Args:
+        create: Create an embedded store that does not exist yet. Commands that only
+            read pass False: reading never creates a store (`StoreNotFoundError`, which
+            names the path looked at, instead).
+    """
+    from kiln.store import Store
     from kiln.tracking._client import TrackingClient
 
     root = ctx.find_root()
     store = (root.obj or {}).get("store")
-    return TrackingClient(store)
+    return TrackingClient(Store.open(store, create=create))
+
+
+def client_for_listing(ctx: click.Context, what: str, *, as_json: bool) -> TrackingClient | None:
+    """The client for a command that lists `what` (e.g. "runs"), or None when there is no
+    store yet: then it has said so, naming the path it looked at (JSON: an empty list)."""
+    from kiln._exceptions import StoreNotFoundError
+
+    try:
+        return client_from(ctx, create=False)
+    except StoreNotFoundError as exc:
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(
+                f"No {what} found: there is no kiln store at {exc.path} yet (nothing has been "
+                "logged there). kiln.start_run() creates one; choose another store with "
+                "--store or KILN_STORE."
+            )
+        return None
+
+
+def store_place(client: TrackingClient) -> str:
+    """Where the client's store is, for messages: the SQLite file, or the masked URL."""
+    store = client.store
+    if store.dialect == "sqlite" and store.engine.url.database:
+        return store.engine.url.database
+    return store.display_url
 
 
 def resolve_run(client: TrackingClient, run_id: str) -> str:

@@ -14,15 +14,12 @@ __all__ = ["evaluate"]
 
 
 def _read(path: Path) -> object:
-    import pandas as pd
-
+    from kiln._datafile import read_data_file
     from kiln._exceptions import ConfigurationError
 
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq", ".csv"):
+        return read_data_file(path)
     raise ConfigurationError(
         f"Cannot read {path.name!r}: kiln evaluate reads .parquet or .csv files."
     )

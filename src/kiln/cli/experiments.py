@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kiln.cli._common import client_from, json_option
+from kiln.cli._common import client_for_listing, client_from, json_option, store_place
 from kiln.cli._output import echo_json, fmt_time, table
 
 __all__ = ["experiments"]
@@ -20,7 +20,10 @@ def experiments() -> None:
 @click.pass_context
 def list_experiments(ctx: click.Context, as_json: bool) -> None:
     """List experiments with their number of runs."""
-    found = client_from(ctx).list_experiments()
+    client = client_for_listing(ctx, "experiments", as_json=as_json)
+    if client is None:
+        return
+    found = client.list_experiments()
     if as_json:
         echo_json(
             [
@@ -30,7 +33,10 @@ def list_experiments(ctx: click.Context, as_json: bool) -> None:
         )
         return
     if not found:
-        click.echo("No experiments yet. kiln.start_run(experiment='name') creates one.")
+        click.echo(
+            f"No experiments found in {store_place(client)}. "
+            "kiln.start_run(experiment='name') creates one."
+        )
         return
     table(
         None,
@@ -45,7 +51,7 @@ def list_experiments(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def rename(ctx: click.Context, old: str, new: str) -> None:
     """Rename experiment OLD to NEW."""
-    client_from(ctx).rename_experiment(old, new)
+    client_from(ctx, create=False).rename_experiment(old, new)
     click.echo(f"Renamed {old!r} to {new!r}.")
 
 
@@ -55,7 +61,7 @@ def rename(ctx: click.Context, old: str, new: str) -> None:
 @click.pass_context
 def delete(ctx: click.Context, name: str, yes: bool) -> None:
     """Delete experiment NAME and its runs; the name can then be reused."""
-    client = client_from(ctx)
+    client = client_from(ctx, create=False)
     client.experiment_id(name)  # fail early, with "did you mean", before asking
     if not yes:
         click.confirm(f"Delete experiment {name!r} and all its runs?", abort=True)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kiln.cli._common import client_from, json_option
+from kiln.cli._common import client_for_listing, client_from, json_option, store_place
 from kiln.cli._output import echo_json, fmt_time, table
 
 if TYPE_CHECKING:
@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 __all__ = ["models"]
 
 
-def _registry(ctx: click.Context) -> RegistryClient:
+def _registry(ctx: click.Context, *, create: bool = False) -> RegistryClient:
+    """The registry of the chosen store; only commands that write pass create=True."""
     from kiln.registry import RegistryClient
 
-    return RegistryClient(client_from(ctx))
+    return RegistryClient(client_from(ctx, create=create))
 
 
 @click.group()
@@ -31,12 +32,20 @@ def models() -> None:
 @click.pass_context
 def list_models(ctx: click.Context, as_json: bool) -> None:
     """List registered models with their latest version and aliases."""
-    found = _registry(ctx).list_models()
+    from kiln.registry import RegistryClient
+
+    client = client_for_listing(ctx, "registered models", as_json=as_json)
+    if client is None:
+        return
+    found = RegistryClient(client).list_models()
     if as_json:
         echo_json([m.to_dict() for m in found])
         return
     if not found:
-        click.echo("No registered models. Register one with: kiln models register RUN_ID NAME")
+        click.echo(
+            f"No registered models found in {store_place(client)}. Register one with: "
+            "kiln models register RUN_ID NAME"
+        )
         return
     rows = [
         [
@@ -191,7 +200,9 @@ def register(
         if not eq or not key:
             raise click.BadParameter(f"expected KEY=VALUE; got {tag!r}.", param_hint="--tag")
         parsed[key] = value
-    version = _registry(ctx).register(model, name, description=description, tags=parsed)
+    version = _registry(ctx, create=True).register(
+        model, name, description=description, tags=parsed
+    )
     if as_json:
         echo_json(version.to_dict())
         return
@@ -306,11 +317,10 @@ def compare(
     A and B are NAME/VERSION, NAME@ALIAS, models:/ or runs:/ URIs, or model folders, e.g.
     `kiln models compare churn@production churn/4 --data test.parquet --target churned`.
     """
-    import pandas as pd
-
+    from kiln._datafile import read_data_file
     from kiln.registry import compare as compare_models
 
-    frame = pd.read_parquet(data_path) if data_path.endswith(".parquet") else pd.read_csv(data_path)
+    frame = read_data_file(data_path)
     if target not in frame.columns:
         shown = ", ".join(map(str, list(frame.columns)[:10]))
         raise click.BadParameter(

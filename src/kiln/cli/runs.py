@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from kiln.cli._common import client_from, json_option, resolve_run
+from kiln.cli._common import (
+    client_for_listing,
+    client_from,
+    json_option,
+    resolve_run,
+    store_place,
+)
 from kiln.cli._output import echo_json, fmt_time, fmt_value, table
 
 __all__ = ["runs"]
@@ -53,16 +59,30 @@ def list_runs(
     --all or a filter on parent_id. A pipeline run shows its steps' metrics as
     STEP.METRIC (e.g. evaluate.accuracy).
     """
+    client = client_for_listing(ctx, "runs", as_json=as_json or ids_only)
+    if client is None:
+        return
+    import warnings
+
+    from kiln._exceptions import UnknownFilterKeyWarning
     from kiln.tracking._scope import scoped_filter
 
-    client = client_from(ctx)
-    found = client.search_runs(
-        list(experiment) or None,
-        filter=scoped_filter(filter_, show_all),
-        order_by=order_by,
-        limit=limit,
-        files=as_json,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownFilterKeyWarning)
+        found = client.search_runs(
+            list(experiment) or None,
+            filter=scoped_filter(filter_, show_all),
+            order_by=order_by,
+            limit=limit,
+            files=as_json,
+        )
+    for warning in caught:
+        if issubclass(warning.category, UnknownFilterKeyWarning):
+            click.echo(f"Note: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     found = client.with_step_metrics(found)
     if as_json:
         echo_json([r.to_dict() for r in found])
@@ -73,7 +93,7 @@ def list_runs(
         return
     if not found:
         click.echo(
-            "No runs found."
+            f"No runs found in {store_place(client)}."
             + ("" if filter_ or experiment else " Start one with kiln.start_run().")
         )
         return
@@ -105,7 +125,7 @@ def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
     RUN_ID may be any unique prefix of the id, or `latest` for the newest top-level run.
     """
-    client = client_from(ctx)
+    client = client_from(ctx, create=False)
     run = client.get_run(resolve_run(client, run_id))
     if as_json:
         echo_json(run.to_dict())
@@ -204,7 +224,7 @@ def compare(
 
     if len(run_ids) < 2:
         raise click.UsageError("Give at least two run ids to compare.")
-    client = client_from(ctx)
+    client = client_from(ctx, create=False)
     found = client.with_step_metrics([client.get_run(resolve_run(client, r)) for r in run_ids])
     declared = {**dict.fromkeys(maximize, "max"), **dict.fromkeys(minimize, "min")}
     tags: dict[str, str] = {}
@@ -256,7 +276,7 @@ def _best(direction: str | None, values: list[Any]) -> int | None:
 @click.pass_context
 def delete(ctx: click.Context, run_ids: tuple[str, ...], yes: bool) -> None:
     """Delete runs and their child runs. `kiln store gc` then frees their artifacts."""
-    client = client_from(ctx)
+    client = client_from(ctx, create=False)
     full = [resolve_run(client, r) for r in run_ids]
     if not yes:
         click.confirm(f"Delete {len(full)} run(s) and their child runs?", abort=True)
@@ -291,7 +311,7 @@ def reproduce(ctx: click.Context, run_id: str, env: str, as_json: bool) -> None:
 
     from kiln.pipeline._reproduce import reproduce as rerun
 
-    client = client_from(ctx)
+    client = client_from(ctx, create=False)
     out = rerun(resolve_run(client, run_id), client=client, env=env)
     if as_json:
         echo_json(out)

@@ -19,8 +19,20 @@ def store() -> None:
 @json_option
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
-    """Where the store is, its schema revision, artifact root and sizes."""
-    data = client_from(ctx).info()
+    """Where the store is, its schema revision, artifact root and sizes.
+
+    Where there is no store yet, says where it looked (and creates none).
+    """
+    from kiln._exceptions import StoreNotFoundError
+
+    try:
+        data = {**client_from(ctx, create=False).info(), "exists": True}
+    except StoreNotFoundError as exc:
+        if as_json:
+            echo_json({"url": f"sqlite:///{exc.path}", "backend": "sqlite", "exists": False})
+        else:
+            click.echo(str(exc))
+        return
     if as_json:
         echo_json(data)
         return
@@ -76,7 +88,7 @@ def gc(ctx: click.Context, dry_run: bool, grace: float, as_json: bool) -> None:
     Artifact files stored in the last --grace minutes are kept: a process logging an
     artifact stores the file a moment before the run references it.
     """
-    result = client_from(ctx).gc(dry_run=dry_run, grace=grace)
+    result = client_from(ctx, create=False).gc(dry_run=dry_run, grace=grace)
     if as_json:
         echo_json({**result, "dry_run": dry_run})
         return

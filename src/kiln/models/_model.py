@@ -18,6 +18,7 @@ from kiln._exceptions import (
     NoActiveRunError,
     NotFittedError,
     ParamConflictError,
+    PredictionError,
     ValidationError,
 )
 
@@ -298,7 +299,12 @@ class Model:
                 return getattr(self._compiled_, method)(data.outs)
             except Fallback:  # the library estimator decides (and raises its own errors)
                 data = data.frame()
-        return getattr(flavor_named(self.flavor_), method)(self.estimator_, data)
+        try:
+            return getattr(flavor_named(self.flavor_), method)(self.estimator_, data)
+        except KilnError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise _prediction_error(self, method, exc) from exc
 
     def _predict_validated(self, method: str, frame: Any) -> Any:
         """`predict` or `predict_proba` on a frame `Validator.validate` already returned
@@ -460,6 +466,24 @@ class Model:
         model.fit_seconds_ = None
         model._validator_ = None
         return model
+
+
+def _prediction_error(model: Model, method: str, exc: BaseException) -> PredictionError:
+    """What to tell a user whose input passed validation but the model's library refused."""
+    text = str(exc).strip()
+    found = f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+    unseen = "unknown categor" in text.lower() or "unseen" in text.lower()
+    fix = (
+        "The input holds a category the model never saw in training. Refuse such rows "
+        "with a clear error first with validation='strict' (model.validation = 'strict', "
+        "kiln serve --validation strict), or train with an encoder that accepts them "
+        "(OneHotEncoder(handle_unknown='ignore'))."
+        if unseen
+        else f"The input passed validation (mode {model.validation!r}) but the model "
+        "cannot score it; validation='strict' refuses more such input before it reaches "
+        "the model."
+    )
+    return PredictionError(f"The {model.flavor_} model raised in {method}: {found}\n{fix}")
 
 
 class ModelVersionWarning(UserWarning):

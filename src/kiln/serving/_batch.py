@@ -30,6 +30,15 @@ def _format(path: Path, what: str) -> str:
 
 
 def _chunks(path: Path, kind: str, size: int) -> Iterator[Any]:
+    from kiln._datafile import data_file_error
+
+    try:
+        yield from _read_chunks(path, kind, size)
+    except (ValueError, OSError) as exc:  # pandas' EmptyDataError/ParserError, ArrowInvalid
+        raise data_file_error(path, exc) from exc
+
+
+def _read_chunks(path: Path, kind: str, size: int) -> Iterator[Any]:
     if kind == "csv":
         import pandas as pd
 

@@ -22,6 +22,7 @@ from kiln._exceptions import (
     ConfigurationError,
     SchemaVersionError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from kiln._extras import require
@@ -657,6 +658,35 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _no_store_message(path: Path) -> str:
+    if get_setting("home"):
+        where = " (KILN_HOME names its folder)"
+    elif path == find_home() / _DB_NAME:
+        where = (
+            " (the default: the nearest .kiln/ folder from the working directory, up to the "
+            "git repository's root)"
+        )
+    else:
+        where = ""
+    return (
+        f"No kiln store at {path}{where}: nothing has been logged there yet. Run the command "
+        "from your project's folder, or choose a store with --store or KILN_STORE; "
+        "kiln.start_run() creates one."
+    )
+
+
+def _make_store_folder(folder: Path) -> None:
+    """Create a new store's folder with a `.gitignore` of `*`, so that `git status` in
+    the project stays clean. A folder that exists gets one only when it is a `.kiln/`
+    (made by kiln, say for a pipeline's state) without one: a user's own folder is left
+    as it is."""
+    if folder.is_dir() and (folder.name != ".kiln" or (folder / ".gitignore").exists()):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        (folder / ".gitignore").write_text("# Created by kiln: its local store.\n*\n")
+
+
 def _make_engine(url: str, *, create: bool) -> Engine:
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
@@ -680,9 +710,9 @@ def _make_engine(url: str, *, create: bool) -> Engine:
     path = Path(database)
     if not path.exists():
         if not create:
-            raise StoreUnavailableError(f"No kiln store at {path}.")
+            raise StoreNotFoundError(_no_store_message(path), str(path))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_store_folder(path.parent)
         except OSError as exc:
             blocker = next(
                 (p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()),

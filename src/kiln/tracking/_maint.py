@@ -294,7 +294,12 @@ class Maintenance(_ClientBase):
         return len(ops)
 
     def info(self) -> dict[str, Any]:
-        """The store's URL, backend, schema revision, artifact root and counts."""
+        """The store's URL, backend, schema revision, artifact root and counts.
+
+        `artifact_bytes` and `artifact_files` are what the artifact store holds (each
+        file once, however many runs logged it), so they drop by what `gc` frees;
+        `artifacts` counts the runs' artifact records.
+        """
         self._flush_pending()
         from sqlalchemy import func, select
 
@@ -315,7 +320,15 @@ class Maintenance(_ClientBase):
                 if cond is not None:
                     q = q.where(cond)
                 counts[label] = int(conn.execute(q).scalar() or 0)
-            size = conn.execute(select(func.coalesce(func.sum(s.artifacts.c.size), 0))).scalar()
+        # The bytes of the artifact store itself, as `gc` counts them: a file logged by
+        # several runs counts once, and a file no run references (a process stopped
+        # between storing it and recording it) counts until gc removes it. Summing the
+        # artifact rows instead disagreed with what gc said it freed.
+        files = 0
+        size = 0
+        for _, n in self.artifacts.iter_digests():
+            files += 1
+            size += n
         meta = self.store.meta()
         return {
             "url": self.store.display_url,
@@ -325,6 +338,7 @@ class Maintenance(_ClientBase):
             "artifact_root": self.store.artifact_root,
             "store_id": meta.get("store_id"),
             "created_at": int(meta["created_at"]) if "created_at" in meta else None,
-            "artifact_bytes": int(size or 0),
+            "artifact_bytes": size,
+            "artifact_files": files,
             **counts,
         }

@@ -24,7 +24,7 @@ from kiln._exceptions import FilterSyntaxError
 from kiln.store import _schema as s
 from kiln.tracking._filter import ATTRIBUTES, And, Compare, Field, Node, Not, Or, OrderKey
 
-__all__ = ["compile_filter", "order_clauses"]
+__all__ = ["compile_filter", "missing_keys", "order_clauses"]
 
 
 def _attr_column(name: str) -> Any:
@@ -124,6 +124,8 @@ def _leaf(node: Compare, expression: str) -> ColumnElement[bool]:
         else:  # text: a number literal compares as its text, as for tags
             as_text = tuple(_text(v) for v in values)
             value = as_text if isinstance(value, tuple) else as_text[0]
+            if field.name in ("id", "parent_id") and op in ("=", "!=", "in", "notin"):
+                return _run_id_match(column, op, as_text)
         # A comparison on a missing (NULL) attribute is false, so `not` gives its complement.
         return and_(column.is_not(None), _compare(column, op, value))
     table = {"metrics": s.latest_metrics, "params": s.params, "tags": s.tags}[field.kind]
@@ -153,6 +155,28 @@ def _leaf(node: Compare, expression: str) -> ColumnElement[bool]:
             ),
         )
     return _keyed(table, field.name, text_cond)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _run_id_match(column: Any, op: str, values: tuple[str, ...]) -> ColumnElement[bool]:
+    """`id` / `parent_id` compared with run ids: a shorter id (the 12 characters every
+    table shows) matches the runs whose id starts with it, as `kiln runs show` does."""
+    conds: list[ColumnElement[bool]] = []
+    exact: list[str] = []
+    for v in values:
+        low = v.strip().lower()
+        if 0 < len(low) < 32 and set(low) <= _HEX:  # no LIKE wildcards in a hex prefix
+            conds.append(column.like(low + "%"))
+        else:
+            exact.append(low if len(low) == 32 and set(low) <= _HEX else v)
+    if exact or not conds:
+        conds.append(column.in_(exact))
+    matched = or_(*conds) if len(conds) > 1 else conds[0]
+    if op in ("!=", "notin"):
+        return and_(column.is_not(None), not_(matched))
+    return and_(column.is_not(None), matched)
 
 
 def _flag(value: Any, name: str, expression: str, pos: int) -> bool:
@@ -244,6 +268,70 @@ def order_clauses(keys: list[OrderKey], query: Any) -> tuple[Any, list[Any]]:
     terms.append(s.runs.c.start_time.desc())
     terms.append(s.runs.c.id)
     return query, terms
+
+
+def _named_keys(node: Node | None) -> list[Field]:
+    """The metric, param and tag keys a filter compares with a value, in order, once each
+    (`is null` / `is not null` ask about a key's absence on purpose, so they are left out)."""
+    found: list[Field] = []
+    stack: list[Node] = [node] if node is not None else []
+    while stack:
+        top = stack.pop()
+        if isinstance(top, Compare):
+            if (
+                top.field.kind != "attribute"
+                and top.op not in ("isnull", "notnull")
+                and top.field not in found
+            ):
+                found.append(top.field)
+        elif isinstance(top, (And, Or)):
+            stack.extend((top.right, top.left))
+        elif isinstance(top, Not):
+            stack.append(top.inner)
+    return found
+
+
+def missing_keys(conn: Any, node: Node | None, runs: ColumnElement[bool]) -> list[tuple[str, str]]:
+    """The keys the filter `node` names that no run matching `runs` has: a list of
+    (`kind.key`, a "Did you mean ...?" hint from the keys those runs do have, or '')."""
+    from kiln._exceptions import did_you_mean
+
+    named = _named_keys(node)
+    if not named:
+        return []
+    searched = (
+        select(s.runs.c.id)
+        .select_from(s.runs.join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id))
+        .where(runs)
+    )
+    tables = {"metrics": s.latest_metrics, "params": s.params, "tags": s.tags}
+    missing: list[Field] = []
+    for kind, table in tables.items():
+        names = [f.name for f in named if f.kind == kind]
+        if not names:
+            continue
+        have = set(
+            conn.execute(
+                select(table.c.key)
+                .where(table.c.key.in_(names), table.c.run_id.in_(searched))
+                .distinct()
+            ).scalars()
+        )
+        missing.extend(f for f in named if f.kind == kind and f.name not in have)
+    if not missing:
+        return []
+    existing: list[str] = []
+    for kind, table in tables.items():
+        existing.extend(
+            f"{kind}.{k}"
+            for k in conn.execute(
+                select(table.c.key).where(table.c.run_id.in_(searched)).distinct().limit(5000)
+            ).scalars()
+        )
+    return [
+        (f"{f.kind}.{f.name}", did_you_mean(f"{f.kind}.{f.name}", existing).strip())
+        for f in missing
+    ]
 
 
 def count_runs(conn: Any, where: ColumnElement[bool]) -> int:

@@ -356,6 +356,14 @@ class RunReads(_ClientBase):
             limit: At most this many runs.
             files: Also read each run's datasets and artifacts (left empty otherwise,
                 which is faster).
+
+        `id` and `parent_id` also match a shorter id, such as the 12 characters tables
+        show: `parent_id = '3f2a9c01b7de'` finds that run's children.
+
+        Warns:
+            UnknownFilterKeyWarning: The filter matched no run and names a metric, param
+                or tag key that none of the searched runs has (a typo, say); the message
+                suggests the closest key they do have.
         """
         self._flush_pending()
         from sqlalchemy import select
@@ -386,6 +394,8 @@ class RunReads(_ClientBase):
         with no_gc(), self.store.read() as conn:
             rows = _fetch_plain(conn, query)
             found = self._runs_from_rows(conn, rows, [c.name for c in columns])
+            if not found and filter:
+                self._warn_missing_keys(conn, parse_filter(filter), conds[:1] + conds[2:])
         return self._with_files(found) if files else found
 
     def with_step_metrics(self, runs: Sequence[Run]) -> list[Run]:
@@ -472,6 +482,30 @@ class RunReads(_ClientBase):
             else run
             for run in runs
         ]
+
+    def _warn_missing_keys(self, conn: Any, node: Any, searched: list[Any]) -> None:
+        """Warn (`UnknownFilterKeyWarning`) when a filter that matched nothing names keys
+        that no searched run has: a typo matches nothing silently otherwise."""
+        import warnings
+
+        from sqlalchemy import and_
+
+        from kiln._exceptions import UnknownFilterKeyWarning
+        from kiln.tracking._query import missing_keys
+
+        missing = missing_keys(conn, node, and_(*searched))
+        if not missing:
+            return
+        keys = ", ".join(key for key, _ in missing)
+        hints = " ".join(f"For {key}: {hint[0].lower()}{hint[1:]}" for key, hint in missing if hint)
+        warnings.warn(
+            UnknownFilterKeyWarning(
+                f"No searched run has {keys}, so the filter matched nothing."
+                + (f" {hints}" if hints else "")
+                + " See the keys runs have with: kiln runs show latest"
+            ),
+            stacklevel=3,
+        )
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value logged for a metric, by step then time."""
