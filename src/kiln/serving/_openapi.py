@@ -114,7 +114,10 @@ def openapi(signature: Any, name: str, version: str, strict: bool) -> dict[str, 
             "classes": {"type": "array"},
         },
     }
-    json_body: dict[str, Any] = {"required": True, "content": {"application/json": {"schema": body}}}
+    json_body: dict[str, Any] = {
+        "required": True,
+        "content": {"application/json": {"schema": body}},
+    }
     proba = {
         "name": "proba",
         "in": "query",
