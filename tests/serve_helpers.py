@@ -119,6 +119,21 @@ def child_env(base: dict[str, str], **extra: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if v is not None} | {"PYTHONUNBUFFERED": "1"}
 
 
+def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `kiln serve` started by a test: its own home, tests/ importable
+    (for the test models' functions), no store or token inherited."""
+    base = {k: v for k, v in os.environ.items() if k != "KILN_STORE"}
+    here = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(p for p in (here, base.get("PYTHONPATH", "")) if p)
+    return child_env(
+        base,
+        KILN_HOME=str(tmp_path / "home"),
+        KILN_CAPTURE_PACKAGES="0",
+        PYTHONPATH=path,
+        **extra,
+    )
+
+
 __all__ = [
     "KILN",
     "breast_cancer",
@@ -127,6 +142,7 @@ __all__ = [
     "os",
     "register",
     "running",
+    "server_env",
     "set_alias",
     "stop",
     "train",

@@ -8,7 +8,6 @@ it over raw sockets where HTTP clients would be too polite, and always stops it.
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import socket
 import statistics
@@ -23,25 +22,12 @@ import orjson
 import pandas as pd
 import pytest
 
-from serve_helpers import KILN, breast_cancer, child_env, running, stop, train
+from serve_helpers import KILN, breast_cancer, running, server_env, stop, train
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).resolve().parent
 ERROR_KEYS = {"error", "error_code", "message", "errors", "request_id"}
 PARTIAL = b"POST /predict HTTP/1.1\r\nHost: kiln\r\nContent-Type: application/json\r\n"
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k != "KILN_STORE"}
-    path = os.pathsep.join(p for p in (str(HERE), base.get("PYTHONPATH", "")) if p)
-    return child_env(
-        base,
-        KILN_HOME=str(tmp_path / "home"),
-        KILN_CAPTURE_PACKAGES="0",
-        PYTHONPATH=path,
-        **extra,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +99,7 @@ def _stop_and_read(proc: Any) -> str:
 
 def test_half_sent_requests_are_answered_408_and_closed(tmp_path: Path, model: str) -> None:
     args = [model, "--header-timeout", "1"]
-    with running(args, _env(tmp_path)) as (url, proc):
+    with running(args, server_env(tmp_path)) as (url, proc):
         socks = [_connect(url) for _ in range(200)]
         try:
             for s in socks:
@@ -138,7 +124,7 @@ def test_half_sent_requests_are_answered_408_and_closed(tmp_path: Path, model: s
 
 def test_one_byte_at_a_time_does_not_keep_a_request_alive(tmp_path: Path, model: str) -> None:
     args = [model, "--header-timeout", "1", "--body-timeout", "1"]
-    with running(args, _env(tmp_path)) as (url, proc):
+    with running(args, server_env(tmp_path)) as (url, proc):
         for what in ("headers", "body"):
             sock = _connect(url)
             try:
@@ -176,7 +162,7 @@ def test_a_body_trickling_after_an_early_answer_gets_only_that_answer(
     tmp_path: Path, model: str
 ) -> None:
     args = [model, "--body-timeout", "1", "--max-body", "1000"]
-    with running(args, _env(tmp_path)) as (url, _proc):
+    with running(args, server_env(tmp_path)) as (url, _proc):
         sock = _connect(url)
         try:  # 413 from Content-Length at once; the body keeps trickling in
             sock.sendall(PARTIAL + b"Content-Length: 5000\r\n\r\n[")
@@ -204,7 +190,7 @@ def test_a_body_trickling_after_an_early_answer_gets_only_that_answer(
 
 def test_several_workers_apply_the_same_limits(tmp_path: Path, model: str) -> None:
     args = [model, "--workers", "2", "--header-timeout", "1"]
-    with running(args, _env(tmp_path)) as (url, _proc):
+    with running(args, server_env(tmp_path)) as (url, _proc):
         socks = [_connect(url) for _ in range(4)]  # spread over both workers
         try:
             for s in socks:
@@ -220,7 +206,7 @@ def test_several_workers_apply_the_same_limits(tmp_path: Path, model: str) -> No
 
 def test_an_idle_kept_alive_connection_is_closed(tmp_path: Path, model: str) -> None:
     args = [model, "--keepalive-timeout", "0.5"]
-    with running(args, _env(tmp_path)) as (url, _proc):
+    with running(args, server_env(tmp_path)) as (url, _proc):
         sock = _connect(url)
         try:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: kiln\r\n\r\n")
@@ -242,7 +228,7 @@ def test_bad_limits_are_refused_with_the_option_named(tmp_path: Path, model: str
 
     proc = subprocess.run(
         [KILN, "serve", model, "--header-timeout", "0", "--port", "1"],
-        env=_env(tmp_path),
+        env=server_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -267,7 +253,7 @@ def test_half_open_connections_cannot_exhaust_file_descriptors(tmp_path: Path, m
     # header timeout is long, so only the connection cap keeps it answering.
     args = [model, "--header-timeout", "60"]
     prefix = [sys.executable, "-c", _LIMIT_FILES]
-    with running(args, _env(tmp_path), prefix=prefix) as (url, proc):
+    with running(args, server_env(tmp_path), prefix=prefix) as (url, proc):
         socks: list[socket.socket] = []
         try:
             for _ in range(400):
@@ -332,7 +318,7 @@ def test_health_answers_fast_while_large_bodies_arrive(tmp_path: Path, model: st
     near.write_bytes(_columns(4_500))
     assert big.stat().st_size > 9 * 10**6
     assert 0.8 * 2**20 < near.stat().st_size < 2**20
-    with running([model], _env(tmp_path)) as (url, _proc):
+    with running([model], server_env(tmp_path)) as (url, _proc):
         host, port = _address(url)
         senders = [  # four clients in their own processes, sending as fast as they can
             subprocess.Popen(
@@ -369,7 +355,7 @@ def test_health_answers_fast_while_large_bodies_arrive(tmp_path: Path, model: st
 
 
 def test_a_client_leaving_mid_body_is_one_log_line(tmp_path: Path, model: str) -> None:
-    with running([model], _env(tmp_path)) as (url, proc):
+    with running([model], server_env(tmp_path)) as (url, proc):
         sock = _connect(url)
         sock.sendall(PARTIAL + b"Content-Length: 5000\r\n\r\n" + b"[1," * 100)
         time.sleep(0.3)
@@ -385,7 +371,7 @@ def test_a_client_leaving_mid_body_is_one_log_line(tmp_path: Path, model: str) -
 def test_serving_is_printed_only_once_the_model_is_loaded(tmp_path: Path, model: str) -> None:
     import subprocess
 
-    env = _env(tmp_path)
+    env = server_env(tmp_path)
     bad = subprocess.run(
         [KILN, "serve", str(tmp_path / "no-such-model"), "--port", "0"],
         env=env,
@@ -424,7 +410,7 @@ def test_a_port_in_use_is_one_clear_error_before_the_model_loads(
         port = taken.getsockname()[1]
         done = subprocess.run(
             [KILN, "serve", model, "--port", str(port)],
-            env=_env(tmp_path), capture_output=True, text=True, timeout=120,
+            env=server_env(tmp_path), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     assert done.returncode == 1
     assert f"Error: Port {port} on 127.0.0.1 is already in use" in done.stderr
@@ -457,7 +443,7 @@ def test_infinite_predictions_are_reported_not_silently_null(tmp_path: Path) -> 
     example = pd.DataFrame({"a": [1.0, 2.0]})
     model = kiln.Model.from_function(infinite_when_negative, signature=example, task="regression")
     folder = model.save(tmp_path / "inf")
-    with running([folder], _env(tmp_path)) as (url, _proc):
+    with running([folder], server_env(tmp_path)) as (url, _proc):
         r = httpx.post(f"{url}/predict", json={"a": [1.0, -1.0, 2.0]})
         assert r.status_code == 200, r.text
         data = r.json()

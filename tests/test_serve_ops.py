@@ -7,7 +7,6 @@ always stops it.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import threading
@@ -20,25 +19,21 @@ import orjson
 import pandas as pd
 import pytest
 
-from serve_helpers import breast_cancer, child_env, register, running, set_alias, stop, train
+from serve_helpers import (
+    breast_cancer,
+    register,
+    running,
+    server_env,
+    set_alias,
+    stop,
+    train,
+)
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "bench" / "scenarios"))
 from loadgen import closed_loop, open_loop  # noqa: E402
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k != "KILN_STORE"}
-    path = os.pathsep.join(p for p in (str(HERE), base.get("PYTHONPATH", "")) if p)
-    return child_env(
-        base,
-        KILN_HOME=str(tmp_path / "home"),
-        KILN_CAPTURE_PACKAGES="0",
-        PYTHONPATH=path,
-        **extra,
-    )
 
 
 def _slow_model(tmp_path: Path) -> str:
@@ -69,7 +64,7 @@ def test_hot_swap_under_load_fails_no_request(tmp_path: Path) -> None:
     X, _ = breast_cancer()
     body = X.iloc[0].to_dict()
     args = ["models:/bc@production", "--reload-interval", "0.2"]
-    with running(args, _env(tmp_path), store=store) as (url, _proc):
+    with running(args, server_env(tmp_path), store=store) as (url, _proc):
         results: list[Any] = []
 
         def load() -> None:
@@ -103,7 +98,7 @@ def _p99(latencies: list[float]) -> float:
 def test_overload_answers_503_with_retry_after_and_recovers(tmp_path: Path) -> None:
     folder = _slow_model(tmp_path)
     body = {"a": 1.0, "b": 2.0}
-    env = _env(tmp_path, KILN_TEST_SLEEP="0.1")
+    env = server_env(tmp_path, KILN_TEST_SLEEP="0.1")
     args = [folder, "--max-batch", "4", "--max-queue", "8", "--max-wait-ms", "1"]
     with running(args, env) as (url, _proc):
         # Capacity: 4 rows per 100 ms, 40 requests/s. Half load: 20/s; four times: 160/s.
@@ -139,7 +134,7 @@ def test_prediction_log_holds_exactly_the_sampled_requests(tmp_path: Path) -> No
     uri = "models:/bc@production"
     args = [uri, "--log-rate", "0.1", "--log-flush", "0.2"]
     before = pd.Timestamp.now(tz="UTC")
-    with running(args, _env(tmp_path), store=store) as (url, proc):
+    with running(args, server_env(tmp_path), store=store) as (url, proc):
         results = asyncio.run(_load(url, 8, 3.0, body, ids="load"))
         time.sleep(0.5)  # at least one chunk is written while serving
         assert stop(proc) == 0
@@ -164,7 +159,7 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_flushes_the_log(
 
     folder = _slow_model(tmp_path)
     store = f"sqlite:///{tmp_path / 'store' / 'kiln.db'}"
-    env = _env(tmp_path, KILN_TEST_SLEEP="1.0")
+    env = server_env(tmp_path, KILN_TEST_SLEEP="1.0")
     args = [folder, "--log-rate", "1", "--log-flush", "60", "--max-batch", "1"]
     with running(args, env, store=store) as (url, proc):
         answers: list[int] = []
@@ -194,7 +189,7 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_flushes_the_log(
 def test_several_workers_serve(tmp_path: Path) -> None:
     folder = train(tmp_path / "m")
     X, _ = breast_cancer()
-    with running([folder, "--workers", "2"], _env(tmp_path)) as (url, _proc):
+    with running([folder, "--workers", "2"], server_env(tmp_path)) as (url, _proc):
         results = asyncio.run(_load(url, 4, 1.0, X.iloc[0].to_dict()))
         assert results
         assert {s for s, _, _ in results} == {200}

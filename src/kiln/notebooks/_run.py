@@ -414,38 +414,21 @@ def execute_prepared(
         )
     finally:
         kernel.shutdown()
+
+    def finish(raise_error: bool) -> NotebookResult:
+        return _finish(
+            done, index_map, client, run_id, params, stem, output, renderer, raise_error,
+            begin, timeout,
+        )  # fmt: skip
+
     if done.failure is not None and done.failure.kind == "terminated":
         with _sigterm_ignored():  # a second SIGTERM must not cut the saving short
-            result = _finish(
-                done,
-                index_map,
-                client,
-                run_id,
-                params,
-                stem,
-                output,
-                renderer,
-                False,
-                begin,
-                timeout,
-            )
+            result = finish(False)
         _resend_sigterm()
         if raise_on_error and result.error is not None:  # the process's handler returned
             raise result.error
         return result
-    return _finish(
-        done,
-        index_map,
-        client,
-        run_id,
-        params,
-        stem,
-        output,
-        renderer,
-        raise_on_error,
-        begin,
-        timeout,
-    )
+    return finish(raise_on_error)
 
 
 @contextlib.contextmanager
