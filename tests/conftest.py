@@ -7,10 +7,12 @@ they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +89,20 @@ def _pg_admin():  # type: ignore[no-untyped-def]
         return None
     _pg_state["engine"] = engine
     return engine
+
+
+@contextlib.contextmanager
+def pg_admin_connection() -> Iterator[Any]:
+    """An autocommit connection to the PostgreSQL server as its admin, on an engine of its
+    own that is disposed after (for tests that change server-side settings)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def _need_pg():  # type: ignore[no-untyped-def]

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 import kiln
-from conftest import PG_ADMIN_URL, make_pg_database
+from conftest import PG_ADMIN_URL, make_pg_database, pg_admin_connection
 from kiln import TrackingError
 from kiln.store import SCHEMA_REVISIONS
 from kiln.tracking import TrackingClient
@@ -155,16 +155,6 @@ def _pg_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
     try:
         with engine.connect() as conn:
             return [tuple(row) for row in conn.execute(sa.text(sql)).all()]
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _pg_admin() -> Iterator[sa.Connection]:
-    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            yield conn
     finally:
         engine.dispose()
 
@@ -653,7 +643,7 @@ def test_flush_reports_a_failing_store_and_writes_the_values_once_it_is_back(
     client.flush()
 
     # The database stops accepting connections; its open sessions are cut.
-    with _pg_admin() as admin:
+    with pg_admin_connection() as admin:
         admin.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
         admin.execute(
             sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
@@ -668,7 +658,7 @@ def test_flush_reports_a_failing_store_and_writes_the_values_once_it_is_back(
         client.flush()
     client.log_metrics(run_id, [("loss", 0.3, 2, None)])  # logging goes on meanwhile
 
-    with _pg_admin() as admin:
+    with pg_admin_connection() as admin:
         admin.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
     client.flush()
     history = client.metric_history(run_id, "loss")

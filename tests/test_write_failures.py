@@ -17,8 +17,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import kiln
-from conftest import PG_ADMIN_URL, make_pg_database
+from conftest import PG_ADMIN_URL, make_pg_database, pg_admin_connection
 from kiln import StoreError, StoreUnavailableError, TrackingError
 from kiln.cli import cli
 from kiln.store import Store
@@ -36,16 +35,6 @@ from kiln.tracking import TrackingClient
 @pytest.fixture
 def child_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "KILN_CAPTURE_PACKAGES": "0", "KILN_SYSTEM_METRICS": "0"}
-
-
-@contextmanager
-def _pg_admin() -> Iterator[sa.Connection]:
-    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            yield conn
-    finally:
-        engine.dispose()
 
 
 def _pg_count(url: str, sql: str) -> int:
@@ -161,7 +150,7 @@ def test_a_value_the_database_refuses_is_dropped_alone_and_reported(tmp_path: Pa
 def test_a_read_only_store_fails_the_run_at_its_start(tmp_path: Path) -> None:
     url = make_pg_database(tmp_path / "artifacts")
     name = url.rsplit("/", 1)[1]
-    with _pg_admin() as admin:
+    with pg_admin_connection() as admin:
         admin.execute(sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
     kiln.configure(url)
 
@@ -223,7 +212,7 @@ def test_an_outage_past_the_run_end_raises_exits_1_and_is_recovered(
             timeout=180,
         )
     finally:
-        with _pg_admin() as admin:
+        with pg_admin_connection() as admin:
             admin.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
 
     run_id, raised = done.stdout.splitlines()
@@ -327,7 +316,7 @@ except kiln.StoreUnavailableError as exc:
 
 def _refuse_connections(name: str) -> None:
     """The database stops accepting connections; its open sessions are cut."""
-    with _pg_admin() as admin:
+    with pg_admin_connection() as admin:
         admin.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
         admin.execute(
             sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
@@ -356,7 +345,7 @@ def test_nested_runs_ending_while_the_store_is_down_raise_and_all_end(tmp_path: 
             two_runs()
         assert kiln.active_run() is None  # both ended, none left half-open
     finally:
-        with _pg_admin() as admin:
+        with pg_admin_connection() as admin:
             admin.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
     kiln.flush()  # the store is back: everything queued is written
 
