@@ -4,6 +4,6 @@
 in WAL mode under `.kiln/`, found like git finds `.git/`.
 """
 
-from kiln.store._engine import SCHEMA_REVISIONS, Store, find_home, resolve_url
+from kiln.store._engine import SCHEMA_REVISIONS, Store, find_home, resolve_url, write_turn
 
-__all__ = ["SCHEMA_REVISIONS", "Store", "find_home", "resolve_url"]
+__all__ = ["SCHEMA_REVISIONS", "Store", "find_home", "resolve_url", "write_turn"]

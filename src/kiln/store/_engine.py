@@ -487,6 +487,16 @@ class Store:
             yield conn
 
 
+def write_turn(path: str | None) -> contextlib.AbstractContextManager[None]:
+    """Take this process's turn to write the SQLite file at `path` (see `_WriteTurn`).
+
+    For code that writes the embedded store with the standard library's sqlite3 (the
+    pipeline's no-op fast path) and must queue with every other writer. None (a server
+    database) gives a context that does nothing.
+    """
+    return _WriteTurn(path)
+
+
 class _WriteTurn:
     """Writers of one SQLite file take turns: a thread lock, then `flock` on a lock file.
 

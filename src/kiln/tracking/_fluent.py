@@ -76,6 +76,11 @@ def configure(store: str | os.PathLike[str] | None = None) -> None:
         _client = None
 
 
+def configured_store() -> str | None:
+    """The store URL or path chosen by `configure()` in this process (None: the default)."""
+    return _store
+
+
 def get_client() -> TrackingClient:
     """The `TrackingClient` behind the module-level API (opened on first use)."""
     global _client, _client_pid
