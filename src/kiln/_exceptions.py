@@ -18,11 +18,14 @@ KilnError
 │   └── FilterSyntaxError       a run filter or order-by cannot be parsed
 ├── ModelError                  a model cannot be fitted, saved, loaded or called
 │   ├── ModelFormatError        a folder is not a kiln saved model, or a newer format
+│   ├── SignatureError          a signature cannot be made or read (unsupported kind, bad file)
 │   ├── NotFittedError          a model was used before fit or load
 │   └── PredictionError         the model's library raised while predicting
+├── EvaluationError             metrics, plots or fairness cannot be computed from the input
+│   └── PlotError               a plot cannot be drawn from the data given
 ├── DataFileError               a data file cannot be read (empty, not CSV/Parquet)
 ├── UntrustedCodeError          loading would run code from a file nobody said to trust
-├── ValidationError             input does not match a model's signature (names columns)
+├── ValidationError             input data does not match a model's signature (names columns)
 ├── RegistryError               a registry call was given a bad name, alias or URI
 ├── PipelineError               a pipeline cannot be built or run as asked (cycle, missing param)
 │   └── StepFailedError         steps raised; independent ones finished and stay cached
@@ -63,6 +66,7 @@ __all__ = [
     "CellTimeoutError",
     "ConfigurationError",
     "DataFileError",
+    "EvaluationError",
     "ExperimentNotFoundError",
     "FilterSyntaxError",
     "InvalidMetricError",
@@ -81,10 +85,12 @@ __all__ = [
     "ParamConflictError",
     "ParameterError",
     "PipelineError",
+    "PlotError",
     "PredictionError",
     "RegistryError",
     "RunNotFoundError",
     "SchemaVersionError",
+    "SignatureError",
     "StepFailedError",
     "StoreError",
     "StoreNotFoundError",
@@ -93,6 +99,7 @@ __all__ = [
     "UnknownFilterKeyWarning",
     "UntrustedCodeError",
     "ValidationError",
+    "describe",
 ]
 
 
@@ -100,8 +107,11 @@ class KilnError(Exception):
     """Root of every error kiln raises on purpose."""
 
 
-class ConfigurationError(KilnError):
-    """A setting, URL or option has a value kiln cannot use."""
+class ConfigurationError(KilnError, ValueError):
+    """A setting, URL, option or argument has a value kiln cannot use.
+
+    Also a `ValueError`, so code that catches `ValueError` for a bad argument keeps working.
+    """
 
 
 class MissingExtraError(ConfigurationError, ImportError):
@@ -249,9 +259,42 @@ class ValidationError(KilnError, ValueError):
     @classmethod
     def from_errors(cls, errors: list[dict[str, Any]]) -> ValidationError:
         """An error whose message names every problem and its column."""
-        from kiln.models._validator import describe
-
         return cls(describe(errors, "The input does not match the model signature"), errors)
+
+
+class SignatureError(ModelError, ValueError):
+    """A model signature cannot be made or read: a column kind, name or format kiln does
+    not support, or a saved signature that is malformed. (Data that does not match a
+    signature is a `ValidationError`.)"""
+
+
+class EvaluationError(KilnError, ValueError):
+    """Metrics, plots or fairness cannot be computed from what was given: labels and
+    scores of different lengths, a task the metric does not support, a missing group."""
+
+
+class PlotError(EvaluationError):
+    """A plot cannot be drawn from the data given (the message says what it needs)."""
+
+
+def describe(problems: list[dict[str, Any]], headline: str) -> str:
+    """A message with one line per problem, naming its column; never the whole input.
+
+    A line reads: `column 'f' [type]: expected numbers (float64); found 'abc' (2 rows: 0, 3)`.
+    """
+    count = len(problems)
+    lines = [f"{headline} ({count} problem{'s' if count != 1 else ''}):"]
+    for p in problems:
+        where = "the input" if p["column"] is None else f"column {p['column']!r}"
+        rows = ""
+        if p.get("count"):
+            shown = ", ".join(map(str, p["rows"])) + (
+                ", ..." if p["count"] > len(p["rows"]) else ""
+            )
+            rows = f" ({p['count']} row{'s' if p['count'] != 1 else ''}: {shown})"
+        found = f"; found {p['found']}{rows}" if p.get("found") else ""
+        lines.append(f"  - {where} [{p['problem']}]: expected {p['expected']}{found}")
+    return "\n".join(lines)
 
 
 class NotFoundError(KilnError, LookupError):

@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kiln._exceptions import ValidationError
+from kiln._exceptions import ValidationError, describe
 from kiln.models._columns import FALLBACK, MISSING, Column, short
 from kiln.models._signature import Signature
 
@@ -123,26 +123,6 @@ class ValidationResult:
     def ok(self) -> bool:
         """True when there are no errors (and so `frame` is set)."""
         return not self.errors
-
-
-def describe(problems: list[dict[str, Any]], headline: str) -> str:
-    """A message with one line per problem, naming its column; never the whole input.
-
-    A line reads: `column 'f' [type]: expected numbers (float64); found 'abc' (2 rows: 0, 3)`.
-    """
-    count = len(problems)
-    lines = [f"{headline} ({count} problem{'s' if count != 1 else ''}):"]
-    for p in problems:
-        where = "the input" if p["column"] is None else f"column {p['column']!r}"
-        rows = ""
-        if p.get("count"):
-            shown = ", ".join(map(str, p["rows"])) + (
-                ", ..." if p["count"] > len(p["rows"]) else ""
-            )
-            rows = f" ({p['count']} row{'s' if p['count'] != 1 else ''}: {shown})"
-        found = f"; found {p['found']}{rows}" if p.get("found") else ""
-        lines.append(f"  - {where} [{p['problem']}]: expected {p['expected']}{found}")
-    return "\n".join(lines)
 
 
 class Validator:
