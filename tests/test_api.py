@@ -12,6 +12,13 @@ from kiln import MissingExtraError
 from kiln._extras import require
 
 EXPECTED_KILN = {
+    "SignatureError",
+    "RegistryError",
+    "PlotError",
+    "ModelVersionNotFoundError",
+    "ModelNotFoundError",
+    "EvaluationError",
+    "AliasNotFoundError",
     "ActiveRun",
     "ArtifactError",
     "ArtifactInfo",
@@ -159,6 +166,13 @@ def test_missing_extra_names_the_exact_install_line() -> None:
         info.value
     )
     assert isinstance(info.value, ImportError)
+
+
+def test_every_kiln_error_is_exported_from_the_root() -> None:
+    import kiln._exceptions as exceptions
+
+    classes = [n for n in exceptions.__all__ if inspect.isclass(getattr(exceptions, n))]
+    assert sorted(set(classes) - set(kiln.__all__)) == []
 
 
 def test_exception_hierarchy_is_rooted_in_kilnerror() -> None:

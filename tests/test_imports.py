@@ -63,6 +63,24 @@ def loaded_after(code: str, env: dict[str, str]) -> tuple[set[str], str]:
     return set(json.loads(last[len(MARK) :])), output
 
 
+SUBPACKAGES = (
+    "artifacts",
+    "autolog",
+    "cli",
+    "evaluate",
+    "models",
+    "notebooks",
+    "pipeline",
+    "plots",
+    "registry",
+    "report",
+    "serving",
+    "store",
+    "testing",
+    "tracking",
+)
+
+
 def heavy(found: set[str]) -> list[str]:
     """The heavy top-level packages among `found`."""
     return sorted({m.split(".")[0] for m in found} & set(HEAVY))
@@ -129,3 +147,28 @@ def test_kiln_runs_list_loads_no_pandas_or_sklearn(subprocess_env: dict[str, str
     assert "No runs found" in out
     assert "sqlalchemy" in heavy(found)  # reading the store needs it; that is allowed
     assert not set(heavy(found)) & {"pandas", "sklearn", "plotly", "ray"}
+
+
+def test_every_subpackage_is_an_attribute_after_a_bare_import(
+    subprocess_env: dict[str, str],
+) -> None:
+    # Issue 15: kiln.models, kiln.tracking, kiln.registry, kiln.pipeline, kiln.notebooks and
+    # kiln.serving raised AttributeError after `import kiln`; only some were lazily reachable.
+    found, output = loaded_after(
+        f"""
+        import kiln
+        names = {SUBPACKAGES!r}
+        listed = set(dir(kiln))
+        before = set(sys.modules)
+        for name in names:
+            assert name in listed, name
+        print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}))
+        for name in names:
+            module = getattr(kiln, name)
+            assert module.__name__ == "kiln." + name, module
+        """,
+        subprocess_env,
+    )
+
+    assert output.strip() == "[]"  # listing them loaded nothing heavy
+    assert {f"kiln.{name}" for name in SUBPACKAGES} <= found

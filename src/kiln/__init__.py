@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import (
+    AliasNotFoundError,
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactNotFoundError,
@@ -27,6 +28,7 @@ from kiln._exceptions import (
     CellTimeoutError,
     ConfigurationError,
     DataFileError,
+    EvaluationError,
     ExperimentNotFoundError,
     FilterSyntaxError,
     InvalidMetricError,
@@ -36,6 +38,8 @@ from kiln._exceptions import (
     MissingExtraError,
     ModelError,
     ModelFormatError,
+    ModelNotFoundError,
+    ModelVersionNotFoundError,
     NoActiveRunError,
     NotebookError,
     NotFittedError,
@@ -43,9 +47,12 @@ from kiln._exceptions import (
     ParamConflictError,
     ParameterError,
     PipelineError,
+    PlotError,
     PredictionError,
+    RegistryError,
     RunNotFoundError,
     SchemaVersionError,
+    SignatureError,
     StepFailedError,
     StoreError,
     StoreNotFoundError,
@@ -138,11 +145,28 @@ _LAZY.update(
     }
 )
 
-# Public subpackages reached as attributes; kiln.evaluate and kiln.autolog are callable.
-_SUBMODULES = ("autolog", "evaluate", "plots", "report", "testing")
+# Every subpackage is reached as an attribute after a bare `import kiln`, loaded on first
+# use (kiln.evaluate and kiln.autolog are also callable).
+_SUBMODULES = (
+    "artifacts",
+    "autolog",
+    "cli",
+    "evaluate",
+    "models",
+    "notebooks",
+    "pipeline",
+    "plots",
+    "registry",
+    "report",
+    "serving",
+    "store",
+    "testing",
+    "tracking",
+)
 
 __all__ = [
     "ActiveRun",
+    "AliasNotFoundError",
     "ArtifactError",
     "ArtifactInfo",
     "ArtifactIntegrityError",
@@ -153,6 +177,7 @@ __all__ = [
     "ConfigurationError",
     "DataFileError",
     "DatasetInfo",
+    "EvaluationError",
     "Experiment",
     "ExperimentNotFoundError",
     "FilterSyntaxError",
@@ -165,6 +190,8 @@ __all__ = [
     "Model",
     "ModelError",
     "ModelFormatError",
+    "ModelNotFoundError",
+    "ModelVersionNotFoundError",
     "NoActiveRunError",
     "NotFittedError",
     "NotFoundError",
@@ -174,10 +201,13 @@ __all__ = [
     "ParameterError",
     "Pipeline",
     "PipelineError",
+    "PlotError",
     "PredictionError",
+    "RegistryError",
     "Run",
     "RunNotFoundError",
     "SchemaVersionError",
+    "SignatureError",
     "StepFailedError",
     "StoreError",
     "StoreNotFoundError",
@@ -231,4 +261,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
