@@ -83,10 +83,33 @@ def test_the_wheel_installs_offline_into_a_fresh_venv_and_serves(
         [uv, "venv", "-q", "--python", "python3.11", str(venv)], env=env, check=True, timeout=120
     )
     python = venv / "bin" / "python"
+    # Dependencies come from the package registry (as in the Dockerfile), pinned to the
+    # versions this test env has, so they are usually served from uv's cache; kiln-ml itself
+    # is on no index and comes only from its wheel file in dist/.
+    frozen = subprocess.run(
+        [uv, "pip", "freeze", "--python", sys.executable, "--exclude-editable"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    (work / "pins.txt").write_text(frozen)
     # kiln-ml installed from its wheel file: `kiln package` there copies that wheel.
     kiln_wheel = f"dist/kiln_ml-{__version__}-py3-none-any.whl"
     subprocess.run(
-        [uv, "pip", "install", "-q", "--offline", "--python", str(python), kiln_wheel],
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "--offline",
+            "-c",
+            "pins.txt",
+            "--python",
+            str(python),
+            kiln_wheel,
+        ],
         cwd=work,
         env=env,
         check=True,
@@ -102,14 +125,39 @@ def test_the_wheel_installs_offline_into_a_fresh_venv_and_serves(
     )
     assert repackaged.returncode == 0, repackaged.stderr
     assert (work / "again" / Path(kiln_wheel).name).read_bytes() == (work / kiln_wheel).read_bytes()
-    # What a user runs: pip finds kiln-ml in dist/, with no package index reachable.
+    # The dependencies (kiln-ml[serve]'s, the model library's) from the registry, then what
+    # a user runs: the model's wheel resolves kiln-ml from dist/ with no package index at all.
+    requires, extras = [], {"serve"}
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist: kiln-ml["):
+            extras |= set(line.split("[", 1)[1].split("]", 1)[0].split(","))
+        elif line.startswith("Requires-Dist: "):
+            requires.append(line.removeprefix("Requires-Dist: "))
     subprocess.run(
         [
             uv,
             "pip",
             "install",
             "-q",
-            "--offline",
+            "-c",
+            "pins.txt",
+            "--python",
+            str(python),
+            f"{kiln_wheel}[{','.join(sorted(extras))}]",
+            *requires,
+        ],
+        cwd=work,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
             "--compile-bytecode",
             "--python",
             str(python),
