@@ -100,8 +100,12 @@ def test_a_piped_run_that_used_joblib_ends_at_once_and_leaves_no_process(
             pytest.fail(f"`kiln notebook run | cat` did not end; processes left: {_marked(mark)}")
         assert time.monotonic() - begin < 60
         assert (proc.returncode == 0) == (case in ("finished", "grid")), err
+        if case == "failed":
+            assert "boom" in err, err  # it failed in the last cell, not before
         if case in ("finished", "failed", "timeout"):
-            assert (tmp_path / "workers-0").read_text() == "2"  # loky's workers did start
+            workers = tmp_path / "workers-0"
+            assert workers.exists(), f"the joblib cell did not finish:\n{err}"
+            assert workers.read_text() == "2"  # loky's workers did start
         assert _left_after(mark) == []
     finally:
         _kill_marked(mark)
