@@ -93,12 +93,15 @@ def test_task_detection() -> None:
 
 
 def test_metrics_refuse_bad_input() -> None:
-    with pytest.raises(kiln.ValidationError, match="y_true has 3 rows but y_pred has 2"):
+    with pytest.raises(kiln.EvaluationError, match="y_true has 3 rows but y_pred has 2"):
         metrics([1, 0, 1], [1, 0])
-    with pytest.raises(kiln.ConfigurationError, match="task='ranking' is not one of"):
+    with pytest.raises(kiln.EvaluationError, match="task='ranking' is not a task kiln evaluates"):
         metrics([1, 0], [1, 0], task="ranking")
-    with pytest.raises(kiln.ValidationError, match="task='binary' but there are 3 classes"):
+    with pytest.raises(kiln.EvaluationError, match="task='binary' but there are 3 classes"):
         metrics([0, 1, 2], [0, 1, 2], task="binary")
+    # sklearn's own ValueError for numbers scored as classes, said in kiln's words
+    with pytest.raises(kiln.EvaluationError, match="for numbers, pass task='regression'"):
+        metrics([0.0, 1.0, 2.0], [0.5, 1.0, 2.5])
 
 
 def test_evaluate_logs_metrics_plots_and_report(
@@ -170,10 +173,13 @@ def test_evaluate_fairness_by_segment(
 
     by_column = kiln.evaluate(model, X_test, y_test, segments="noise", plots=False, report=False)
     assert len(by_column.groups) == len(X_test)  # every distinct value is its own group
-    with pytest.raises(kiln.ValidationError, match="Did you mean 'income'"):
+    with pytest.raises(kiln.EvaluationError, match="Did you mean 'income'"):
         kiln.evaluate(model, X_test, y_test, segments="incme")
-    with pytest.raises(kiln.ValidationError, match="segments has 3 labels for 1000 rows"):
+    with pytest.raises(kiln.EvaluationError, match="segments has 3 labels for 1000 rows"):
         kiln.evaluate(model, X_test, y_test, segments=["a", "b", "c"])
+    # one value, not one per row: said so (it was a TypeError from len() of a 0-d array)
+    with pytest.raises(kiln.EvaluationError, match=r"segments has shape \(\) for 1000 rows"):
+        kiln.evaluate(model, X_test, y_test, segments=5)
 
 
 def test_evaluate_regression_with_permutation_importance(
@@ -208,14 +214,20 @@ def test_evaluate_refuses_bad_calls(
     data: tuple[pd.DataFrame, np.ndarray], model: kiln.Model
 ) -> None:
     X, y = data
-    with pytest.raises(kiln.ValidationError, match="X has 3000 rows but y has 10"):
+    with pytest.raises(kiln.EvaluationError, match="X has 3000 rows but y has 10"):
         kiln.evaluate(model, X, y[:10])
     with pytest.raises(kiln.NoActiveRunError, match="no run is active"):
         kiln.evaluate(model, X, y, log=True, plots=False, report=False)
     with pytest.raises(kiln.ModelError, match="needs a fitted model with predict"):
         kiln.evaluate(object(), X, y)
-    with pytest.raises(kiln.ConfigurationError, match="importance='shap'"):
+    with pytest.raises(kiln.EvaluationError, match="importance='shap'"):
         kiln.evaluate(model, X, y, importance="shap")
+    with pytest.raises(kiln.EvaluationError, match="no report to save"):
+        kiln.evaluate(model, X, y, plots=False, report=False).save_report("out.html")
+    # bad inputs to evaluation are EvaluationError, never the signature's ValidationError,
+    # and still a ValueError for callers that catch that
+    assert not issubclass(kiln.EvaluationError, kiln.ValidationError)
+    assert issubclass(kiln.EvaluationError, ValueError)
 
 
 def test_evaluate_module_is_callable_and_has_parts() -> None:

@@ -55,10 +55,15 @@ def test_evaluate_prints_metrics_logs_and_writes_a_report(
 
 
 def test_evaluate_names_a_wrong_target(tracked: str, saved: tuple[str, Path]) -> None:
+    # A wrong column is a usage error, as in `kiln models compare` (it was a
+    # ValidationError, which is for data against a model's signature).
     uri, data = saved
-    with pytest.raises(kiln.ValidationError, match="Did you mean 'label'"):
-        CliRunner().invoke(
+    for option in ("--target", "--segments"):
+        args = ["--target", "label"] if option == "--segments" else []
+        done = CliRunner().invoke(
             cli,
-            ["--store", tracked, "evaluate", uri, "--data", str(data), "--target", "lable"],
-            catch_exceptions=False,
+            ["--store", tracked, "evaluate", uri, "--data", str(data), *args, option, "lable"],
         )
+        assert done.exit_code == 2, done.output
+        assert f"Invalid value for {option}: 'lable' is not a column of" in done.output
+        assert "Did you mean 'label'?" in done.output

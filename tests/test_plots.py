@@ -71,7 +71,7 @@ def test_multiclass_roc_draws_one_curve_per_class() -> None:
         auc = skm.roc_auc_score(y == label, proba[:, i])
         assert fig.values[f"auc_{label}"] == pytest.approx(auc)
         assert names[i] == f"{label} (AUC = {auc:.3f})"
-    with pytest.raises(kiln.ValidationError, match="pass `classes` in the column order"):
+    with pytest.raises(kiln.PlotError, match="pass `classes` in the column order"):
         plots.roc(y, proba, classes=["a", "b"])
 
 
@@ -122,7 +122,7 @@ def test_calibration_bins_and_brier(binary: tuple[np.ndarray, np.ndarray]) -> No
     for b, (mean_p, rate) in enumerate(zip(line.x, line.y, strict=True)):
         assert mean_p == pytest.approx(score[bins == b].mean())
         assert rate == pytest.approx(y[bins == b].mean())
-    with pytest.raises(kiln.ValidationError, match=r"probabilities in \[0, 1\]"):
+    with pytest.raises(kiln.PlotError, match=r"probabilities in \[0, 1\]"):
         plots.calibration(y, score * 3)
 
 
@@ -139,7 +139,7 @@ def test_gain_and_lift(binary: tuple[np.ndarray, np.ndarray]) -> None:
         gain.values["gain_at_10pct"] / 0.1, rel=1e-2
     )
     assert lift.traces[0].y[-1] == pytest.approx(1.0)  # everyone targeted: no lift
-    with pytest.raises(kiln.ValidationError, match="needs both positive and negative rows"):
+    with pytest.raises(kiln.PlotError, match="needs both positive and negative rows"):
         plots.gain(np.ones(5), np.linspace(0, 1, 5))
 
 
@@ -157,7 +157,7 @@ def test_regression_plots() -> None:
     drawn_x = np.array(res.traces[0].x)
     drawn_r = np.array(res.traces[0].y)
     assert np.allclose(np.sort(drawn_x + drawn_r), np.sort(y[np.isin(p, drawn_x)]))
-    with pytest.raises(kiln.ValidationError, match="y_true has 3 rows but y_pred has 2"):
+    with pytest.raises(kiln.PlotError, match="y_true has 3 rows but y_pred has 2"):
         plots.residuals([1, 2, 3], [1, 2])
 
 
@@ -169,7 +169,7 @@ def test_feature_importance_orders_and_limits() -> None:
     ax = fig.to_matplotlib().axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "c", "a"]
     assert sorted(p.get_width() for p in ax.patches) == sorted(bars.x)
-    with pytest.raises(kiln.ValidationError, match="2 feature names for 3 importances"):
+    with pytest.raises(kiln.PlotError, match="2 feature names for 3 importances"):
         plots.feature_importance([1.0, 2.0, 3.0], ["a", "b"])
 
 
@@ -181,8 +181,12 @@ def test_fairness_plot_has_a_bar_group_per_metric() -> None:
     assert fig.traces[1].y == [0.8, 0.6]
     assert fig.values["tpr_gap"] == pytest.approx(0.2)
     assert len(fig.to_matplotlib().axes[0].patches) == 6
-    with pytest.raises(kiln.ValidationError, match="No column 'auc'"):
+    with pytest.raises(kiln.PlotError, match="Nothing to plot: the group table has no groups"):
+        plots.fairness({})
+    with pytest.raises(kiln.PlotError, match="No column 'auc'"):
         plots.fairness(groups, metrics=["auc"])
+    with pytest.raises(kiln.PlotError, match="Trace kind 'pie' is not one of"):
+        plots.Trace("pie", [1], [2])
 
 
 def test_save_formats(tmp_path: Path, binary: tuple[np.ndarray, np.ndarray]) -> None:

@@ -10,7 +10,7 @@ import click
 from kiln.cli._common import json_option
 from kiln.cli._output import echo_json, table
 
-__all__ = ["evaluate"]
+__all__ = ["check_column", "evaluate"]
 
 
 def _read(path: Path) -> object:
@@ -22,6 +22,20 @@ def _read(path: Path) -> object:
         return read_data_file(path)
     raise ConfigurationError(
         f"Cannot read {path.name!r}: kiln evaluate reads .parquet or .csv files."
+    )
+
+
+def check_column(name: str, columns: list[object], path: Path, option: str) -> None:
+    """A usage error (exit status 2) naming the option when `name` is not a column."""
+    if name in columns:
+        return
+    from kiln._exceptions import did_you_mean
+
+    shown = ", ".join(map(str, columns[:10])) + (", ..." if len(columns) > 10 else "")
+    raise click.BadParameter(
+        f"{name!r} is not a column of {path.name}.{did_you_mean(name, map(str, columns))} "
+        f"Its columns: {shown}.",
+        param_hint=option,
     )
 
 
@@ -70,43 +84,35 @@ def evaluate(
     Prints the metrics (and the fairness gaps with --segments); --report writes the
     plots and tables as one HTML file.
     """
-    import kiln
-    from kiln._exceptions import ValidationError, did_you_mean
-    from kiln.tracking import _fluent
+    from kiln.evaluate import evaluate as evaluate_model
+    from kiln.models import load_model
+    from kiln.tracking import configure, configured_store, start_run
 
     store = (ctx.find_root().obj or {}).get("store")
-    if store is not None and store != _fluent._store:  # re-configuring drops the open client
-        kiln.configure(store)
+    if store is not None and store != configured_store():  # re-configuring drops the client
+        configure(store)
     frame = _read(data_path)
     columns = list(frame.columns)  # type: ignore[attr-defined]
-    if target not in columns:
-        raise ValidationError(
-            f"--target {target!r} is not a column of {data_path.name}."
-            f"{did_you_mean(target, map(str, columns))}"
-        )
-    model = kiln.load_model(model_uri, trust_pickle=trust_pickle)
+    check_column(target, columns, data_path, "--target")
+    model = load_model(model_uri, trust_pickle=trust_pickle)
     y = frame[target]  # type: ignore[index]
     X = frame.drop(columns=[target])  # type: ignore[attr-defined]
     groups = None
     if segments is not None:
-        if segments not in columns:
-            raise ValidationError(
-                f"--segments {segments!r} is not a column of {data_path.name}."
-                f"{did_you_mean(segments, map(str, columns))}"
-            )
+        check_column(segments, columns, data_path, "--segments")
         groups = frame[segments]  # type: ignore[index]
         names = getattr(model, "signature_", None)
         if names is not None and segments not in {c.name for c in names.inputs}:
             X = X.drop(columns=[segments])
     want_report = report_path is not None or experiment is not None
     if experiment is not None:
-        with kiln.start_run(
+        with start_run(
             experiment=experiment, tags={"evaluated_model": model_uri}, system_metrics=False
         ) as run:
-            result = kiln.evaluate(model, X, y, groups, report=want_report)
+            result = evaluate_model(model, X, y, groups, report=want_report)
         run_id: str | None = run.id
     else:
-        result = kiln.evaluate(model, X, y, groups, report=want_report, plots=want_report)
+        result = evaluate_model(model, X, y, groups, report=want_report, plots=want_report)
         run_id = None
     if report_path is not None:
         result.save_report(report_path)

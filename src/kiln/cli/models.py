@@ -70,7 +70,7 @@ def show(ctx: click.Context, model: str, as_json: bool) -> None:
 
     MODEL is NAME, NAME/VERSION, NAME@ALIAS, NAME/latest, or a models:/ URI.
     """
-    from kiln.registry._names import parse_model_ref
+    from kiln.registry import parse_model_ref
 
     registry = _registry(ctx)
     name, ref = parse_model_ref(model)
@@ -317,16 +317,14 @@ def compare(
     A and B are NAME/VERSION, NAME@ALIAS, models:/ or runs:/ URIs, or model folders, e.g.
     `kiln models compare churn@production churn/4 --data test.parquet --target churned`.
     """
+    from pathlib import Path
+
     from kiln._datafile import read_data_file
-    from kiln.registry import compare as compare_models
+    from kiln.cli.evaluate import check_column
+    from kiln.evaluate import compare as compare_models
 
     frame = read_data_file(data_path)
-    if target not in frame.columns:
-        shown = ", ".join(map(str, list(frame.columns)[:10]))
-        raise click.BadParameter(
-            f"{target!r} is not a column of {data_path} (its columns: {shown}).",
-            param_hint="--target",
-        )
+    check_column(target, list(frame.columns), Path(data_path), "--target")
     store = (ctx.find_root().obj or {}).get("store")
     result = compare_models(
         model_a,

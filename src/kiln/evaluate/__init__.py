@@ -7,7 +7,13 @@ or use its parts.
 result = kiln.evaluate(model, X_test, y_test, segments="region")  # logs to the active run
 result.metrics["roc_auc"]
 kiln.evaluate.metrics(y_true, y_pred, y_proba)  # just the numbers, no plots
+kiln.evaluate.compare("churn@production", "churn/4", X_test, y_test).verdict
 ```
+
+`metrics` is kiln's one implementation of the metrics: `kiln.evaluate`, `compare`
+(`kiln models compare`) and the fairness gaps all use it, and `HIGHER_IS_BETTER` gives
+each metric's direction. Bad inputs (lengths that differ, an unknown task, a segment
+column that does not exist) raise `kiln.EvaluationError`, a `ValueError`.
 
 Needs the `evaluate` extra: `pip install 'kiln-ml[evaluate]'`.
 """
@@ -18,10 +24,21 @@ import sys
 import types
 from typing import Any
 
+from kiln.evaluate._compare import Comparison, MetricComparison, compare
 from kiln.evaluate._evaluate import Evaluation, evaluate
-from kiln.evaluate._metrics import TASKS, detect_task, metrics
+from kiln.evaluate._metrics import HIGHER_IS_BETTER, TASKS, detect_task, metrics
 
-__all__ = ["TASKS", "Evaluation", "detect_task", "evaluate", "metrics"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "TASKS",
+    "Comparison",
+    "Evaluation",
+    "MetricComparison",
+    "compare",
+    "detect_task",
+    "evaluate",
+    "metrics",
+]
 
 
 class _CallableModule(types.ModuleType):

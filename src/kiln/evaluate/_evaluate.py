@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from kiln._exceptions import ConfigurationError, ModelError, ValidationError
+from kiln._exceptions import EvaluationError, ModelError
+from kiln.evaluate._estimator import inner_estimator
 from kiln.evaluate._metrics import TASKS, _array, detect_task, metrics
 
 __all__ = ["Evaluation", "evaluate"]
@@ -57,7 +58,10 @@ class Evaluation:
     def save_report(self, path: Any) -> Path:
         """Write the HTML report to `path` (one file that opens offline)."""
         if self.report is None:
-            raise ConfigurationError("This evaluation was made with report=False: it has none.")
+            raise EvaluationError(
+                "This evaluation was made with report=False, so it has no report to save: "
+                "call kiln.evaluate(..., report=True)."
+            )
         return Path(self.report.save(path))
 
 
@@ -128,18 +132,27 @@ def evaluate(
 
     Returns:
         An `Evaluation`.
+
+    Raises:
+        EvaluationError: `task` or `importance` is not a known value, `X` and `y` have
+            different numbers of rows, or `segments` names no column of `X`.
+        ModelError: `model` has no `predict`.
+        NoActiveRunError: `log=True` and no run is active.
     """
-    import kiln
+    from kiln.tracking import active_run
 
     start = time.perf_counter()
     if task is not None and task not in TASKS:
-        raise ConfigurationError(f"task={task!r} is not one of {', '.join(TASKS)}.")
-    if importance not in (None, "auto", "permutation"):
-        raise ConfigurationError(
-            f"importance={importance!r}: expected 'auto', 'permutation' or None."
+        raise EvaluationError(
+            f"task={task!r} is not a task kiln evaluates: expected one of {', '.join(TASKS)}, "
+            "or None to detect it from the target."
         )
+    if importance not in (None, "auto", "permutation"):
+        raise EvaluationError(f"importance={importance!r}: expected 'auto', 'permutation' or None.")
     if isinstance(model, str):
-        model = kiln.load_model(model, trust_pickle=trust_pickle)
+        from kiln.models import load_model
+
+        model = load_model(model, trust_pickle=trust_pickle)
     if not hasattr(model, "predict"):
         raise ModelError(
             f"kiln.evaluate needs a fitted model with predict(); got {type(model).__name__}."
@@ -147,7 +160,9 @@ def evaluate(
     y_true = _array(y, "y")
     n_rows = _rows(X)
     if n_rows != len(y_true):
-        raise ValidationError(f"X has {n_rows} rows but y has {len(y_true)}: they must match.")
+        raise EvaluationError(
+            f"X has {n_rows} rows but y has {len(y_true)}: pass one target per row of X."
+        )
     model_task = getattr(model, "task_", None) or getattr(model, "task", None)
     classes = getattr(model, "classes_", None)
     if task is None and model_task == "regression":
@@ -186,7 +201,7 @@ def evaluate(
         from kiln.evaluate._report import build_report
 
         result.report = build_report(result, model, n_rows, title, interactive)
-    run = kiln.active_run()
+    run = active_run()
     if log is None:
         log = run is not None
     if log:
@@ -210,7 +225,10 @@ def _rows(X: Any) -> int:
     try:
         return len(X)
     except TypeError as exc:
-        raise ValidationError(f"X must be a table of rows; got {type(X).__name__}.") from exc
+        raise EvaluationError(
+            f"X must be a table of rows (a DataFrame, an array, a list of rows); "
+            f"got {type(X).__name__}."
+        ) from exc
 
 
 def _figures(
@@ -221,7 +239,7 @@ def _figures(
     classes: Any,
     pos_label: Any,
 ) -> dict[str, Any]:
-    from kiln import plots
+    import kiln.plots as plots
 
     figs: dict[str, Any] = {}
     if result.task == "regression":
@@ -305,13 +323,6 @@ def _own_importance(model: Any, columns: list[str]) -> tuple[dict[str, float], s
     if names is None or len(names) != len(values):
         return None
     return {n: float(v) for n, v in zip(names, values, strict=True)}, kind
-
-
-def inner_estimator(model: Any) -> Any:
-    """The fitted estimator inside a `kiln.Model`, or the model itself."""
-    from kiln.models import Model
-
-    return model.estimator_ if isinstance(model, Model) else model
 
 
 def _permutation(model: Any, X: Any, y: np.ndarray, task: str) -> dict[str, float]:

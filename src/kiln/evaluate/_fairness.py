@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln._exceptions import ValidationError
+from kiln._exceptions import EvaluationError
 from kiln.evaluate._metrics import metrics
 
 __all__ = ["by_group", "resolve_segments"]
@@ -19,7 +19,7 @@ def resolve_segments(segments: Any, X: Any, n_rows: int) -> tuple[str, np.ndarra
         if segments not in columns:
             from kiln._exceptions import did_you_mean
 
-            raise ValidationError(
+            raise EvaluationError(
                 f"segments={segments!r} is not a column of X.{did_you_mean(segments, map(str, columns))} "
                 "Pass a column name, a list of them, or one group label per row."
             )
@@ -36,9 +36,10 @@ def resolve_segments(segments: Any, X: Any, n_rows: int) -> tuple[str, np.ndarra
         return "|".join(segments), labels
     labels = np.asarray(segments)
     if labels.ndim != 1 or len(labels) != n_rows:
-        raise ValidationError(
-            f"segments has {len(labels)} labels for {n_rows} rows: pass one group label per row "
-            "(or a column name of X)."
+        got = f"{len(labels)} labels" if labels.ndim == 1 else f"shape {labels.shape}"
+        raise EvaluationError(
+            f"segments has {got} for {n_rows} rows: pass one group label per row "
+            "(or a column name of X, or a list of them)."
         )
     name = str(getattr(segments, "name", None) or "group")
     return name, labels.astype(str)

@@ -7,11 +7,45 @@ from typing import Any
 
 import numpy as np
 
-from kiln._exceptions import ConfigurationError, ValidationError
+from kiln._exceptions import EvaluationError
 
-__all__ = ["TASKS", "detect_task", "metrics"]
+__all__ = ["HIGHER_IS_BETTER", "TASKS", "detect_task", "metrics"]
 
 TASKS = ("binary", "multiclass", "regression")
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    # classification
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "precision_macro": True,
+    "recall_macro": True,
+    "f1_macro": True,
+    "f1_weighted": True,
+    "roc_auc": True,
+    "roc_auc_ovr": True,
+    "average_precision": True,
+    "log_loss": False,
+    "brier": False,
+    # regression
+    "mae": False,
+    "mse": False,
+    "rmse": False,
+    "r2": True,
+    "mape": False,
+    "median_ae": False,
+    # fairness gaps between groups (see kiln.evaluate's segments)
+    "demographic_parity_difference": False,
+    "equalized_odds_difference": False,
+    "accuracy_gap": False,
+    "mae_gap": False,
+}
+"""Each metric kiln.evaluate computes -> True when a higher value is better.
+
+The one place a metric's direction is defined: `compare` decides which model is better
+with it."""
 _MAX_CLASSES_FOR_INTS = 20  # integer targets with more distinct values are a regression
 
 
@@ -22,7 +56,9 @@ def _array(values: Any, name: str) -> np.ndarray:
     if out.ndim == 2 and out.shape[1] == 1:
         out = out[:, 0]
     if out.ndim != 1:
-        raise ValidationError(f"{name} must be one-dimensional; got shape {out.shape}.")
+        raise EvaluationError(
+            f"{name} must be one-dimensional (one value per row); got shape {out.shape}."
+        )
     return out
 
 
@@ -91,20 +127,26 @@ def metrics(
     y = _array(y_true, "y_true")
     p = _array(y_pred, "y_pred")
     if len(y) != len(p):
-        raise ValidationError(
+        raise EvaluationError(
             f"y_true has {len(y)} rows but y_pred has {len(p)}: pass predictions for the same rows."
         )
     if len(y) == 0:
-        raise ValidationError("metrics() needs at least one row; got none.")
+        raise EvaluationError("metrics() needs at least one row; got none.")
     task = task or detect_task(y, p, y_proba=y_proba, classes=classes)
     if task not in TASKS:
-        raise ConfigurationError(f"task={task!r} is not one of {', '.join(TASKS)}.")
+        raise EvaluationError(
+            f"task={task!r} is not a task kiln evaluates: expected one of {', '.join(TASKS)}, "
+            "or None to detect it from the target."
+        )
     if task == "regression":
         return _regression(y, p)
     labels = np.asarray(classes) if classes is not None else np.unique(np.concatenate([y, p]))
     proba = None if y_proba is None else np.asarray(y_proba, dtype=float)
     if proba is not None and len(proba) != len(y):
-        raise ValidationError(f"y_proba has {len(proba)} rows but y_true has {len(y)}.")
+        raise EvaluationError(
+            f"y_proba has {len(proba)} rows but y_true has {len(y)}: pass probabilities "
+            "for the same rows."
+        )
     if task == "binary":
         return _binary(y, p, proba, labels, pos_label)
     return _multiclass(y, p, proba, labels)
@@ -118,7 +160,7 @@ def _binary(
     y: np.ndarray, p: np.ndarray, proba: np.ndarray | None, labels: np.ndarray, pos_label: Any
 ) -> dict[str, float]:
     if len(labels) > 2:
-        raise ValidationError(
+        raise EvaluationError(
             f"task='binary' but there are {len(labels)} classes "
             f"({', '.join(map(str, labels[:5]))}); use task='multiclass'."
         )
@@ -176,12 +218,19 @@ def _multiclass(
     )
 
     present = np.unique(y)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y, p, labels=present, zero_division=0
-    )
+    try:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y, p, labels=present, zero_division=0
+        )
+        balanced = float(balanced_accuracy_score(y, p))
+    except ValueError as exc:  # e.g. continuous predictions for class labels
+        raise EvaluationError(
+            f"Cannot score {len(present)} classes against these predictions: {exc}. "
+            "Predictions must be class labels; for numbers, pass task='regression'."
+        ) from exc
     out = {
         "accuracy": float(np.mean(y == p)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, p)),
+        "balanced_accuracy": balanced,
         "precision_macro": float(np.mean(precision)),
         "recall_macro": float(np.mean(recall)),
         "f1_macro": float(np.mean(f1)),
@@ -202,7 +251,10 @@ def _regression(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         y = y.astype(float)
         p = p.astype(float)
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"A regression needs numeric targets and predictions: {exc}") from exc
+        raise EvaluationError(
+            f"A regression needs numeric targets and predictions: {exc}. "
+            "Pass numbers, or task='binary'/'multiclass' for class labels."
+        ) from exc
     err = y - p
     mse = float(np.mean(err**2))
     total = float(np.sum((y - y.mean()) ** 2))

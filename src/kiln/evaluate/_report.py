@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.evaluate._estimator import model_name
+
 __all__ = ["build_report"]
 
 _CURVES = ("roc", "precision_recall", "calibration", "gain", "lift")
@@ -14,7 +16,7 @@ def build_report(result: Any, model: Any, n_rows: int, title: str | None, intera
     """A report with the metrics, the plots, feature importance and fairness by group."""
     from kiln.report import Report
 
-    name = _model_name(model)
+    name = model_name(model)
     report = Report(
         title or f"Evaluation of {name}",
         subtitle=f"{result.task} task, {n_rows:,} rows",
@@ -45,13 +47,3 @@ def build_report(result: Any, model: Any, n_rows: int, title: str | None, intera
         if "fairness" in result.figures:
             section.figure(result.figures["fairness"])
     return report
-
-
-def _model_name(model: Any) -> str:
-    from kiln.evaluate._evaluate import inner_estimator
-
-    inner = inner_estimator(model)
-    steps = getattr(inner, "steps", None)
-    if steps:
-        return f"{type(inner).__name__}({type(steps[-1][1]).__name__})"
-    return str(getattr(inner, "__name__", None) or type(inner).__name__)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln._exceptions import ValidationError
+from kiln._exceptions import PlotError
 from kiln.plots._figure import Figure, Trace
 
 __all__ = [
@@ -48,7 +48,7 @@ def thin(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[list[float], li
 def _labels(y_true: Any) -> np.ndarray:
     y = np.asarray(y_true)
     if y.ndim != 1:
-        raise ValidationError(f"y_true must be one-dimensional; got shape {y.shape}.")
+        raise PlotError(f"y_true must be one-dimensional (one label per row); got shape {y.shape}.")
     return y
 
 
@@ -68,19 +68,19 @@ def binary_scores(
     score = np.asarray(y_score, dtype=float)
     if score.ndim == 2:
         if score.shape[1] != 2:
-            raise ValidationError(
+            raise PlotError(
                 f"A binary plot needs one score per row or 2 probability columns; got "
                 f"{score.shape[1]} columns. For more classes, pass the class labels as `classes`."
             )
         score = score[:, 1]
     if len(score) != len(y):
-        raise ValidationError(
+        raise PlotError(
             f"y_true has {len(y)} rows but the scores have {len(score)}: they must match."
         )
     if pos_label is None:
         classes = np.unique(y)
         if len(classes) > 2:
-            raise ValidationError(
+            raise PlotError(
                 f"y_true has {len(classes)} classes ({', '.join(map(str, classes[:5]))}...); a "
                 "binary plot needs two. Pass an (n, k) probability array for one-vs-rest curves."
             )
@@ -95,7 +95,7 @@ def _one_vs_rest(y_true: Any, y_score: Any, classes: Any) -> list[tuple[str, np.
     if score.ndim == 2 and score.shape[1] > 2:
         names = list(classes) if classes is not None else list(np.unique(y))
         if len(names) != score.shape[1]:
-            raise ValidationError(
+            raise PlotError(
                 f"The probabilities have {score.shape[1]} columns but there are {len(names)} "
                 "classes: pass `classes` in the column order (the model's classes_)."
             )
@@ -209,7 +209,9 @@ def confusion_matrix(
     y = _labels(y_true)
     p = _labels(y_pred)
     if len(y) != len(p):
-        raise ValidationError(f"y_true has {len(y)} rows but y_pred has {len(p)}.")
+        raise PlotError(
+            f"y_true has {len(y)} rows but y_pred has {len(p)}: pass predictions for the same rows."
+        )
     names = np.asarray(labels) if labels is not None else np.unique(np.concatenate([y, p]))
     index = {v: i for i, v in enumerate(names.tolist())}
     k = len(names)
@@ -260,7 +262,7 @@ def calibration(
     """
     positive, proba, _ = binary_scores(y_true, y_proba, pos_label)
     if np.any((proba < 0) | (proba > 1)):
-        raise ValidationError("Calibration needs probabilities in [0, 1]; got values outside.")
+        raise PlotError("Calibration needs probabilities in [0, 1]; got values outside.")
     bins = np.minimum((proba * n_bins).astype(int), n_bins - 1)
     count = np.bincount(bins, minlength=n_bins)
     hits = np.bincount(bins, weights=positive.astype(float), minlength=n_bins)
@@ -349,7 +351,7 @@ def lift(
 def _need_both(positive: np.ndarray, what: str) -> None:
     n = int(positive.sum())
     if n == 0 or n == len(positive):
-        raise ValidationError(
+        raise PlotError(
             f"A {what} needs both positive and negative rows; y_true has only "
             f"{'negatives' if n == 0 else 'positives'} ({len(positive)} rows)."
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kiln._exceptions import ConfigurationError
+from kiln._exceptions import ConfigurationError, PlotError
 
 __all__ = ["PALETTE", "Figure", "Trace"]
 
@@ -54,7 +54,7 @@ class Trace:
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
-            raise ConfigurationError(f"Trace kind {self.kind!r} is not one of {', '.join(_KINDS)}.")
+            raise PlotError(f"Trace kind {self.kind!r} is not one of {', '.join(_KINDS)}.")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln._exceptions import ValidationError
+from kiln._exceptions import PlotError
 from kiln.plots._figure import Figure, Trace
 
 __all__ = ["fairness", "feature_importance", "predicted_vs_actual", "residuals"]
@@ -18,11 +18,16 @@ def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(y_true, dtype=float).ravel()
         p = np.asarray(y_pred, dtype=float).ravel()
     except (TypeError, ValueError) as exc:
-        raise ValidationError(f"A regression plot needs numbers: {exc}") from exc
+        raise PlotError(
+            f"A regression plot needs numeric targets and predictions: {exc}. For class "
+            "labels, use confusion_matrix."
+        ) from exc
     if len(y) != len(p):
-        raise ValidationError(f"y_true has {len(y)} rows but y_pred has {len(p)}.")
+        raise PlotError(
+            f"y_true has {len(y)} rows but y_pred has {len(p)}: pass predictions for the same rows."
+        )
     if len(y) == 0:
-        raise ValidationError("A regression plot needs at least one row; got none.")
+        raise PlotError("A regression plot needs at least one row; got none.")
     return y, p
 
 
@@ -100,7 +105,10 @@ def feature_importance(
             [str(n) for n in names] if names is not None else [f"x{i}" for i in range(len(values))]
         )
     if len(names) != len(values):
-        raise ValidationError(f"{len(names)} feature names for {len(values)} importances.")
+        raise PlotError(
+            f"{len(names)} feature names for {len(values)} importances: pass one name per "
+            "importance (or a dict of name -> importance)."
+        )
     order = sorted(range(len(values)), key=lambda i: -abs(values[i]))[:top]
     fig = Figure("feature_importance", title, x_label, "Feature")
     err = [float(errors[i]) for i in order] if errors is not None else None
@@ -133,9 +141,15 @@ def fairness(
         preferred = [c for c in ("selection_rate", "tpr", "fpr") if c in frame.columns]
         fallback = [c for c in frame.columns if c not in ("count", "positives")]
         metrics = preferred or (["accuracy"] if "accuracy" in frame.columns else fallback)
+    if frame.empty or not len(metrics):
+        raise PlotError(
+            "Nothing to plot: the group table has no groups or no metric columns. Pass "
+            "`Evaluation.groups` from kiln.evaluate(..., segments=...), or a dict of "
+            "group -> {metric: value}."
+        )
     missing = [m for m in metrics if m not in frame.columns]
     if missing:
-        raise ValidationError(
+        raise PlotError(
             f"No column {missing[0]!r} in the group table; it has {', '.join(map(str, frame.columns))}."
         )
     fig = Figure("fairness", title, "Group", "Value")

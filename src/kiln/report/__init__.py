@@ -195,13 +195,13 @@ class Report:
         Returns:
             The stored `ArtifactInfo`.
         """
-        import kiln
         from kiln._exceptions import NoActiveRunError
+        from kiln.tracking import active_run, get_client
 
         html = self.to_html().encode("utf-8")
         if run_id is not None:
-            return kiln.get_client().log_artifact(run_id, html, name=name)[0]
-        run = kiln.active_run()
+            return get_client().log_artifact(run_id, html, name=name)[0]
+        run = active_run()
         if run is None:
             raise NoActiveRunError(
                 "Report.log() stores the report with the active run, and no run is active. "

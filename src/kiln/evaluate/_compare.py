@@ -1,10 +1,14 @@
 """Champion and challenger: two models scored on the same held-out data, side by side.
 
 ```python
-result = kiln.registry.compare("churn@production", "churn/4", X_test, y_test)
+result = kiln.evaluate.compare("churn@production", "churn/4", X_test, y_test)
 print(result.verdict)        # "churn/4 is better on roc_auc (0.912 vs 0.897)"
 result.to_frame()            # one row per metric: value of each, difference, better
 ```
+
+The numbers are `kiln.evaluate`'s (`kiln.evaluate.metrics`), so `kiln models compare`
+and `kiln evaluate` agree on every metric they both show; each metric's direction is
+`HIGHER_IS_BETTER`'s. (Moved from `kiln.registry.compare`, which still works.)
 """
 
 from __future__ import annotations
@@ -14,21 +18,17 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kiln._exceptions import ConfigurationError
+from kiln._exceptions import ConfigurationError, EvaluationError
+from kiln.evaluate._evaluate import evaluate
+from kiln.evaluate._metrics import HIGHER_IS_BETTER
 
 __all__ = ["Comparison", "MetricComparison", "compare", "model_uri"]
 
-# name -> (higher is better, classification?); the first of each task is the primary.
-_METRICS: dict[str, tuple[bool, bool]] = {
-    "roc_auc": (True, True),
-    "accuracy": (True, True),
-    "balanced_accuracy": (True, True),
-    "f1": (True, True),
-    "log_loss": (False, True),
-    "rmse": (False, False),
-    "mae": (False, False),
-    "r2": (True, False),
-    "mape": (False, False),
+# The metrics a comparison shows, per task; the first is the primary (the deciding one).
+SHOWN: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "accuracy", "balanced_accuracy", "f1", "log_loss"),
+    "multiclass": ("roc_auc_ovr", "accuracy", "balanced_accuracy", "f1_macro", "log_loss"),
+    "regression": ("rmse", "mae", "r2", "mape"),
 }
 _TIE = 1e-12
 
@@ -59,7 +59,7 @@ class Comparison:
     Attributes:
         a: Model A as given (e.g. `churn@production`).
         b: Model B as given.
-        task: "classification" or "regression".
+        task: "binary", "multiclass" or "regression" (as `kiln.evaluate` names it).
         n_rows: Rows scored.
         metrics: Per metric, both values and which is better; the first is the primary.
         drift: How the data differs from each model's training data (the columns
@@ -75,7 +75,11 @@ class Comparison:
 
     @property
     def primary(self) -> MetricComparison:
-        """The deciding metric: ROC AUC (else accuracy) for classifiers, RMSE for regression."""
+        """The deciding metric: the first both models have.
+
+        ROC AUC (`roc_auc`, or `roc_auc_ovr` for more than two classes; else accuracy)
+        for classifiers, RMSE for regressions.
+        """
         return next(m for m in self.metrics if m.better is not None)
 
     @property
@@ -153,6 +157,9 @@ def compare(
 ) -> Comparison:
     """Score two models on the same data and say which is better on which metric.
 
+    Each model is scored by `kiln.evaluate` (no plots, no report, nothing logged), so
+    the values are exactly those `kiln.evaluate` and `kiln evaluate` report.
+
     Args:
         a: The first model (the champion): `churn@production`, `churn/3`, a URI or folder.
         b: The second (the challenger).
@@ -166,76 +173,40 @@ def compare(
         A `Comparison`; `.verdict` says which is better, `.to_frame()` shows every metric.
 
     Raises:
-        ConfigurationError: The two models do different tasks, or `y` does not match `X`.
+        ConfigurationError: `a` or `b` does not name a model.
+        EvaluationError: The two models do different tasks, or `y` does not match `X`.
     """
-    import numpy as np
-
     from kiln.models import load_model
 
     model_a = load_model(model_uri(a), store=store, trust_pickle=trust_pickle)
     model_b = load_model(model_uri(b), store=store, trust_pickle=trust_pickle)
-    task = model_a.task_ or "regression"
-    if (model_b.task_ or "regression") != task:
-        raise ConfigurationError(
-            f"{a} does {task} but {b} does {model_b.task_}: compare models of the same task."
+    kind = model_a.task_ or "regression"
+    if (model_b.task_ or "regression") != kind:
+        raise EvaluationError(
+            f"{os.fspath(a)} does {kind} but {os.fspath(b)} does {model_b.task_ or 'regression'}: "
+            "compare models of the same task."
         )
-    from kiln.models import quiet_drift
-
-    truth = np.asarray(y)
-    scores, drift = [], []
+    drift = []
     for ref, model in ((a, model_a), (b, model_b)):
         found = model.check(X)
         if found.warnings:
             columns = sorted({str(p["column"]) for p in found.warnings})
             drift.append(f"{os.fspath(ref)}: {', '.join(columns)}")
-        with quiet_drift():
-            scores.append(_score(model, X, truth, task))
+    options: dict[str, Any] = {"plots": False, "importance": None, "report": False, "log": False}
+    first = evaluate(model_a, X, y, **options)
+    second = evaluate(model_b, X, y, task=first.task, **options)
     metrics = []
-    for name, (higher, for_classifiers) in _METRICS.items():
-        if for_classifiers != (task == "classification"):
-            continue
-        va, vb = scores[0].get(name), scores[1].get(name)
+    for name in SHOWN[first.task]:
+        va, vb = _value(first.metrics, name), _value(second.metrics, name)
+        higher = HIGHER_IS_BETTER[name]
         metrics.append(MetricComparison(name, va, vb, higher, _better(va, vb, higher)))
-    return Comparison(os.fspath(a), os.fspath(b), task, len(truth), metrics, drift)
+    return Comparison(os.fspath(a), os.fspath(b), first.task, len(y), metrics, drift)
 
 
-def _score(model: Any, X: Any, y: Any, task: str) -> dict[str, float]:
-    import numpy as np
-    from sklearn import metrics as skm
-
-    pred = np.asarray(model.predict(X))
-    if len(pred) != len(y):
-        raise ConfigurationError(f"y has {len(y)} values but X has {len(pred)} rows.")
-    if task == "regression":
-        out = {
-            "rmse": math.sqrt(skm.mean_squared_error(y, pred)),
-            "mae": skm.mean_absolute_error(y, pred),
-            "r2": skm.r2_score(y, pred),
-        }
-        if not np.any(y == 0):
-            out["mape"] = skm.mean_absolute_percentage_error(y, pred)
-        return {k: float(v) for k, v in out.items()}
-    labels = sorted(set(y.tolist()) | set(pred.tolist()))
-    binary = len(labels) <= 2
-    out = {
-        "accuracy": skm.accuracy_score(y, pred),
-        "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-        "f1": skm.f1_score(y, pred, average="binary" if binary else "macro", pos_label=labels[-1]),
-    }
-    try:
-        proba = np.asarray(model.predict_proba(X))
-    except Exception:  # noqa: BLE001 - a classifier without probabilities: no AUC or log loss
-        proba = None
-    classes = model.classes_
-    if proba is not None and classes is not None and set(y.tolist()) <= set(classes):
-        out["log_loss"] = skm.log_loss(y, proba, labels=classes)
-        if len(set(y.tolist())) > 1:
-            out["roc_auc"] = (
-                skm.roc_auc_score(y, proba[:, 1])
-                if len(classes) == 2
-                else skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
-            )
-    return {k: float(v) for k, v in out.items()}
+def _value(found: dict[str, float], name: str) -> float | None:
+    """A metric's value, or None when it was not computed (no probabilities) or is NaN."""
+    value = found.get(name)
+    return None if value is None or math.isnan(value) else value
 
 
 def _better(a: float | None, b: float | None, higher: bool) -> str | None:
