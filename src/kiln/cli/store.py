@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kiln.cli._common import client_from, json_option
+from kiln.cli._common import client_from, json_option, setting_option
 from kiln.cli._output import echo_json, fmt_time, table
 
 __all__ = ["store"]
@@ -41,11 +41,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
 
 
 @store.command("migrate")
-@click.option(
-    "--artifacts",
-    metavar="URL",
-    help="Artifact root to record for a new store (a shared folder or s3://...) [env: KILN_ARTIFACTS].",
-)
+@setting_option("artifacts", metavar="URL")
 @click.pass_context
 def migrate(ctx: click.Context, artifacts: str | None) -> None:
     """Create or upgrade the store's schema to this client's version.
