@@ -69,17 +69,22 @@ def cli_reference() -> str:
         "",
     ]
 
-    def walk(cmd: click.Command, path: list[str]) -> None:
-        with click.Context(cmd, info_name=" ".join(path), terminal_width=100) as ctx:
+    # Each context has its parent's, as when `kiln ... --help` runs: the root's settings
+    # (-h as well as --help) reach every command, and the text does not depend on which
+    # commands this process happened to show help for before.
+    def walk(cmd: click.Command, path: list[str], parent: click.Context | None) -> None:
+        with click.Context(
+            cmd, info_name=path[-1], parent=parent, terminal_width=100, **cmd.context_settings
+        ) as ctx:
             text = cmd.get_help(ctx)
-        out.extend([f"## {' '.join(path)}", "", "```text", text.rstrip(), "```", ""])
-        if isinstance(cmd, click.Group):
-            for name in cmd.list_commands(ctx):
-                sub = cmd.get_command(ctx, name)
-                if sub is not None and not sub.hidden:
-                    walk(sub, [*path, name])
+            out.extend([f"## {' '.join(path)}", "", "```text", text.rstrip(), "```", ""])
+            if isinstance(cmd, click.Group):
+                for name in cmd.list_commands(ctx):
+                    sub = cmd.get_command(ctx, name)
+                    if sub is not None and not sub.hidden:
+                        walk(sub, [*path, name], ctx)
 
-    walk(cli, ["kiln"])
+    walk(cli, ["kiln"], None)
     return "\n".join(out)
 
 
