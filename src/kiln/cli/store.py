@@ -49,15 +49,11 @@ def migrate(ctx: click.Context, artifacts: str | None) -> None:
     An embedded SQLite store migrates itself; a shared PostgreSQL store is migrated
     only by this command, once every client is upgraded.
     """
-    from kiln._exceptions import SchemaVersionError
-    from kiln.store._engine import Store, _make_engine, resolve_url
+    from kiln.store import Store
 
-    url = resolve_url(ctx.find_root().obj.get("store"))
-    target = Store(url, _make_engine(url, create=True))
+    target = Store.connect(ctx.find_root().obj.get("store"))
     try:
         before, after = target.migrate(artifacts)
-    except SchemaVersionError:
-        raise
     finally:
         target.engine.dispose()
     if before == after:
