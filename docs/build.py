@@ -1,7 +1,11 @@
-"""Build kiln's docs: the API reference (pdoc, from docstrings) and the CLI reference.
+"""Build kiln's docs: the API reference (pdoc, from docstrings) and the generated pages.
 
-python docs/build.py docs/_build         # API reference HTML + cli.md check
-python docs/build.py --write-cli         # regenerate docs/cli.md from --help
+python docs/build.py docs/_build         # API reference HTML + generated pages check
+python docs/build.py --write-cli         # regenerate docs/cli.md from --help, and the
+                                         # settings tables from kiln._settings.SETTINGS
+
+Generated: docs/cli.md (every command's --help), docs/configuration.md and the table in
+the README's "Settings" section (both from `SETTINGS`, the one settings table).
 """
 
 from __future__ import annotations
@@ -65,27 +69,103 @@ def cli_reference() -> str:
         "",
     ]
 
-    def walk(cmd: click.Command, path: list[str]) -> None:
-        with click.Context(cmd, info_name=" ".join(path), terminal_width=100) as ctx:
+    # Each context has its parent's, as when `kiln ... --help` runs: the root's settings
+    # (-h as well as --help) reach every command, and the text does not depend on which
+    # commands this process happened to show help for before.
+    def walk(cmd: click.Command, path: list[str], parent: click.Context | None) -> None:
+        with click.Context(
+            cmd, info_name=path[-1], parent=parent, terminal_width=100, **cmd.context_settings
+        ) as ctx:
             text = cmd.get_help(ctx)
-        out.extend([f"## {' '.join(path)}", "", "```text", text.rstrip(), "```", ""])
-        if isinstance(cmd, click.Group):
-            for name in cmd.list_commands(ctx):
-                sub = cmd.get_command(ctx, name)
-                if sub is not None and not sub.hidden:
-                    walk(sub, [*path, name])
+            out.extend([f"## {' '.join(path)}", "", "```text", text.rstrip(), "```", ""])
+            if isinstance(cmd, click.Group):
+                for name in cmd.list_commands(ctx):
+                    sub = cmd.get_command(ctx, name)
+                    if sub is not None and not sub.hidden:
+                        walk(sub, [*path, name], ctx)
 
-    walk(cli, ["kiln"])
+    walk(cli, ["kiln"], None)
     return "\n".join(out)
+
+
+README = HERE.parent / "README.md"
+SETTINGS_BEGIN = "<!-- settings: generated from kiln._settings.SETTINGS by docs/build.py -->"
+SETTINGS_END = "<!-- /settings -->"
+
+
+def settings_table() -> str:
+    """kiln's settings as a markdown table, one row per entry of `kiln._settings.SETTINGS`."""
+    from kiln._settings import SETTINGS
+
+    def default(value: Any) -> str:
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return f"`{value!r}`"
+
+    rows = [
+        "| setting | environment | type | default | what it does |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in SETTINGS:
+        text = s.help.replace("|", "\\|").replace("<", "\\<").replace(">", "\\>")
+        rows.append(f"| {s.name} | `{s.env}` | {s.type.__name__} | {default(s.default)} | {text} |")
+    return "\n".join(rows) + "\n"
+
+
+def settings_reference() -> str:
+    """docs/configuration.md: how settings are resolved, and the table."""
+    return "\n".join(
+        [
+            "# Configuration",
+            "",
+            "Generated from `kiln._settings.SETTINGS` by `docs/build.py --write-cli`.",
+            "",
+            "Every setting is resolved the same way: an explicit argument (a function's",
+            "argument, or the CLI option where there is one: `--store`, `kiln store migrate",
+            "--artifacts`) first, then its environment variable, then its default. A boolean",
+            "variable takes 1/0, true/false, yes/no or on/off; a value that cannot be read is a",
+            "`ConfigurationError` naming the variable.",
+            "",
+            settings_table(),
+        ]
+    )
+
+
+def readme_with_settings(readme: str) -> str:
+    """The README with its "Settings" table replaced by `settings_table()`."""
+    start = readme.index(SETTINGS_BEGIN) + len(SETTINGS_BEGIN)
+    end = readme.index(SETTINGS_END, start)
+    return readme[:start] + "\n" + settings_table() + readme[end:]
+
+
+def generated_pages() -> dict[Path, str]:
+    """Every generated page, by path: what it must hold."""
+    return {
+        HERE / "cli.md": cli_reference(),
+        HERE / "configuration.md": settings_reference(),
+        README: readme_with_settings(README.read_text(encoding="utf-8")),
+    }
 
 
 def main(argv: list[str]) -> int:
     if "--write-cli" in argv:
-        (HERE / "cli.md").write_text(cli_reference(), encoding="utf-8")
-        print("wrote docs/cli.md")
+        for path, text in generated_pages().items():
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+                print(f"wrote {path.relative_to(HERE.parent)}")
         return 0
-    if (HERE / "cli.md").read_text(encoding="utf-8") != cli_reference():
-        print("docs/cli.md is out of date: run  python docs/build.py --write-cli", file=sys.stderr)
+    stale = [
+        str(path.relative_to(HERE.parent))
+        for path, text in generated_pages().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
+    if stale:
+        print(
+            f"{', '.join(stale)} out of date: run  python docs/build.py --write-cli",
+            file=sys.stderr,
+        )
         return 1
     import pdoc
     import pdoc.render

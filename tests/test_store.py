@@ -725,3 +725,29 @@ def test_opening_a_store_freezes_long_lived_objects_unless_told_not_to(
     before, after = map(int, out.stdout.split())
     assert before == 0
     assert (after > 10_000) is frozen
+
+
+def test_the_schema_is_public_and_loaded_on_first_use() -> None:
+    code = (
+        "import sys, kiln.store\n"
+        "assert 'sqlalchemy' not in sys.modules\n"
+        "from kiln.store import schema\n"
+        "print(schema.runs.name, 'sqlalchemy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert (done.returncode, done.stderr, done.stdout) == (0, "", "runs True\n")
+    assert "schema" in __import__("kiln.store").store.__all__
+
+
+def test_store_connect_gives_an_unmigrated_handle_that_migrate_brings_up(tmp_path: Path) -> None:
+    store = Store.connect(tmp_path / "new" / "kiln.db")
+    try:
+        assert store.revision is None
+        assert store.migrate(str(tmp_path / "blobs")) == (None, HEAD)
+        assert store.revision == HEAD
+    finally:
+        store.engine.dispose()
+    assert Store.open(tmp_path / "new" / "kiln.db").artifact_root == str(tmp_path / "blobs")

@@ -15,7 +15,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from kiln import (
     TrackingError,
 )
 from kiln.tracking import DEFAULT_EXPERIMENT, TrackingClient
-from kiln.tracking._env import GIT_TTL
 
 # ------------------------------------------------------------------ a run's record
 
@@ -727,9 +725,10 @@ def test_git_state_is_recorded(
     with kiln.start_run(experiment="git") as clean, kiln.start_run() as nested:
         pass
     (repo / "train.py").write_text("print('v2')\n")
-    # Runs started within GIT_TTL seconds of each other share one reading of the
-    # repository (reading it costs ~8 ms of subprocesses); after that it is read again.
-    time.sleep(GIT_TTL + 0.1)
+    # Runs started within a second of each other share one reading of the repository
+    # (reading it costs ~8 ms of subprocesses): after an edit, clear_caches() makes the
+    # next run read it again at once.
+    kiln.tracking.clear_caches()
     with kiln.start_run(experiment="git") as dirty:
         pass
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from kiln._exceptions import ConfigurationError
 
-__all__ = ["SETTINGS", "Setting", "get_setting"]
+__all__ = ["SETTINGS", "Setting", "find_setting", "get_setting"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,14 @@ SETTINGS: tuple[Setting, ...] = (
         "KILN_CAPTURE_PACKAGES",
     ),
     Setting(
+        "token",
+        str,
+        None,
+        "Bearer token: kiln serve requires it from clients off loopback, and kiln's clients "
+        "send it to a kiln team server.",
+        "KILN_TOKEN",
+    ),
+    Setting(
         "run_id",
         str,
         None,
@@ -119,6 +127,23 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def find_setting(name: str) -> Setting:
+    """The row of `SETTINGS` called `name` (for building CLI options and docs from it).
+
+    Raises:
+        ConfigurationError: No setting has that name.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        from kiln._exceptions import did_you_mean
+
+        raise ConfigurationError(
+            f"kiln has no setting {name!r}.{did_you_mean(name, list(_BY_NAME))} "
+            f"Settings: {', '.join(_BY_NAME)}."
+        ) from None
+
+
 def get_setting(name: str, value: Any = None) -> Any:
     """Resolve a setting: an explicit `value` first, then its env variable, then the default.
 
@@ -130,9 +155,10 @@ def get_setting(name: str, value: Any = None) -> Any:
         The resolved value, converted to the setting's type.
 
     Raises:
-        ConfigurationError: The environment variable cannot be converted.
+        ConfigurationError: `name` is not a setting, or its environment variable cannot
+            be converted.
     """
-    setting = _BY_NAME[name]
+    setting = find_setting(name)
     if value is not None:
         return value
     raw = os.environ.get(setting.env)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from kiln._version import __version__
+from kiln.cli._common import setting_option
 from kiln.cli._lazy import LazyGroup
 
 __all__ = ["cli", "main"]
@@ -42,12 +43,7 @@ _COMMANDS = {
     lazy_help={k: v[1] for k, v in _COMMANDS.items()},
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.option(
-    "--store",
-    envvar="KILN_STORE",
-    metavar="URL",
-    help="Metadata store URL or SQLite path [env: KILN_STORE]. Default: the nearest .kiln/.",
-)
+@setting_option("store", metavar="URL")
 @click.version_option(__version__, "-V", "--version", prog_name="kiln")
 @click.pass_context
 def cli(ctx: click.Context, store: str | None) -> None:

@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-if TYPE_CHECKING:
-    from kiln.tracking._client import TrackingClient
+from kiln._settings import find_setting
 
-__all__ = ["client_for_listing", "client_from", "json_option", "resolve_run", "store_place"]
+if TYPE_CHECKING:
+    from kiln.tracking import TrackingClient
+
+__all__ = [
+    "client_for_listing",
+    "client_from",
+    "json_option",
+    "resolve_run",
+    "setting_option",
+    "store_place",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def setting_option(name: str, *, metavar: str | None = None) -> Callable[[F], F]:
+    """A Click option built from the row of `kiln._settings.SETTINGS` called `name`.
+
+    The flag (`--flush-interval` for `flush_interval`), its environment variable, its
+    type and its help (ending in `[env: KILN_...]`) all come from the table, so the
+    CLI, the environment and the docs cannot drift apart. The option's default is None:
+    the library resolves it (`get_setting`), so an unset option falls back to the
+    environment and then the table's default.
+
+    Args:
+        name: The setting's name in `SETTINGS`.
+        metavar: How the value is shown in `--help` (default: the type's name).
+    """
+    setting = find_setting(name)
+    return click.option(
+        f"--{name.replace('_', '-')}",
+        name,
+        type=bool if setting.type is bool else setting.type,
+        envvar=setting.env,
+        metavar=metavar,
+        help=f"{setting.help} [env: {setting.env}]",
+    )
 
 
 def client_from(ctx: click.Context, *, create: bool = True) -> TrackingClient:
@@ -23,7 +59,7 @@ def client_from(ctx: click.Context, *, create: bool = True) -> TrackingClient:
             names the path looked at, instead).
     """
     from kiln.store import Store
-    from kiln.tracking._client import TrackingClient
+    from kiln.tracking import TrackingClient
 
     root = ctx.find_root()
     store = (root.obj or {}).get("store")

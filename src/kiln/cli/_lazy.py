@@ -37,10 +37,17 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def _load(self, name: str) -> click.Command:
-        module_name, attr = self.lazy_subcommands[name].split(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        target = self.lazy_subcommands[name]
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr, None)
         if not isinstance(command, click.Command):
-            raise TypeError(f"{self.lazy_subcommands[name]} is not a click command")
+            from kiln._exceptions import ConfigurationError
+
+            found = "nothing" if command is None else f"a {type(command).__name__}"
+            raise ConfigurationError(
+                f"The command {name!r} points at {target!r}, which is {found}, not a click "
+                "command; expected 'module:attribute' naming a click.Command."
+            )
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

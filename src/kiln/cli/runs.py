@@ -65,7 +65,7 @@ def list_runs(
     import warnings
 
     from kiln._exceptions import UnknownFilterKeyWarning
-    from kiln.tracking._scope import scoped_filter
+    from kiln.tracking import scoped_filter
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnknownFilterKeyWarning)
@@ -220,7 +220,7 @@ def compare(
     metrics (durations lower), kiln.evaluate's (accuracy, auc, loss, rmse, ...), a run
     tag kiln.direction.<metric> = max|min (sweeps set it), or --max/--min.
     """
-    from kiln.tracking._direction import metric_direction
+    from kiln.tracking import metric_direction
 
     if len(run_ids) < 2:
         raise click.UsageError("Give at least two run ids to compare.")

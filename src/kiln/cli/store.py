@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kiln.cli._common import client_from, json_option
+from kiln.cli._common import client_from, json_option, setting_option
 from kiln.cli._output import echo_json, fmt_time, table
 
 __all__ = ["store"]
@@ -41,11 +41,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
 
 
 @store.command("migrate")
-@click.option(
-    "--artifacts",
-    metavar="URL",
-    help="Artifact root to record for a new store (a shared folder or s3://...) [env: KILN_ARTIFACTS].",
-)
+@setting_option("artifacts", metavar="URL")
 @click.pass_context
 def migrate(ctx: click.Context, artifacts: str | None) -> None:
     """Create or upgrade the store's schema to this client's version.
@@ -53,15 +49,11 @@ def migrate(ctx: click.Context, artifacts: str | None) -> None:
     An embedded SQLite store migrates itself; a shared PostgreSQL store is migrated
     only by this command, once every client is upgraded.
     """
-    from kiln._exceptions import SchemaVersionError
-    from kiln.store._engine import Store, _make_engine, resolve_url
+    from kiln.store import Store
 
-    url = resolve_url(ctx.find_root().obj.get("store"))
-    target = Store(url, _make_engine(url, create=True))
+    target = Store.connect(ctx.find_root().obj.get("store"))
     try:
         before, after = target.migrate(artifacts)
-    except SchemaVersionError:
-        raise
     finally:
         target.engine.dispose()
     if before == after:

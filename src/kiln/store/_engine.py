@@ -164,6 +164,24 @@ class Store:
         return self
 
     @classmethod
+    def connect(cls, store: str | os.PathLike[str] | None = None) -> Store:
+        """A new store handle whose schema is neither checked nor migrated yet.
+
+        For `kiln store migrate`: call `migrate()` on it, then `engine.dispose()`. Unlike
+        `open`, the handle is not cached, and an embedded store's file is created when
+        it does not exist. Everything else should use `Store.open`.
+
+        Args:
+            store: See `resolve_url`.
+
+        Raises:
+            ConfigurationError: The URL has a scheme kiln does not support.
+            StoreUnavailableError: The URL cannot be opened.
+        """
+        url = resolve_url(store)
+        return cls(url, _make_engine(url, create=True))
+
+    @classmethod
     def close_all(cls) -> None:
         """Dispose of every engine this process opened (tests and `kiln.configure` use it).
 

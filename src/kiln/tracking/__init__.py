@@ -22,7 +22,9 @@ metrics.`val loss` < 0.2 and metrics.auc is not null
 - Order by: `"metrics.acc desc, start_time"`; missing values sort last.
 """
 
+from kiln.tracking._caches import clear_caches
 from kiln.tracking._client import DEFAULT_EXPERIMENT, TrackingClient
+from kiln.tracking._direction import metric_direction
 from kiln.tracking._fluent import (
     ActiveRun,
     active_run,
@@ -46,6 +48,7 @@ from kiln.tracking._fluent import (
     start_run,
 )
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
+from kiln.tracking._scope import scoped_filter
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -57,6 +60,7 @@ __all__ = [
     "Run",
     "TrackingClient",
     "active_run",
+    "clear_caches",
     "configure",
     "configured_store",
     "end_run",
@@ -70,8 +74,10 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "metric_direction",
     "metric_history",
     "runs",
+    "scoped_filter",
     "set_tag",
     "set_tags",
     "start_run",

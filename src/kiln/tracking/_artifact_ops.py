@@ -82,7 +82,7 @@ class ArtifactOps(_ClientBase):
     ) -> list[ArtifactInfo]:
         from sqlalchemy import delete
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         stamp = now_ms()
         rows = [
@@ -102,7 +102,7 @@ class ArtifactOps(_ClientBase):
     def _artifact(self, run_id: str, path: str) -> ArtifactInfo:
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         run_id = self.resolve_run_id(run_id)
         a = s.artifacts
@@ -144,7 +144,7 @@ class ArtifactOps(_ClientBase):
         from sqlalchemy import or_, select
 
         from kiln.artifacts import inside as targets_inside
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         run_id = self.resolve_run_id(run_id)
         target = (
@@ -184,7 +184,7 @@ class ArtifactOps(_ClientBase):
         from sqlalchemy import select
         from sqlalchemy.exc import IntegrityError
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
         from kiln.tracking._dataset import describe_dataset
 
         if direction not in ("input", "output"):

@@ -85,7 +85,7 @@ def _op_run(op: tuple[str, Any]) -> str | None:
 
 
 def _schema() -> Any:
-    from kiln.store import _schema as s
+    from kiln.store import schema as s
 
     return s
 
@@ -415,7 +415,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         from sqlalchemy import select
         from sqlalchemy.exc import IntegrityError
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         if not isinstance(name, str) or not name.strip():
             raise TrackingError(f"An experiment name must be a non-empty string; got {name!r}.")
@@ -663,7 +663,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
     def _stored_params(self, run_id: str, keys: list[str]) -> dict[str, str]:
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         self.flush()
         run_id = self.resolve_run_id(run_id)
@@ -756,7 +756,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 return 0  # started here: every value it has went through this client
             from sqlalchemy import func, select
 
-            from kiln.store import _schema as s
+            from kiln.store import schema as s
 
             self.flush()
             with self.store.read() as conn:
@@ -776,7 +776,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
     def _upsert_latest(self) -> Any:
         from sqlalchemy import or_
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         t = s.latest_metrics
         if self.store.dialect == "postgresql":
@@ -792,7 +792,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         )
 
     def _upsert_tags(self) -> Any:
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         t = s.tags
         if self.store.dialect == "postgresql":

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from kiln.tracking._caches import GIT_TTL, git_cache
+
 __all__ = ["GIT_TTL", "canonical_name", "capture_environment", "git_state"]
 
 _MAX_DIFF = 1_000_000  # bytes of uncommitted diff kept with a run
@@ -94,17 +96,13 @@ def _entry_point() -> str | None:
     return "<interactive>" if hasattr(sys, "ps1") else None
 
 
-GIT_TTL = 1.0  # seconds a repository's state is reused for runs started in a row
-_git_cache: dict[str, tuple[float, dict[str, Any]]] = {}
-
-
 def _cached_git_state() -> dict[str, Any]:
     cwd = os.getcwd()
     now = time.monotonic()
-    hit = _git_cache.get(cwd)
+    hit = git_cache.get(cwd)
     if hit is None or now - hit[0] > GIT_TTL:
         hit = (now, git_state(cwd))
-        _git_cache[cwd] = hit
+        git_cache[cwd] = hit
     return dict(hit[1])
 
 

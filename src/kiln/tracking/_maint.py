@@ -27,7 +27,7 @@ class Maintenance(_ClientBase):
     def _experiment_names(self) -> list[str]:
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         with self.store.read() as conn:
             return list(
@@ -41,7 +41,7 @@ class Maintenance(_ClientBase):
         self._flush_pending()
         from sqlalchemy import and_, func, select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         query = (
             select(
@@ -71,7 +71,7 @@ class Maintenance(_ClientBase):
         from sqlalchemy import update
         from sqlalchemy.exc import IntegrityError
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         exp_id = self.experiment_id(old)
         if not isinstance(new, str) or not new.strip():
@@ -96,7 +96,7 @@ class Maintenance(_ClientBase):
         self._flush_pending()
         from sqlalchemy import update
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         exp_id = self.experiment_id(name)
         stamp = now_ms()
@@ -121,7 +121,7 @@ class Maintenance(_ClientBase):
         self._flush_pending()
         from sqlalchemy import select, update
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         todo = [self.resolve_run_id(r) for r in run_ids]
         seen: list[str] = []
@@ -163,7 +163,7 @@ class Maintenance(_ClientBase):
         started = time.time()
         from sqlalchemy import delete, select, update
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         # A deleted run that backs a registered model version is kept, with its
         # artifacts: the registry still serves that model.
@@ -304,7 +304,7 @@ class Maintenance(_ClientBase):
         from sqlalchemy import func, select
 
         from kiln.store import SCHEMA_REVISIONS
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         counts: dict[str, int] = {}
         with self.store.read() as conn:

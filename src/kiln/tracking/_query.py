@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from kiln._exceptions import FilterSyntaxError
-from kiln.store import _schema as s
+from kiln.store import schema as s
 from kiln.tracking._filter import ATTRIBUTES, And, Compare, Field, Node, Not, Or, OrderKey
 
 __all__ = ["compile_filter", "missing_keys", "order_clauses"]

@@ -101,7 +101,7 @@ def _driver_rows(conn: Any, sql: str, args: Any) -> list[Any]:
 def _run_columns(*, full: bool) -> tuple[list[Any], Any]:
     """The columns a `Run` is built from (the first `_N_RUN_COLUMNS`, then its environment)
     and the join they come from; `full` adds the git diff and package list."""
-    from kiln.store import _schema as s
+    from kiln.store import schema as s
 
     r = s.runs
     columns: list[Any] = [
@@ -150,7 +150,7 @@ class RunReads(_ClientBase):
         self._flush_pending()
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         if not isinstance(run_id, str) or not run_id.strip():
             raise RunNotFoundError(f"A run id must be a non-empty string; got {run_id!r}.")
@@ -210,7 +210,7 @@ class RunReads(_ClientBase):
         """The runs with their datasets and artifacts read (two queries for all of them)."""
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         if not runs:
             return runs
@@ -262,7 +262,7 @@ class RunReads(_ClientBase):
         if not ids:
             return []
         columns, joined = _run_columns(full=full)
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         out: list[Run] = []
         with self.store.read() as conn:
@@ -368,7 +368,7 @@ class RunReads(_ClientBase):
         self._flush_pending()
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
         from kiln.tracking._filter import parse_filter, parse_order_by
         from kiln.tracking._query import compile_filter, order_clauses
 
@@ -410,7 +410,7 @@ class RunReads(_ClientBase):
         """
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         pipelines = [r.id for r in runs if f"{_PIPELINE}.target" in r.tags]
         if not pipelines:
@@ -512,7 +512,7 @@ class RunReads(_ClientBase):
         self._flush_pending()
         from sqlalchemy import select
 
-        from kiln.store import _schema as s
+        from kiln.store import schema as s
 
         run_id = self.resolve_run_id(run_id)
         m = s.metrics

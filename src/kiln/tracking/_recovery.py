@@ -132,14 +132,20 @@ def load(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[tuple[str, 
             "kiln printed when the records were saved (kiln-recovery-*.jsonl)."
         ) from exc
     lines = text.splitlines()
+    expected = (
+        "expected the kiln-recovery-*.jsonl file kiln wrote when it could not write to the store."
+    )
     try:
         header = json.loads(lines[0]) if lines else {}
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise ValueError("no kiln recovery header")
+    except ValueError as exc:
+        raise StoreError(f"{file} is not a kiln recovery file ({exc}); {expected}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise StoreError(
+            f"{file} is not a kiln recovery file (its first line is no kiln recovery header); "
+            f"{expected}"
+        )
+    try:
         ops = [_as_op(*json.loads(line)) for line in lines[1:] if line.strip()]
     except (ValueError, TypeError, IndexError) as exc:
-        raise StoreError(
-            f"{file} is not a kiln recovery file ({exc}); expected the "
-            f"kiln-recovery-*.jsonl file kiln wrote when it could not write to the store."
-        ) from exc
+        raise StoreError(f"{file} is not a kiln recovery file ({exc}); {expected}") from exc
     return header, ops
