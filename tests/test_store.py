@@ -26,7 +26,7 @@ from kiln import ConfigurationError, SchemaVersionError, StoreError, StoreUnavai
 from kiln.cli import cli
 from kiln.store import SCHEMA_REVISIONS, Store, find_home, resolve_url
 from kiln.store import _engine as engine_module
-from kiln.store._schema import SQLITE_ONLY_INDEXES, metadata
+from kiln.store.schema import SQLITE_ONLY_INDEXES, metadata
 from kiln.tracking import TrackingClient
 
 HEAD = SCHEMA_REVISIONS[-1]

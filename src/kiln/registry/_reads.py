@@ -35,8 +35,8 @@ _SHOWN = 10  # names listed in a not-found message
 
 
 def schema() -> Any:
-    """`kiln.store._schema`, imported when first needed (it loads SQLAlchemy)."""
-    from kiln.store import _schema as s
+    """`kiln.store.schema`, imported when first needed (it loads SQLAlchemy)."""
+    from kiln.store import schema as s
 
     return s
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from kiln.store._engine import SCHEMA_REVISIONS, Store, find_home, resolve_url, write_turn
 
 if TYPE_CHECKING:
-    from kiln.store import _schema as schema
+    from kiln.store import schema
 
 __all__ = ["SCHEMA_REVISIONS", "Store", "find_home", "resolve_url", "schema", "write_turn"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "schema":
-        return importlib.import_module("kiln.store._schema")
+    if name == "schema":  # a submodule, imported on first use
+        return importlib.import_module("kiln.store.schema")
     raise AttributeError(f"module 'kiln.store' has no attribute {name!r}")

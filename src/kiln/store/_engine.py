@@ -295,13 +295,13 @@ class Store:
     def _create_fresh(self) -> None:
         """Create the newest schema in an empty SQLite file and stamp it, as Alembic advises.
 
-        Building the tables from `_schema` and recording the head revision is equivalent to
-        running every migration (a test checks that the migrated schema matches `_schema`),
+        Building the tables from `schema` and recording the head revision is equivalent to
+        running every migration (a test checks that the migrated schema matches `schema`),
         and skips loading Alembic and its scripts: a new store costs milliseconds.
         """
         from sqlalchemy import text
 
-        from kiln.store._schema import SQLITE_ONLY_INDEXES, metadata
+        from kiln.store.schema import SQLITE_ONLY_INDEXES, metadata
 
         self._refuse_foreign_database()
         with self.engine.begin() as conn:
@@ -442,7 +442,7 @@ class Store:
     def _init_meta(self, conn: Connection, artifacts: str | None) -> None:
         from sqlalchemy import select
 
-        from kiln.store._schema import store_meta
+        from kiln.store.schema import store_meta
 
         have = dict(conn.execute(select(store_meta.c.key, store_meta.c.value)).all())
         new: dict[str, str] = {}
@@ -471,7 +471,7 @@ class Store:
         """The store's own key/value settings (store id, creation time, artifact root)."""
         from sqlalchemy import select
 
-        from kiln.store._schema import store_meta
+        from kiln.store.schema import store_meta
 
         with self.engine.connect() as conn:
             return dict(conn.execute(select(store_meta.c.key, store_meta.c.value)).all())
@@ -726,7 +726,7 @@ def _make_engine(url: str, *, create: bool) -> Engine:
         raise ConfigurationError(f"{url!r} is not a valid store URL: {exc}") from exc
     if parsed.get_backend_name() == "postgresql":
         require("psycopg", "postgres", "A PostgreSQL store")
-        from kiln.store._schema import use_postgresql
+        from kiln.store.schema import use_postgresql
 
         use_postgresql()
         return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from kiln.store._schema import metadata
+from kiln.store.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
