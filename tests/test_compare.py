@@ -179,7 +179,7 @@ def test_compare_moved_to_evaluate_and_the_registry_name_still_works() -> None:
 def test_each_metric_has_one_direction() -> None:
     from kiln.evaluate import HIGHER_IS_BETTER, metrics
     from kiln.evaluate._compare import SHOWN
-    from kiln.tracking._direction import metric_direction
+    from kiln.tracking import metric_direction
 
     rng = np.random.default_rng(0)
     binary = metrics([0, 1, 1, 0], [0, 1, 0, 0], [0.2, 0.9, 0.4, 0.3])
@@ -190,8 +190,8 @@ def test_each_metric_has_one_direction() -> None:
     assert computed == set(HIGHER_IS_BETTER)
     assert {name for shown in SHOWN.values() for name in shown} <= computed
     # `kiln runs compare` marks best runs with tracking's own table of usual names: it
-    # must agree with evaluate's on every metric evaluate computes. (The fairness gaps
-    # are left out: tracking does not know them yet, and reads accuracy_gap as accuracy.)
+    # must agree with evaluate's on every metric evaluate computes, fairness gaps included
+    # (accuracy_gap was read as accuracy: higher is better).
     for name, higher in HIGHER_IS_BETTER.items():
-        if name not in fairness and name != "mae_gap":
-            assert metric_direction(name) == ("max" if higher else "min"), name
+        assert metric_direction(name) == ("max" if higher else "min"), name
+        assert metric_direction(f"test/{name}") == ("max" if higher else "min"), name

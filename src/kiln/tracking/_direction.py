@@ -86,6 +86,9 @@ _LOWER = frozenset(
         "time",
     ]
 )
+# A gap between groups (kiln.evaluate's fairness: accuracy_gap, demographic_parity_difference,
+# also as segment.accuracy_gap) is better smaller, whatever the metric it is a gap in.
+_GAP_SUFFIXES = ("_gap", "_difference", "_disparity")
 # kiln's own bookkeeping: counts and system readings have no better direction.
 _NONE_PREFIXES = ("kiln.pipeline.steps_", "system/", "kiln.sweep.")
 _SEPARATORS = re.compile(r"[./:\-\s]")
@@ -117,7 +120,7 @@ def metric_direction(
     negated = name.startswith("neg_")  # scikit-learn's scorers: neg_mean_squared_error
     if negated:
         name = name[4:]
-    found = _lookup(name)
+    found = "min" if name.endswith(_GAP_SUFFIXES) else _lookup(name)
     if found is None:
         return None
     if negated:
