@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import (
     ExperimentNotFoundError,
@@ -44,6 +44,9 @@ from kiln.tracking._validate import (
     param_text,
     shorten,
 )
+
+if TYPE_CHECKING:
+    from kiln.tracking._writer import Writer
 
 __all__ = ["DEFAULT_EXPERIMENT", "TrackingClient"]
 
@@ -125,7 +128,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         self._artifacts: Any = None
         self._steps: dict[tuple[str, str], int] = {}
         self._own: dict[str, _OwnRun] = {}
-        self._writer: Any = None
+        self._writer: Writer | None = None
         self._pid = os.getpid()
         self._last_beat = 0.0
         self._texts: dict[str, str] = {}  # recent large texts -> sha256, written once
@@ -150,7 +153,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             self._own = {}
             self._steps = {}
 
-    def _queue(self) -> Any:
+    def _queue(self) -> Writer:
         if self._writer is None:
             from kiln.tracking._writer import Writer
 
