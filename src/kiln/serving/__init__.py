@@ -35,7 +35,7 @@ _LAZY = {
     "create_app": "kiln.serving._app",
     "serve": "kiln.serving._server",
     "in_sample": "kiln.serving._predlog",
-    "prediction_log": "kiln.serving._predlog",
+    "prediction_log": "kiln.tracking",
     "build_package": "kiln.serving._package",
     "predict_file": "kiln.serving._batch",
 }

@@ -45,6 +45,7 @@ from kiln.tracking._fluent import (
     set_tags,
     start_run,
 )
+from kiln.tracking._predlog import LoggedRequest, PredictionLogWriter, prediction_log
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
 
 __all__ = [
@@ -53,7 +54,9 @@ __all__ = [
     "ArtifactInfo",
     "DatasetInfo",
     "Experiment",
+    "LoggedRequest",
     "Metric",
+    "PredictionLogWriter",
     "Run",
     "TrackingClient",
     "active_run",
@@ -71,6 +74,7 @@ __all__ = [
     "log_params",
     "log_text",
     "metric_history",
+    "prediction_log",
     "runs",
     "set_tag",
     "set_tags",
