@@ -28,7 +28,6 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -39,9 +38,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from kiln.serving._batcher import Batcher, Overloaded
+from kiln.serving._config import ServeConfig
 from kiln.serving._errors import CODES as _CODES
 from kiln.serving._errors import clip, error_body
-from kiln.serving._http import Limits
 from kiln.serving._metrics import Metrics
 from kiln.serving._openapi import docs_page, openapi
 from kiln.serving._predlog import PredictionLog
@@ -61,63 +60,6 @@ __all__ = ["ServeConfig", "create_app", "error_body"]
 log = logging.getLogger("kiln.serving")
 _PUBLIC = frozenset({"health", "ready", "v2_live", "v2_ready"})
 PARSE_INLINE = 64 * 1024  # bytes; larger bodies are parsed and validated on a thread
-
-
-@dataclass
-class ServeConfig:
-    """How a server batches, protects itself, logs and watches its model.
-
-    Attributes:
-        max_batch: Most rows in one predict call.
-        max_wait_ms: Longest a request waits for others to join its batch.
-        max_queue: Requests waiting past which new ones get 503 with Retry-After.
-        max_body: Largest request body in bytes (413 past it).
-        log_rate: Share of requests written to the prediction log (0 turns it off).
-        log_flush_seconds: Longest a logged prediction waits in memory.
-        reload_interval: Seconds between checks of a registry alias for a new version.
-        token: Bearer token required on every endpoint but the health ones.
-        validation: Validation mode ("strict", "warn", "off"); default: the model's own.
-        store: The store to load models from and write the prediction log to.
-        trust_pickle: Load a model whose files run code when loaded (pickle, skops types
-            outside kiln's allow-list); refused without it (`--trust-pickle`).
-        device: Where a PyTorch model runs ("cpu", "cuda", "cuda:N", "mps", "auto"); other
-            flavors accept only "cpu" and "auto".
-        header_timeout: Seconds for a request's headers to arrive, in all (408 past it).
-        body_timeout: Seconds for a request's body to arrive after its headers, in all.
-        keepalive_timeout: Seconds an idle kept-alive connection stays open.
-        max_connections: Most open connections per worker process (lowered to fit the
-            open-file limit); past it the connection waiting longest for a request is
-            closed to make room, or the new one gets 503 when all are busy.
-        model_threads: Threads the model itself uses per worker process: `n_jobs` of
-            its estimators and the process's OpenMP/BLAS pools (0: every core; None: as
-            saved). Micro-batching and worker processes do the parallel work, so 1.
-    """
-
-    max_batch: int = 64
-    max_wait_ms: float = 2.0
-    max_queue: int = 256
-    max_body: int = 2**20
-    log_rate: float = 0.0
-    log_flush_seconds: float = 5.0
-    reload_interval: float = 5.0
-    token: str | None = None
-    validation: str | None = None
-    store: str | None = None
-    trust_pickle: bool = False
-    device: str = "cpu"
-    header_timeout: float = Limits.header_timeout
-    body_timeout: float = Limits.body_timeout
-    keepalive_timeout: float = Limits.keepalive_timeout
-    max_connections: int = Limits.max_connections
-    model_threads: int | None = 1
-
-    def limits(self) -> Limits:
-        """The HTTP protocol's timeouts and connection cap (checked)."""
-        limits = Limits(
-            self.header_timeout, self.body_timeout, self.keepalive_timeout, self.max_connections
-        )
-        limits.check()
-        return limits
 
 
 class Problem(Exception):

@@ -29,47 +29,17 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from kiln.serving._config import Limits
 from kiln.serving._errors import error_bytes
 
 __all__ = ["PROTOCOL", "KilnHttpProtocol", "Limits", "connection_cap", "uvicorn_config"]
 
 PROTOCOL = "kiln.serving._http:KilnHttpProtocol"
 log = logging.getLogger("kiln.serving")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How long a server waits for clients, and how many it holds at once.
-
-    Attributes:
-        header_timeout: Seconds for a request's headers to arrive, in all.
-        body_timeout: Seconds for a request's body to arrive after its headers, in all.
-        keepalive_timeout: Seconds an idle kept-alive connection stays open.
-        max_connections: Most open connections per process (lowered to fit the
-            open-file limit).
-    """
-
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    keepalive_timeout: float = 5.0
-    max_connections: int = 1000
-
-    def check(self) -> None:
-        """Raise `ConfigurationError` for a limit that is not positive."""
-        from kiln._exceptions import ConfigurationError
-
-        for name in ("header_timeout", "body_timeout", "keepalive_timeout", "max_connections"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ConfigurationError(
-                    f"{name} must be a positive number; got {value!r}. Pass a value above 0 "
-                    f"(the default is {getattr(Limits, name)!r})."
-                )
 
 
 def _open_files() -> int:

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from kiln._exceptions import ConfigurationError
-from kiln.serving._app import ServeConfig, create_app
+from kiln.serving._config import (
+    GRACEFUL_SECONDS,
+    HOST,
+    LOG_LEVEL,
+    PORT,
+    WORKERS,
+    ServeConfig,
+)
 
 __all__ = ["serve"]
 
@@ -34,6 +41,8 @@ def _is_loopback(host: str) -> bool:
 
 def _factory() -> Any:
     """The app of one worker process, from the settings the parent put in the environment."""
+    from kiln.serving._app import create_app
+
     data = json.loads(os.environ[_ENV])
     return create_app(data.pop("model"), ServeConfig(**data))
 
@@ -41,12 +50,12 @@ def _factory() -> Any:
 def serve(
     model: Any,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int = 1,
+    host: str = HOST,
+    port: int = PORT,
+    workers: int = WORKERS,
     no_auth: bool = False,
-    graceful_seconds: float = 30.0,
-    log_level: str = "warning",
+    graceful_seconds: float = GRACEFUL_SECONDS,
+    log_level: str = LOG_LEVEL,
     config: ServeConfig | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
@@ -67,10 +76,13 @@ def serve(
 
     Raises:
         ConfigurationError: A non-loopback address without a token or `no_auth`.
+        MissingExtraError: The `serve` extra is not installed.
     """
     from kiln._extras import require
 
-    require("uvicorn", "serve", "kiln serve")
+    for dep in ("uvicorn", "starlette", "orjson", "prometheus_client"):
+        require(dep, "serve", "kiln serve")
+    from kiln.serving._app import create_app
     from kiln.serving._http import uvicorn_config
 
     config = config or ServeConfig()

@@ -17,8 +17,9 @@ written down once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import ConfigurationError, ExperimentNotFoundError
 
@@ -47,7 +48,8 @@ PREFIX = "predictions/"
 COLUMNS = ("kiln_request_id", "kiln_time", "kiln_model_version", "kiln_prediction")
 
 
-class LoggedRequest(NamedTuple):
+@dataclass(frozen=True)
+class LoggedRequest:
     """One sampled request: what `PredictionLogWriter.write` takes.
 
     Attributes:
