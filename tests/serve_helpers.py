@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +16,6 @@ from typing import Any
 import httpx
 
 KILN = str(Path(sys.executable).with_name("kiln"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def breast_cancer() -> tuple[Any, Any]:
@@ -71,31 +65,59 @@ def running(
     timeout: float = 60,
     prefix: list[str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`kiln serve ARGS` on a free loopback port; yields (base URL, process); always stopped.
+    """`kiln serve ARGS` on a port of its own; yields (base URL, process); always stopped.
 
+    The server binds port 0 and writes the port it got to `--port-file`, so no other
+    process (another xdist worker, say) can take the port between choosing and binding.
     `prefix` runs the command through a wrapper (its argv comes first)."""
-    port = free_port()
-    cmd = [KILN, *(["--store", store] if store else []), "serve", *args, "--port", str(port)]
-    cmd = [*(prefix or []), *cmd]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                _out, err = proc.communicate()
-                raise AssertionError(f"kiln serve exited {proc.returncode}: {err.decode()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"kiln serve was not ready within {timeout} s")
-            time.sleep(0.05)
-        yield url, proc
-    finally:
-        stop(proc)
+    cmd = [KILN, *(["--store", store] if store else []), "serve", *args]
+    with serving([*(prefix or []), *cmd], env, timeout=timeout) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def serving(
+    cmd: list[str], env: dict[str, str], *, timeout: float = 60
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run a `kiln serve`-like command (it takes `--port` and `--port-file`) on port 0,
+    wait until it answers /ready; yields (base URL, process); always stopped."""
+    with tempfile.TemporaryDirectory(prefix="kiln-port-") as folder:
+        port_file = Path(folder) / "port"
+        full = [*cmd, "--port", "0", "--port-file", str(port_file)]
+        proc = subprocess.Popen(full, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            url = f"http://127.0.0.1:{wait_for_port(proc, port_file, timeout)}"
+            deadline = time.monotonic() + timeout
+            while True:
+                _check_alive(proc)
+                try:
+                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{cmd[0]} was not ready within {timeout} s")
+                time.sleep(0.05)
+            yield url, proc
+        finally:
+            stop(proc)
+
+
+def wait_for_port(proc: subprocess.Popen[bytes], port_file: Path, timeout: float = 60) -> int:
+    """The port a server started with `--port-file port_file` bound, once it wrote it."""
+    deadline = time.monotonic() + timeout
+    while not port_file.exists():
+        _check_alive(proc)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server wrote no port to {port_file} within {timeout} s")
+        time.sleep(0.05)
+    return int(port_file.read_text(encoding="utf-8"))
+
+
+def _check_alive(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        _out, err = proc.communicate()
+        raise AssertionError(f"the server exited {proc.returncode}: {err.decode()[-2000:]}")
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> int:
@@ -138,12 +160,13 @@ __all__ = [
     "KILN",
     "breast_cancer",
     "child_env",
-    "free_port",
     "os",
     "register",
     "running",
     "server_env",
+    "serving",
     "set_alias",
     "stop",
     "train",
+    "wait_for_port",
 ]

@@ -22,7 +22,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from serve_helpers import KILN, breast_cancer, running, server_env, stop, train
+from serve_helpers import KILN, breast_cancer, running, server_env, stop, train, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -396,6 +396,37 @@ def test_serving_is_printed_only_once_the_model_is_loaded(tmp_path: Path, model:
         assert r.status_code == 200
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_0_writes_the_bound_port_to_the_port_file(
+    tmp_path: Path, model: str, workers: str
+) -> None:
+    import subprocess
+
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [KILN, "serve", model, "--port", "0", "--port-file", str(port_file), "--workers", workers],
+        env=server_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = _line_with(proc.stderr, "Serving", 120)
+        port = wait_for_port(proc, port_file, 10)  # written before the line is printed
+        assert port > 0
+        assert port_file.read_text(encoding="utf-8") == f"{port}\n"
+        assert line.split(" on ", 1)[1].startswith(f"http://127.0.0.1:{port} ")
+        deadline = time.monotonic() + 60
+        while True:  # with several workers the parent writes it once bound: poll /ready
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "not ready"
+            time.sleep(0.05)
+    finally:
+        assert stop(proc) == 0
 
 
 def test_a_port_in_use_is_one_clear_error_before_the_model_loads(

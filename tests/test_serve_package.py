@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from kiln.cli import cli
-from serve_helpers import KILN, breast_cancer, free_port, register, set_alias, stop, train
+from serve_helpers import KILN, breast_cancer, register, serving, set_alias, stop, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,32 +182,13 @@ def test_the_wheel_installs_offline_into_a_fresh_venv_and_serves(
     assert "alias is watched" not in helped.stdout
     assert "--reload-interval" not in helped.stdout
     assert "--port" in helped.stdout
-    port = free_port()
-    proc = subprocess.Popen(
-        [command, "--port", str(port)],
-        env=run_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the packaged server did not start"
-            time.sleep(0.2)
+    with serving([command], run_env, timeout=180) as (url, proc):
         X, _ = breast_cancer()
         r = httpx.post(f"{url}/invocations", json={"instances": X.head(3).to_numpy().tolist()})
         assert r.status_code == 200, r.text
         import kiln
 
         assert r.json() == {"predictions": kiln.load_model(model_dir).predict(X.head(3)).tolist()}
-    finally:
         assert stop(proc) == 0
     if (
         subprocess.run(["docker", "info"], capture_output=True).returncode == 0

@@ -23,7 +23,7 @@ import kiln
 from kiln import UntrustedCodeError
 from kiln.models import Model, load_model
 from kiln.models._flavors import UnsafeSerializationWarning
-from serve_helpers import KILN, child_env, free_port, running, stop
+from serve_helpers import KILN, child_env, running, stop
 from trust_fns import MarkerScaler, Plant
 
 HERE = Path(__file__).resolve().parent
@@ -151,7 +151,7 @@ def test_kiln_predict_refuses_a_pickled_model_and_names_the_flag(
 def test_kiln_serve_refuses_a_pickled_model_and_names_the_flag(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     folder = plant_pickle(tmp_path / "evil", marker)
-    cmd = [KILN, "serve", str(folder), "--port", str(free_port())]
+    cmd = [KILN, "serve", str(folder), "--port", "0"]
     proc = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         proc.wait(120)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import os
+from collections.abc import Callable
 from typing import Any
 
 import click
+
+from kiln.serving import ServeConfig, predict_file
+from kiln.serving import serve as serve_function
 
 __all__ = ["package", "predict", "serve", "serve_packaged"]
 
@@ -13,119 +20,78 @@ def _store(ctx: click.Context) -> str | None:
     return (ctx.find_root().obj or {}).get("store")
 
 
+def _default(name: str, function: Callable[..., Any] = serve_function) -> Any:
+    """The default of `function`'s parameter `name` (written once, there)."""
+    return inspect.signature(function).parameters[name].default
+
+
+def _click_type(field: dataclasses.Field[Any]) -> Any:
+    """The Click type of a `ServeConfig` field: its metadata's range or choices."""
+    meta = field.metadata
+    if "choices" in meta:
+        return click.Choice(list(meta["choices"]))
+    kind = type(field.default)
+    if kind is int:
+        return click.IntRange(meta.get("min"), meta.get("max"))
+    if kind is float:
+        return click.FloatRange(
+            meta.get("min"), meta.get("max"), min_open=bool(meta.get("min_open"))
+        )
+    return None
+
+
+def config_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add an option for each `ServeConfig` field whose metadata has `help`, with the
+    field's default, so changing the dataclass changes the command line."""
+    for field in reversed(dataclasses.fields(ServeConfig)):
+        meta = field.metadata
+        if "help" not in meta:
+            continue
+        flag = meta.get("option") or "--" + field.name.replace("_", "-")
+        if isinstance(field.default, bool):
+            option = click.option(
+                flag, field.name, is_flag=True, default=field.default, help=meta["help"]
+            )
+        else:
+            option = click.option(
+                flag,
+                field.name,
+                default=field.default,
+                show_default=field.default is not None,
+                type=_click_type(field),
+                envvar=meta.get("envvar"),
+                help=meta["help"],
+            )
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.argument("model_uri")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option("--host", default=_default("host"), show_default=True, help="Address to bind.")
 @click.option(
-    "--workers", default=1, show_default=True, type=click.IntRange(1), help="Worker processes."
+    "--port",
+    default=_default("port"),
+    show_default=True,
+    type=int,
+    help="Port to bind (0: a free one; see --port-file).",
 )
 @click.option(
-    "--token", envvar="KILN_TOKEN", help="Bearer token required off loopback [env: KILN_TOKEN]."
+    "--port-file",
+    type=click.Path(dir_okay=False),
+    help="Write the bound port to this file once the server is ready (for --port 0).",
+)
+@click.option(
+    "--workers",
+    default=_default("workers"),
+    show_default=True,
+    type=click.IntRange(1),
+    help="Worker processes.",
 )
 @click.option("--no-auth", is_flag=True, help="Serve off loopback without a token, on purpose.")
+@config_options
 @click.option(
-    "--max-batch",
-    default=64,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Most rows per predict call.",
-)
-@click.option(
-    "--max-wait-ms",
-    default=2.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Longest wait for a batch to fill.",
-)
-@click.option(
-    "--max-queue",
-    default=256,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Waiting requests past which 503 is answered.",
-)
-@click.option(
-    "--max-body",
-    default=2**20,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Largest body in bytes.",
-)
-@click.option(
-    "--log-rate",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Share of requests kept in the prediction log.",
-)
-@click.option(
-    "--log-flush",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0.01),
-    help="Seconds between prediction-log writes.",
-)
-@click.option(
-    "--reload-interval",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds between checks of an alias for a new version (0: never).",
-)
-@click.option(
-    "--validation",
-    type=click.Choice(["strict", "warn", "off"]),
-    help="Validation mode (default: the model's own).",
-)
-@click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="Load a model whose files run code when loaded (pickle, unlisted skops types); "
-    "only for a model you trust as your own code.",
-)
-@click.option(
-    "--header-timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds for a request's headers to arrive (408 past it).",
-)
-@click.option(
-    "--body-timeout",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds for a request's body to arrive after its headers.",
-)
-@click.option(
-    "--keepalive-timeout",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds an idle kept-alive connection stays open.",
-)
-@click.option(
-    "--max-connections",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Most open connections per worker (lowered to fit `ulimit -n`).",
-)
-@click.option("--log-level", default="warning", show_default=True, help="uvicorn's log level.")
-@click.option(
-    "--device",
-    default="cpu",
-    show_default=True,
-    help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
-)
-@click.option(
-    "--model-threads",
-    default=1,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Threads the model itself uses per worker: n_jobs and OpenMP/BLAS pools "
-    "(0: every core). Batching and --workers do the parallel work.",
+    "--log-level", default=_default("log_level"), show_default=True, help="uvicorn's log level."
 )
 @click.pass_context
 def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
@@ -134,35 +100,28 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
     MODEL_URI is runs:/<run id>/model, models:/NAME@ALIAS, models:/NAME/3 or a folder.
     An alias is watched: when it moves, the new version is loaded and swapped in.
     """
-    from kiln.serving import ServeConfig
-    from kiln.serving import serve as run_server
-
+    fields = {f.name for f in dataclasses.fields(ServeConfig)}
     config = ServeConfig(
-        max_batch=opts["max_batch"],
-        max_wait_ms=opts["max_wait_ms"],
-        max_queue=opts["max_queue"],
-        max_body=opts["max_body"],
-        log_rate=opts["log_rate"],
-        log_flush_seconds=opts["log_flush"],
-        reload_interval=opts["reload_interval"],
-        token=opts["token"] or None,
-        validation=opts["validation"],
+        **{name: value for name, value in opts.items() if name in fields},
         store=_store(ctx),
-        trust_pickle=bool(opts["trust_pickle"]),
-        device=str(opts["device"]),
-        header_timeout=opts["header_timeout"],
-        body_timeout=opts["body_timeout"],
-        keepalive_timeout=opts["keepalive_timeout"],
-        max_connections=opts["max_connections"],
-        model_threads=opts["model_threads"],
     )
+    config.token = config.token or None  # an empty KILN_TOKEN is no token
     host, port = str(opts["host"]), int(opts["port"])
     _check_port_free(host, port)
+    port_file = opts["port_file"]
+    if port_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(port_file))):
+        raise click.BadParameter(
+            f"the folder of {port_file!r} does not exist; create it, or name a file in an "
+            "existing folder.",
+            param_hint="'--port-file'",
+        )
 
     def ready(url: str) -> None:  # once the model is loaded and the port bound
+        if port_file is not None:
+            _write_port(port_file, int(url.rsplit(":", 1)[1]))
         click.echo(f"Serving {model_uri} on {url} (docs: /docs)", err=True)
 
-    run_server(
+    serve_function(
         model_uri,
         host=host,
         port=port,
@@ -172,6 +131,17 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         config=config,
         on_ready=ready,
     )
+
+
+def _write_port(path: str, port: int) -> None:
+    """Write `port` and a newline to `path` at once (a reader never sees half a file)."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".port-", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(f"{port}\n")
+    os.replace(tmp, path)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -256,7 +226,6 @@ def package(
 def serve_packaged(model_dir: Any, argv: list[str], *, prog: str, about: str) -> Any:
     """Run the command of a wheel made by `kiln package`: `kiln serve` on the packaged
     model folder, with its own help (the model never changes, so no alias is watched)."""
-    import os
 
     hidden = {"model_uri", "reload_interval"}
 
@@ -290,7 +259,7 @@ def serve_packaged(model_dir: Any, argv: list[str], *, prog: str, about: str) ->
 )
 @click.option(
     "--chunk-size",
-    default=100_000,
+    default=_default("chunk_size", predict_file),
     show_default=True,
     type=click.IntRange(1),
     help="Rows read, validated and predicted at a time.",
@@ -307,13 +276,13 @@ def serve_packaged(model_dir: Any, argv: list[str], *, prog: str, about: str) ->
 )
 @click.option(
     "--device",
-    default="cpu",
+    default=_default("device", predict_file),
     show_default=True,
     help="Where a PyTorch model runs: cpu, cuda, cuda:N, mps, or auto (CUDA when available).",
 )
 @click.option(
     "--model-threads",
-    default=0,
+    default=_default("model_threads", predict_file),
     show_default=True,
     type=click.IntRange(0),
     help="Threads the model uses: n_jobs and OpenMP/BLAS pools (0: every core).",
@@ -332,8 +301,6 @@ def predict(
     model_threads: int,
 ) -> None:
     """Score SOURCE (Parquet or CSV) with MODEL_URI, in chunks, into --output."""
-    from kiln.serving import predict_file
-
     rows = predict_file(
         model_uri,
         source,

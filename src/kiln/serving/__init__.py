@@ -31,15 +31,17 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ServeConfig": "kiln.serving._app",
+    "ServeConfig": "kiln.serving._config",
     "create_app": "kiln.serving._app",
     "serve": "kiln.serving._server",
     "in_sample": "kiln.serving._predlog",
-    "prediction_log": "kiln.serving._predlog",
+    "prediction_log": "kiln.tracking",
     "build_package": "kiln.serving._package",
     "predict_file": "kiln.serving._batch",
 }
-_NEEDS_SERVE = {"ServeConfig", "create_app", "serve"}
+# `ServeConfig` is a plain dataclass and `serve` checks the extra when called, so
+# `kiln serve --help` reads their defaults without the extra installed.
+_NEEDS_SERVE = {"create_app"}
 
 
 def __getattr__(name: str) -> Any:

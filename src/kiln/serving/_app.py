@@ -28,8 +28,8 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 from starlette.applications import Starlette
@@ -39,9 +39,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from kiln.serving._batcher import Batcher, Overloaded
+from kiln.serving._config import ServeConfig
 from kiln.serving._errors import CODES as _CODES
 from kiln.serving._errors import clip, error_body
-from kiln.serving._http import Limits
 from kiln.serving._metrics import Metrics
 from kiln.serving._openapi import docs_page, openapi
 from kiln.serving._predlog import PredictionLog
@@ -53,71 +53,30 @@ from kiln.serving._protocols import (
     v2_datatype,
     v2_outputs,
 )
-from kiln.serving._runtime import Holder, load_entry, predict_frame
+from kiln.serving._runtime import Entry, Holder, load_entry, predict_frame
 from kiln.serving._threads import limit_pools, pool_sizes, set_n_jobs
+
+if TYPE_CHECKING:
+    import os
+
+    import pandas as pd
+
+    from kiln.models import Model
+    from kiln.serving._types import Endpoint, Handler, Problems
 
 __all__ = ["ServeConfig", "create_app", "error_body"]
 
 log = logging.getLogger("kiln.serving")
 _PUBLIC = frozenset({"health", "ready", "v2_live", "v2_ready"})
 PARSE_INLINE = 64 * 1024  # bytes; larger bodies are parsed and validated on a thread
+T = TypeVar("T")
 
 
-@dataclass
-class ServeConfig:
-    """How a server batches, protects itself, logs and watches its model.
+class Valid(NamedTuple):
+    """Input the validator accepted: the frame to predict, and the drift let through."""
 
-    Attributes:
-        max_batch: Most rows in one predict call.
-        max_wait_ms: Longest a request waits for others to join its batch.
-        max_queue: Requests waiting past which new ones get 503 with Retry-After.
-        max_body: Largest request body in bytes (413 past it).
-        log_rate: Share of requests written to the prediction log (0 turns it off).
-        log_flush_seconds: Longest a logged prediction waits in memory.
-        reload_interval: Seconds between checks of a registry alias for a new version.
-        token: Bearer token required on every endpoint but the health ones.
-        validation: Validation mode ("strict", "warn", "off"); default: the model's own.
-        store: The store to load models from and write the prediction log to.
-        trust_pickle: Load a model whose files run code when loaded (pickle, skops types
-            outside kiln's allow-list); refused without it (`--trust-pickle`).
-        device: Where a PyTorch model runs ("cpu", "cuda", "cuda:N", "mps", "auto"); other
-            flavors accept only "cpu" and "auto".
-        header_timeout: Seconds for a request's headers to arrive, in all (408 past it).
-        body_timeout: Seconds for a request's body to arrive after its headers, in all.
-        keepalive_timeout: Seconds an idle kept-alive connection stays open.
-        max_connections: Most open connections per worker process (lowered to fit the
-            open-file limit); past it the connection waiting longest for a request is
-            closed to make room, or the new one gets 503 when all are busy.
-        model_threads: Threads the model itself uses per worker process: `n_jobs` of
-            its estimators and the process's OpenMP/BLAS pools (0: every core; None: as
-            saved). Micro-batching and worker processes do the parallel work, so 1.
-    """
-
-    max_batch: int = 64
-    max_wait_ms: float = 2.0
-    max_queue: int = 256
-    max_body: int = 2**20
-    log_rate: float = 0.0
-    log_flush_seconds: float = 5.0
-    reload_interval: float = 5.0
-    token: str | None = None
-    validation: str | None = None
-    store: str | None = None
-    trust_pickle: bool = False
-    device: str = "cpu"
-    header_timeout: float = Limits.header_timeout
-    body_timeout: float = Limits.body_timeout
-    keepalive_timeout: float = Limits.keepalive_timeout
-    max_connections: int = Limits.max_connections
-    model_threads: int | None = 1
-
-    def limits(self) -> Limits:
-        """The HTTP protocol's timeouts and connection cap (checked)."""
-        limits = Limits(
-            self.header_timeout, self.body_timeout, self.keepalive_timeout, self.max_connections
-        )
-        limits.check()
-        return limits
+    frame: pd.DataFrame
+    warnings: Problems
 
 
 class Problem(Exception):
@@ -156,7 +115,7 @@ def _tolist(values: Any) -> Any:
 class _Server:
     """The state and endpoints of one app."""
 
-    def __init__(self, uri: Any, config: ServeConfig) -> None:
+    def __init__(self, uri: str | os.PathLike[str] | Model, config: ServeConfig) -> None:
         from kiln.models import Model
 
         self.config = config
@@ -210,7 +169,7 @@ class _Server:
         self.metrics.batch.observe(size)
 
     # ---------------------------------------------------------------- plumbing
-    def wrap(self, name: str, fn: Any) -> Any:
+    def wrap(self, name: str, fn: Handler) -> Endpoint:
         public = name in _PUBLIC
         token = self.config.token
         metrics = self.metrics
@@ -287,13 +246,13 @@ class _Server:
             raise Problem(400, "The client disconnected before the whole body arrived.") from None
         return b"".join(chunks)
 
-    async def off_loop(self, raw: bytes, fn: Any, *args: Any) -> Any:
+    async def off_loop(self, raw: bytes, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` inline for a small body, on a worker thread for a large one."""
         if len(raw) <= PARSE_INLINE:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
-    def validate(self, entry: Any, data: Any) -> Any:
+    def validate(self, entry: Entry, data: Any) -> Valid:
         """The validator's result for `data`; Problem(422) when it does not match."""
         try:
             result = entry.validator.check(data)
@@ -307,17 +266,17 @@ class _Server:
                 "count": 0,
             }
             raise Problem(422, "The input cannot be read as a table.", [problem]) from None
-        if not result.ok:
-            from kiln.models._validator import describe
+        if not result.ok or result.frame is None:
+            from kiln._exceptions import describe
 
             raise Problem(
                 422,
                 describe(result.errors, "The input does not match the model signature"),
                 result.errors,
             )
-        return result
+        return Valid(result.frame, result.warnings)
 
-    async def run(self, entry: Any, frame: Any, proba: bool) -> tuple[Any, Any]:
+    async def run(self, entry: Entry, frame: pd.DataFrame, proba: bool) -> tuple[Any, Any]:
         if proba and entry.model.task_ == "regression":
             raise Problem(422, "Probabilities were asked for, but this model does regression.")
         try:
@@ -351,7 +310,7 @@ class _Server:
                 503, "The server is overloaded; retry shortly.", headers={"Retry-After": "1"}
             )
 
-    def _prepare_predict(self, raw: bytes, proba: bool) -> tuple[Any, Any, bool]:
+    def _prepare_predict(self, raw: bytes, proba: bool) -> tuple[Entry, Valid, bool]:
         data = _decode(raw)
         try:
             parsed = parse_predict(data, proba=proba)
@@ -360,7 +319,7 @@ class _Server:
         entry = self.holder.current
         return entry, self.validate(entry, parsed.data), parsed.proba
 
-    def _prepare_csv(self, raw: bytes, proba: bool) -> tuple[Any, Any, bool]:
+    def _prepare_csv(self, raw: bytes, proba: bool) -> tuple[Entry, Valid, bool]:
         entry = self.holder.current
         try:
             frame = parse_csv(raw, entry.model.signature_.inputs)
@@ -399,7 +358,7 @@ class _Server:
             out["warnings"] = warnings
         return _json(out, headers={"x-kiln-model-version": entry.version})
 
-    def _model(self, request: Request) -> Any:
+    def _model(self, request: Request) -> Entry:
         name = request.path_params["name"]
         if name != self.name:
             raise Problem(404, f"No model {clip(name)} here; this server serves {self.name!r}.")
@@ -439,7 +398,7 @@ class _Server:
         self._model(request)
         return _json({"name": self.name, "ready": self.ready})
 
-    def _prepare_v2(self, raw: bytes, entry: Any) -> tuple[Any, Any, set[str]]:
+    def _prepare_v2(self, raw: bytes, entry: Entry) -> tuple[Valid, str | None, set[str]]:
         data = _decode(raw)
         try:
             tensors, body_id, wanted = parse_v2(data, entry.columns, entry.positional)

@@ -11,9 +11,15 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from kiln._exceptions import ConfigurationError, ValidationError
+from kiln._exceptions import ConfigurationError, ValidationError, describe
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from kiln.models import Model
 
 __all__ = ["predict_file"]
 
@@ -29,7 +35,7 @@ def _format(path: Path, what: str) -> str:
     return "csv" if suffix == ".csv" else "parquet"
 
 
-def _chunks(path: Path, kind: str, size: int) -> Iterator[Any]:
+def _chunks(path: Path, kind: str, size: int) -> Iterator[pd.DataFrame]:
     from kiln._datafile import data_file_error
 
     try:
@@ -38,7 +44,7 @@ def _chunks(path: Path, kind: str, size: int) -> Iterator[Any]:
         raise data_file_error(path, exc) from exc
 
 
-def _read_chunks(path: Path, kind: str, size: int) -> Iterator[Any]:
+def _read_chunks(path: Path, kind: str, size: int) -> Iterator[pd.DataFrame]:
     if kind == "csv":
         import pandas as pd
 
@@ -52,7 +58,7 @@ def _read_chunks(path: Path, kind: str, size: int) -> Iterator[Any]:
 
 
 def predict_file(
-    model: Any,
+    model: str | os.PathLike[str] | Model,
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
@@ -108,7 +114,7 @@ def predict_file(
         raise ConfigurationError("proba=True is for classifiers; this model does regression.")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.partial")
-    writer: Any = None
+    writer: pq.ParquetWriter | bool | None = None
     offset = 0
     from kiln.serving._threads import applied
 
@@ -123,17 +129,19 @@ def predict_file(
 
             writer = _append(None, pd.DataFrame({"prediction": []}), tmp, kind_out)
     except BaseException:
-        if writer is not None and kind_out == "parquet":
+        if not isinstance(writer, bool | None):
             writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    if kind_out == "parquet":
+    if not isinstance(writer, bool | None):
         writer.close()
     os.replace(tmp, dst)
     return offset
 
 
-def _score(model: Any, chunk: Any, offset: int, proba: bool, keep: list[str]) -> Any:
+def _score(
+    model: Model, chunk: pd.DataFrame, offset: int, proba: bool, keep: list[str]
+) -> pd.DataFrame:
     import pandas as pd
 
     missing = [c for c in keep if c not in chunk.columns]
@@ -150,8 +158,6 @@ def _score(model: Any, chunk: Any, offset: int, proba: bool, keep: list[str]) ->
     except ValidationError as exc:
         for e in exc.errors:
             e["rows"] = [offset + r for r in e.get("rows", [])]
-        from kiln.models._validator import describe
-
         raise ValidationError(
             describe(
                 exc.errors,
@@ -168,7 +174,9 @@ def _score(model: Any, chunk: Any, offset: int, proba: bool, keep: list[str]) ->
     return out
 
 
-def _append(writer: Any, frame: Any, path: Path, kind: str) -> Any:
+def _append(
+    writer: pq.ParquetWriter | bool | None, frame: pd.DataFrame, path: Path, kind: str
+) -> pq.ParquetWriter | bool:
     if kind == "csv":
         frame.to_csv(path, mode="a" if writer else "w", header=writer is None, index=False)
         return True
@@ -176,7 +184,8 @@ def _append(writer: Any, frame: Any, path: Path, kind: str) -> Any:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    if writer is None:
-        writer = pq.ParquetWriter(path, table.schema)
-    writer.write_table(table.cast(writer.schema))
-    return writer
+    parquet: pq.ParquetWriter = (
+        pq.ParquetWriter(path, table.schema) if isinstance(writer, bool | None) else writer
+    )  # a new one for the first chunk
+    parquet.write_table(table.cast(parquet.schema))
+    return parquet

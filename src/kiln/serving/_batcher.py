@@ -14,7 +14,22 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    from kiln.serving._runtime import Entry
+    from kiln.serving._types import Predict
+
+Outcome = tuple[Any, Any]
+"""(predictions, probabilities or None) for one request."""
+Item = tuple["Entry", "pd.DataFrame", bool, "asyncio.Future[Outcome]"]
+"""A waiting request: its entry, validated frame, whether it wants probabilities, and
+the future its answer is set on."""
 
 __all__ = ["Batcher", "Overloaded"]
 
@@ -39,22 +54,22 @@ class Batcher:
 
     def __init__(
         self,
-        predict: Any,
+        predict: Predict,
         *,
         max_batch: int = 64,
         max_wait: float = 0.002,
         max_queue: int = 256,
-        observe: Any = None,
+        observe: Callable[[int, int], None] | None = None,
     ) -> None:
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.max_queue = max_queue
         self.observe = observe
-        self._queue: deque[tuple[Any, Any, bool, asyncio.Future[Any]]] = deque()
+        self._queue: deque[Item] = deque()
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor: Any = None
+        self._executor: ThreadPoolExecutor | None = None
         self._busy = 0
         self._last_predict = 1.0  # seconds the last predict took: the first one uses the thread
 
@@ -94,11 +109,11 @@ class Batcher:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, entry: Any, frame: Any, proba: bool) -> tuple[Any, Any]:
+    async def submit(self, entry: Entry, frame: pd.DataFrame, proba: bool) -> Outcome:
         """Predict `frame` with `entry`'s model in the next batch; raise `Overloaded` when full."""
         if len(self._queue) >= self.max_queue:
             raise Overloaded(f"{len(self._queue)} requests are already waiting")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.append((entry, frame, proba, future))
         self._busy += 1
         assert self._ready is not None
@@ -128,7 +143,7 @@ class Batcher:
                         await asyncio.wait_for(self._ready.wait(), left)
                     except TimeoutError:
                         break
-            batch: list[Any] = []
+            batch: list[Item] = []
             rows = 0
             while self._queue and (not batch or rows + len(self._queue[0][1]) <= self.max_batch):
                 item = self._queue.popleft()
@@ -139,8 +154,8 @@ class Batcher:
             if self.observe is not None:
                 self.observe(len(batch), len(self._queue))
 
-    async def _predict(self, loop: Any, batch: list[Any]) -> None:
-        groups: dict[int, list[Any]] = {}
+    async def _predict(self, loop: asyncio.AbstractEventLoop, batch: list[Item]) -> None:
+        groups: dict[int, list[Item]] = {}
         for item in batch:
             groups.setdefault(id(item[0]), []).append(item)
         for items in groups.values():
@@ -179,13 +194,13 @@ class Batcher:
                 start += n
 
 
-def _predict_group(predict: Any, entry: Any, items: list[Any], proba: bool) -> tuple[Any, Any]:
+def _predict_group(predict: Predict, entry: Entry, items: list[Item], proba: bool) -> Outcome:
     frames = [i[1] for i in items]
     frame = frames[0] if len(frames) == 1 else concat_frames(frames)
     return predict(entry, frame, proba)
 
 
-def concat_frames(frames: list[Any]) -> Any:
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Stack validated frames (same columns and dtypes) into one, fast for numeric ones."""
     import numpy as np
     import pandas as pd

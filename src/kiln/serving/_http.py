@@ -29,47 +29,23 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from kiln.serving._config import Limits
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
 from kiln.serving._errors import error_bytes
 
 __all__ = ["PROTOCOL", "KilnHttpProtocol", "Limits", "connection_cap", "uvicorn_config"]
 
 PROTOCOL = "kiln.serving._http:KilnHttpProtocol"
 log = logging.getLogger("kiln.serving")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How long a server waits for clients, and how many it holds at once.
-
-    Attributes:
-        header_timeout: Seconds for a request's headers to arrive, in all.
-        body_timeout: Seconds for a request's body to arrive after its headers, in all.
-        keepalive_timeout: Seconds an idle kept-alive connection stays open.
-        max_connections: Most open connections per process (lowered to fit the
-            open-file limit).
-    """
-
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    keepalive_timeout: float = 5.0
-    max_connections: int = 1000
-
-    def check(self) -> None:
-        """Raise `ConfigurationError` for a limit that is not positive."""
-        from kiln._exceptions import ConfigurationError
-
-        for name in ("header_timeout", "body_timeout", "keepalive_timeout", "max_connections"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ConfigurationError(
-                    f"{name} must be a positive number; got {value!r}. Pass a value above 0 "
-                    f"(the default is {getattr(Limits, name)!r})."
-                )
 
 
 def _open_files() -> int:
@@ -94,7 +70,7 @@ def connection_cap(wanted: int) -> int:
     return max(1, min(wanted, room))
 
 
-def uvicorn_config(app: Any, limits: Limits, **options: Any) -> Any:
+def uvicorn_config(app: Any, limits: Limits, **options: Any) -> uvicorn.Config:
     """A `uvicorn.Config` that runs `app` with kiln's protocol and `limits`."""
     import uvicorn
 
@@ -108,13 +84,19 @@ def uvicorn_config(app: Any, limits: Limits, **options: Any) -> Any:
 class KilnHttpProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with read timeouts, a connection cap, JSON 400s and TCP_NODELAY."""
 
-    def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: Limits = getattr(config, "kiln_limits", None) or Limits()
         cap = getattr(config, "kiln_cap", None)
         if cap is None:  # first connection: the app is loaded, its files are open
             cap = connection_cap(self.limits.max_connections)
-            config.kiln_cap = cap
+            config.kiln_cap = cap  # type: ignore[attr-defined]
             if cap < self.limits.max_connections:
                 log.warning(
                     "At most %d connections (not %d): the open-file limit is lower. "
@@ -126,10 +108,10 @@ class KilnHttpProtocol(HttpToolsProtocol):
         self.waiting_since: float | None = None  # waiting for a request (not busy)
         self.partial = False  # bytes of a request arrived while waiting
         self.closing = False
-        self._deadline: Any = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ connections
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):  # not a TCP socket (a Unix socket, say)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Metrics"]
@@ -33,7 +34,7 @@ class Metrics:
     `kiln_model_swaps_total` and `kiln_model_info{version}`.
     """
 
-    def __init__(self, depth: Any) -> None:
+    def __init__(self, depth: Callable[[], int]) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry(auto_describe=True)

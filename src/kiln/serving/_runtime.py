@@ -13,8 +13,15 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kiln.models import Model
+    from kiln.serving._types import InputValidator
 
 __all__ = ["Entry", "Holder", "load_entry", "predict_frame"]
 
@@ -31,10 +38,13 @@ class Entry:
         version: A label for responses and the prediction log: the registry version
             number, the run id, or the folder name.
         source: What the URI resolved to (`runs:/...` or a folder).
+        columns: The signature's input column names, in order.
+        positional: Whether a V2 request may send the inputs as one 2-D tensor (an
+            all-numeric signature).
     """
 
-    model: Any
-    validator: Any
+    model: Model
+    validator: InputValidator
     version: str
     source: str
     columns: list[str] = field(default_factory=list)
@@ -89,7 +99,7 @@ def load_entry(
     return Entry(model, validator, version, source, [s.name for s in inputs], positional)
 
 
-def predict_frame(entry: Entry, frame: Any, proba: bool) -> tuple[Any, Any]:
+def predict_frame(entry: Entry, frame: pd.DataFrame, proba: bool) -> tuple[Any, Any]:
     """Predictions (and probabilities when asked) for a frame the validator returned.
 
     The frame is already validated, so this skips `Model.predict`'s validation; models
@@ -130,7 +140,7 @@ class Holder:
         store: str | None = None,
         interval: float = 5.0,
         validation: str | None = None,
-        on_swap: Any = None,
+        on_swap: Callable[[str, str], None] | None = None,
         trust_pickle: bool = False,
         device: str = "cpu",
         threads: int | None = None,

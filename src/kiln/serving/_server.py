@@ -13,10 +13,26 @@ import ipaddress
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import ConfigurationError
-from kiln.serving._app import ServeConfig, create_app
+from kiln.serving._config import (
+    GRACEFUL_SECONDS,
+    HOST,
+    LOG_LEVEL,
+    PORT,
+    WORKERS,
+    ServeConfig,
+)
+
+if TYPE_CHECKING:
+    import socket
+    from types import FrameType
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from kiln.models import Model
 
 __all__ = ["serve"]
 
@@ -32,21 +48,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _factory() -> Any:
+def _factory() -> Starlette:
     """The app of one worker process, from the settings the parent put in the environment."""
+    from kiln.serving._app import create_app
+
     data = json.loads(os.environ[_ENV])
     return create_app(data.pop("model"), ServeConfig(**data))
 
 
 def serve(
-    model: Any,
+    model: str | os.PathLike[str] | Model,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int = 1,
+    host: str = HOST,
+    port: int = PORT,
+    workers: int = WORKERS,
     no_auth: bool = False,
-    graceful_seconds: float = 30.0,
-    log_level: str = "warning",
+    graceful_seconds: float = GRACEFUL_SECONDS,
+    log_level: str = LOG_LEVEL,
     config: ServeConfig | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
@@ -67,10 +85,13 @@ def serve(
 
     Raises:
         ConfigurationError: A non-loopback address without a token or `no_auth`.
+        MissingExtraError: The `serve` extra is not installed.
     """
     from kiln._extras import require
 
-    require("uvicorn", "serve", "kiln serve")
+    for dep in ("uvicorn", "starlette", "orjson", "prometheus_client"):
+        require(dep, "serve", "kiln serve")
+    from kiln.serving._app import create_app
     from kiln.serving._http import uvicorn_config
 
     config = config or ServeConfig()
@@ -124,7 +145,7 @@ def _url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def _server_class(on_ready: Callable[[str], None] | None = None) -> Any:
+def _server_class(on_ready: Callable[[str], None] | None = None) -> type[uvicorn.Server]:
     """uvicorn's Server, calling `on_ready` once listening, and exiting with status 0
     after a graceful shutdown on SIGTERM.
 
@@ -135,13 +156,13 @@ def _server_class(on_ready: Callable[[str], None] | None = None) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started and on_ready is not None and self.servers:
                 port = self.servers[0].sockets[0].getsockname()[1]
                 on_ready(_url(self.config.host, port))
 
-        def handle_exit(self, sig: int, frame: Any) -> None:
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
             captured = getattr(self, "_captured_signals", None)
             if sig == signal.SIGTERM and isinstance(captured, list) and sig in captured:

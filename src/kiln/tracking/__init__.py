@@ -47,6 +47,7 @@ from kiln.tracking._fluent import (
     set_tags,
     start_run,
 )
+from kiln.tracking._predlog import LoggedRequest, PredictionLogWriter, prediction_log
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
 from kiln.tracking._scope import scoped_filter
 
@@ -56,7 +57,9 @@ __all__ = [
     "ArtifactInfo",
     "DatasetInfo",
     "Experiment",
+    "LoggedRequest",
     "Metric",
+    "PredictionLogWriter",
     "Run",
     "TrackingClient",
     "active_run",
@@ -76,6 +79,7 @@ __all__ = [
     "log_text",
     "metric_direction",
     "metric_history",
+    "prediction_log",
     "runs",
     "scoped_filter",
     "set_tag",
