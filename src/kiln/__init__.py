@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from kiln.notebooks import NotebookResult, notebook_results, record, run_notebook
     from kiln.pipeline import Pipeline, step, sweep
     from kiln.registry import register
-    from kiln.serving import prediction_log
+    from kiln.tracking import prediction_log
     from kiln.tracking import (
         ActiveRun,
         ArtifactInfo,
@@ -137,7 +137,7 @@ _LAZY.update(
         "Pipeline": "kiln.pipeline",
         "step": "kiln.pipeline",
         "sweep": "kiln.pipeline",
-        "prediction_log": "kiln.serving",
+        "prediction_log": "kiln.tracking",
         "NotebookResult": "kiln.notebooks",
         "notebook_results": "kiln.notebooks",
         "record": "kiln.notebooks",

@@ -3,8 +3,8 @@
 This module is the one place each default is written. `kiln serve` builds its options
 from `ServeConfig`'s fields: a field whose metadata has `help` becomes an option
 (`--field-name`, or the `option` given), with the field's default, a type and range
-from `min`/`max`/`min_open`/`choices`, and `envvar` where given. It imports nothing
-but the standard library, so `kiln serve --help` stays cheap and works without the
+from `min`/`max`/`min_open`/`choices`, and `envvar` where given. It imports nothing but the standard library and kiln's settings
+table, so `kiln serve --help` stays cheap and works without the
 `serve` extra.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from kiln._settings import find_setting
 
 __all__ = [
     "GRACEFUL_SECONDS",
@@ -23,6 +25,8 @@ __all__ = [
     "Limits",
     "ServeConfig",
 ]
+
+_TOKEN = find_setting("token")
 
 HOST = "127.0.0.1"
 PORT = 8000
@@ -111,7 +115,7 @@ class ServeConfig:
         5.0, "Seconds between checks of an alias for a new version (0: never).", min=0
     )
     token: str | None = _option(
-        None, "Bearer token required off loopback [env: KILN_TOKEN].", envvar="KILN_TOKEN"
+        None, "Bearer token required off loopback [env: KILN_TOKEN].", envvar=_TOKEN.env
     )
     validation: str | None = _option(
         None,

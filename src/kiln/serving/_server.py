@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import ConfigurationError
+from kiln._settings import get_setting
 from kiln.serving._config import (
     GRACEFUL_SECONDS,
     HOST,
@@ -95,8 +96,9 @@ def serve(
     from kiln.serving._http import uvicorn_config
 
     config = config or ServeConfig()
-    if config.token is None and os.environ.get("KILN_TOKEN"):
-        config = dataclasses.replace(config, token=os.environ["KILN_TOKEN"])
+    token = get_setting("token", config.token)  # the argument, else KILN_TOKEN
+    if token is not None and token != config.token:
+        config = dataclasses.replace(config, token=token)
     if not _is_loopback(host) and config.token is None and not no_auth:
         raise ConfigurationError(
             f"Serving on {host} exposes the model beyond this machine, so it needs a token: "
