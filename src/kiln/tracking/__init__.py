@@ -23,6 +23,9 @@ metrics.`val loss` < 0.2 and metrics.auc is not null
 """
 
 from kiln.tracking._client import DEFAULT_EXPERIMENT, TrackingClient
+from kiln.tracking._dataset import as_frame
+from kiln.tracking._direction import metric_direction
+from kiln.tracking._env import canonical_name, capture_environment, installed_packages
 from kiln.tracking._fluent import (
     ActiveRun,
     active_run,
@@ -46,9 +49,11 @@ from kiln.tracking._fluent import (
     start_run,
 )
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
+from kiln.tracking._validate import MAX_PARAM, new_run_name, param_number, param_text, shorten
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
+    "MAX_PARAM",
     "ActiveRun",
     "ArtifactInfo",
     "DatasetInfo",
@@ -57,12 +62,16 @@ __all__ = [
     "Run",
     "TrackingClient",
     "active_run",
+    "as_frame",
+    "canonical_name",
+    "capture_environment",
     "configure",
     "configured_store",
     "end_run",
     "flush",
     "get_client",
     "get_run",
+    "installed_packages",
     "log_artifact",
     "log_dataset",
     "log_metric",
@@ -70,9 +79,14 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "metric_direction",
     "metric_history",
+    "new_run_name",
+    "param_number",
+    "param_text",
     "runs",
     "set_tag",
     "set_tags",
+    "shorten",
     "start_run",
 ]
