@@ -37,7 +37,7 @@ def load() -> pd.DataFrame:
     return pd.DataFrame({"a": [1, 2, 3]})
 
 
-train = kiln.notebooks.step("train.ipynb", outputs=["score"])
+train = kiln.notebooks.notebook_step("train.ipynb", outputs=["score"])
 
 
 def report(train: dict) -> str:
@@ -130,18 +130,18 @@ def test_a_failing_notebook_fails_its_step_naming_the_cell(project: Path) -> Non
     write_nb(
         project / "broken.ipynb", "alpha = 1", "x = 1", "raise ValueError('bad ' + str(alpha))"
     )
-    broken = kiln.notebooks.step("broken.ipynb")
+    broken = kiln.notebooks.notebook_step("broken.ipynb")
     with pytest.raises(StepFailedError, match=r"(?s)code cell 2.*ValueError: bad 3"):
         kiln.Pipeline([broken]).run({"alpha": 3})
 
 
 def test_missing_outputs_and_bad_paths_are_clear_errors(project: Path) -> None:
-    lacking = kiln.notebooks.step("train.ipynb", name="lacking", outputs="accuracy")
+    lacking = kiln.notebooks.notebook_step("train.ipynb", name="lacking", outputs="accuracy")
     assert lacking.__name__ == "lacking"
     with pytest.raises(NotebookError, match=r"expects the notebook train.ipynb to record \['accuracy'\], but it recorded \['rows', 'score'\]"):  # fmt: skip
         lacking(load={"a": [1]})
     with pytest.raises(NotebookError, match=r"No notebook 'nope\.ipynb' for a notebook step"):
-        kiln.notebooks.step("nope.ipynb")
+        kiln.notebooks.notebook_step("nope.ipynb")
 
 
 def test_called_directly_a_step_injects_only_what_is_given(project: Path) -> None:
@@ -150,7 +150,7 @@ def test_called_directly_a_step_injects_only_what_is_given(project: Path) -> Non
         kiln.record('alpha', alpha)
         kiln.record('n', n)""")
     write_nb(project / "plain.ipynb", "alpha = 1.0\nn = 7", source)
-    plain = kiln.notebooks.step("plain.ipynb", outputs=["alpha", "n"])
+    plain = kiln.notebooks.notebook_step("plain.ipynb", outputs=["alpha", "n"])
     assert list(plain.__signature__.parameters) == ["alpha", "n"]
     with kiln.start_run("by hand"):
         assert plain(alpha=0.25) == {"alpha": 0.25, "n": 7}

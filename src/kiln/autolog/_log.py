@@ -57,9 +57,9 @@ def log_fit(
     estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seconds: float, options: dict
 ) -> None:
     """Record one outermost fit on the active run (and a search's candidates as children)."""
-    import kiln
+    from kiln.tracking import active_run
 
-    run = kiln.active_run()
+    run = active_run()
     if run is None:
         return
     X, y = _split(args, kwargs)
@@ -68,7 +68,7 @@ def log_fit(
     _log_params(run, _params(estimator))
     run.log_metric("fit_seconds", seconds)
     if X is not None and options.get("datasets", True):
-        from kiln.tracking._dataset import as_frame
+        from kiln.tracking import as_frame
 
         data = as_frame(X)
         if y is not None and getattr(y, "ndim", 1) == 1 and len(y) == len(data):
@@ -87,7 +87,7 @@ def log_fit(
 
 
 def _log_search(run: Any, search: Any) -> None:
-    import kiln
+    from kiln.tracking import start_run
 
     results = search.cv_results_
     if hasattr(search, "best_params_"):
@@ -102,7 +102,7 @@ def _log_search(run: Any, search: Any) -> None:
     ]
     for i, params in enumerate(results["params"]):
         name = f"{run.name}-candidate-{i + 1}"
-        with kiln.start_run(name, parent=run.id, system_metrics=False) as child:
+        with start_run(name, parent=run.id, system_metrics=False) as child:
             child.log_params({k: _param_value(v) for k, v in params.items()})
             values = {}
             for key in keys:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kiln._exceptions import KilnWarning
+
 __all__ = ["AutologWarning", "disable", "enable", "is_enabled"]
 
 _lock = threading.RLock()
@@ -31,7 +33,7 @@ _model_fit: Any = None  # kiln.Model.fit before patching
 _hooked = False
 
 
-class AutologWarning(UserWarning):
+class AutologWarning(KilnWarning):
     """Autologging could not record something; training itself went on unharmed."""
 
 
@@ -55,9 +57,9 @@ def _quiet() -> Iterator[None]:
 def _wrap(original: Any) -> Any:
     @functools.wraps(original)
     def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        import kiln
+        from kiln.tracking import active_run
 
-        if _busy or not _options or kiln.active_run() is None:
+        if _busy or not _options or active_run() is None:
             return original(self, *args, **kwargs)
         with _quiet():
             start = time.perf_counter()

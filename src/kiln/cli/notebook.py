@@ -69,7 +69,7 @@ def _parameters(
     import base64
     import binascii
 
-    from kiln.notebooks._params import parse_value
+    from kiln.notebooks import parse_value
 
     values: dict[str, Any] = {}
     for text in base64s:
@@ -165,8 +165,7 @@ def run_cmd(
     is interrupted, the partial notebook saved (to -o and the run) and the run marked
     killed before kiln exits.
     """
-    from kiln.notebooks import run_grid, run_notebook
-    from kiln.notebooks._params import parse_value
+    from kiln.notebooks import parse_value, run_grid, run_notebook
 
     values = _parameters(params, raw, files, yamls, base64s)
     common: dict[str, Any] = {
@@ -338,9 +337,10 @@ def pair_cmd(path: str, fmt: str) -> None:
 def html_cmd(ctx: click.Context, run_id: str, output: str | None, nbconvert: bool) -> None:
     """The HTML page of a notebook run (every run stores one), printed as its artifact path."""
     from kiln.notebooks import render_html
-    from kiln.notebooks._run import _client
+    from kiln.tracking import TrackingClient, get_client
 
-    client = _client(_store(ctx))
+    store = _store(ctx)
+    client = TrackingClient(store) if store is not None else get_client()
     path = render_html(run_id, nbconvert=nbconvert, store=_store(ctx))
     if output:
         with open(output, "wb") as fh:

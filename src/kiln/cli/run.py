@@ -27,7 +27,7 @@ _STYLE = {
 
 
 def _target(target: str | None) -> tuple[Any, str]:
-    from kiln.pipeline._project import find_root, tool_config
+    from kiln.pipeline import find_root, tool_config
 
     root = find_root()
     if target:
@@ -105,8 +105,7 @@ def run(
     TARGET is `pkg.module` (every public function is a step), `pkg.module:pipeline` or a
     .py file; default: `[tool.kiln] pipeline` in pyproject.toml.
     """
-    from kiln.pipeline._project import parse_overrides
-    from kiln.pipeline._state import up_to_date
+    from kiln.pipeline import parse_overrides, up_to_date
 
     root, target = _target(target)
     overrides = parse_overrides(params)
@@ -118,7 +117,7 @@ def run(
         # records it.
         noop_id = None
         if state is not None:
-            from kiln.pipeline._noop import record_noop
+            from kiln.pipeline import record_noop
 
             noop_id = record_noop(state, store, experiment)
         if state is not None and noop_id is not None:
@@ -140,11 +139,11 @@ def run(
                     f"run {str(state.get('run_id'))[:12]})."
                 )
             return
-    import kiln
-    from kiln.pipeline._graph import load_target
+    from kiln.pipeline import load_target
+    from kiln.tracking import configure
 
     if store:
-        kiln.configure(store)
+        configure(store)
     pipe = load_target(target, root)
     kwargs: dict[str, Any] = {
         "overrides": overrides,
@@ -263,8 +262,7 @@ def pipeline() -> None:
 def show(target: str | None, as_json: bool) -> None:
     """Print the graph: each step, the steps and params it reads, and its last status."""
     from kiln.cli._output import echo_json, fmt_time, table
-    from kiln.pipeline._graph import load_target
-    from kiln.pipeline._state import read_state
+    from kiln.pipeline import load_target, read_state
 
     root, target = _target(target)
     pipe = load_target(target, root)
@@ -294,8 +292,8 @@ def lineage(output: str, as_json: bool) -> None:
     Follows the inputs up to the pipeline's sources, as of the last run in this project.
     """
     from kiln.cli._output import console, echo_json
-    from kiln.pipeline._lineage import lineage as trace
-    from kiln.pipeline._project import find_root
+    from kiln.pipeline import find_root
+    from kiln.pipeline import lineage as trace
 
     tree = trace(find_root(), output)
     if as_json:

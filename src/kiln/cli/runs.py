@@ -309,7 +309,7 @@ def reproduce(ctx: click.Context, run_id: str, env: str, as_json: bool) -> None:
     """
     import sys
 
-    from kiln.pipeline._reproduce import reproduce as rerun
+    from kiln.pipeline import reproduce as rerun
 
     client = client_from(ctx, create=False)
     out = rerun(resolve_run(client, run_id), client=client, env=env)

@@ -95,15 +95,15 @@ def sweep(
     project's), whose swept params are dotted keys such as train.C and whose last
     step returns the objective. A crashing trial is recorded as failed; the sweep goes on.
     """
-    import kiln
     from kiln.cli._output import echo_json, table
     from kiln.cli.run import _store, _target
-    from kiln.pipeline import Pipeline
-    from kiln.pipeline._graph import add_to_path, load_target
+    from kiln.pipeline import Pipeline, add_to_path, load_target
+    from kiln.pipeline import sweep as run_sweep
+    from kiln.tracking import configure
 
     root, target = _target(target)
     if _store(ctx):
-        kiln.configure(_store(ctx))
+        configure(_store(ctx))
     space = _values(grid, ranges)
     options: dict[str, Any] = {
         "strategy": strategy,
@@ -116,7 +116,7 @@ def sweep(
     add_to_path(root)
     obj: Any = getattr(importlib.import_module(module_name), attr) if attr else None
     if obj is not None and callable(obj) and not isinstance(obj, Pipeline):
-        found = kiln.sweep(obj, space, jobs=jobs, runner=runner, **options)
+        found = run_sweep(obj, space, jobs=jobs, runner=runner, **options)
     else:
         found = load_target(target, root).sweep(space, **options)
     frame = found.table()

@@ -10,8 +10,8 @@
 - `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
   also checks that the saved outputs still reproduce.
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
-- `step` makes a notebook a step of a `kiln.Pipeline`: parameters in, recorded values
-  out, cached on the notebook's code.
+- `notebook_step` makes a notebook a step of a `kiln.Pipeline`: parameters in, recorded
+  values out, cached on the notebook's code (`step` is its deprecated old name).
 - The `kiln_notebook` pytest fixture (kiln's pytest plugin, `kiln.notebooks._pytest`)
   runs a notebook from a test and returns what it recorded.
 
@@ -30,6 +30,7 @@ __all__ = [
     "codify",
     "diff_notebooks",
     "notebook_results",
+    "notebook_step",
     "notebook_text",
     "pair_notebook",
     "parse_value",
@@ -57,6 +58,7 @@ _LAZY = {
     "codify": "kiln.notebooks._params",
     "parse_value": "kiln.notebooks._params",
     "translate": "kiln.notebooks._params",
+    "notebook_step": "kiln.notebooks._step",
     "step": "kiln.notebooks._step",
     "step_input": "kiln.notebooks._step",
 }

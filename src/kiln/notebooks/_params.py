@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from kiln._exceptions import ParameterError, did_you_mean
+from kiln._exceptions import KilnWarning, ParameterError, did_you_mean
 
 __all__ = [
     "INJECTED_TAG",
@@ -113,7 +113,7 @@ def find_tagged(nb: Any, tag: str) -> int:
     return -1
 
 
-class ParametersCellWarning(UserWarning):
+class ParametersCellWarning(KilnWarning):
     """A line of the `parameters` cell does not parse; the names around it are still read."""
 
 

@@ -42,13 +42,15 @@ def record(name: str, value: Any) -> None:
         TrackingError: A bad name or a value that cannot be stored.
         NoActiveRunError: No run is active.
     """
-    from kiln.tracking._fluent import _active
+    from kiln.tracking import active_run, start_run
 
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
         raise TrackingError(
             f"A recorded value's name is letters, digits, '_', '-' and '.'; got {name!r}."
         )
-    run = _active("record")
+    run = active_run()
+    if run is None:  # as the logging calls do: a run in the default experiment
+        run = start_run()
     if type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame":
         run.client.log_artifact(run.id, value, f"{_PREFIX}{name}.parquet")
         return

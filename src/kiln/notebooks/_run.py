@@ -34,11 +34,11 @@ from kiln.notebooks._params import (
     inject,
     parameter_defaults,
 )
-from kiln.tracking._validate import shorten
+from kiln.tracking import shorten
 
 if TYPE_CHECKING:
     from kiln.notebooks._kernel import Execution, Kernel
-    from kiln.tracking._client import TrackingClient
+    from kiln.tracking import TrackingClient
 
 __all__ = [
     "DEFAULT_CELL_TIMEOUT",
@@ -61,8 +61,8 @@ _kiln_os.environ.update({env!r})
 del _kiln_os
 """
 _TEARDOWN = """import sys as _kiln_sys
-if "kiln.tracking._fluent" in _kiln_sys.modules:
-    _kiln_sys.modules["kiln.tracking._fluent"].flush()
+if "kiln.tracking" in _kiln_sys.modules:
+    _kiln_sys.modules["kiln.tracking"].flush()
 del _kiln_sys
 """
 
@@ -139,7 +139,7 @@ def recorded_parameters(nb: Any, parameters: Mapping[str, Any]) -> dict[str, Any
     what an injected cell already in the notebook sets, then `parameters` (the injected
     values override the defaults). A default too long to be a param is left out.
     """
-    from kiln.tracking._validate import MAX_PARAM, param_text
+    from kiln.tracking import MAX_PARAM, param_text
 
     recorded: dict[str, Any] = {}
     for tag in (PARAMETERS_TAG, INJECTED_TAG):
@@ -273,10 +273,10 @@ def _peek_kernel_name(path: str | os.PathLike[str]) -> str:
 
 def _client(store: str | os.PathLike[str] | None) -> TrackingClient:
     if store is None:
-        from kiln.tracking._fluent import get_client
+        from kiln.tracking import get_client
 
         return get_client()
-    from kiln.tracking._client import TrackingClient
+    from kiln.tracking import TrackingClient
 
     return TrackingClient(store)
 
@@ -383,7 +383,7 @@ def execute_prepared(
     """Create the run, execute a prepared notebook in `kernel`, store what it produced."""
     from kiln._settings import get_setting
     from kiln.notebooks._kernel import execute
-    from kiln.tracking._env import capture_environment
+    from kiln.tracking import capture_environment
 
     stem = Path(notebook).stem
     renderer = html_renderer() if html else None

@@ -1,11 +1,11 @@
-"""`kiln.notebooks.step`: a notebook as a step of a `kiln.Pipeline`.
+"""`kiln.notebooks.notebook_step`: a notebook as a step of a `kiln.Pipeline`.
 
 ```python
 # steps.py
 import kiln.notebooks
 
 def load() -> pd.DataFrame: ...
-train = kiln.notebooks.step("train.ipynb", outputs=["score"])   # a step named "train"
+train = kiln.notebooks.notebook_step("train.ipynb", outputs=["score"])   # the step "train"
 def report(train: dict) -> str: return f"score {train['score']:.2f}"
 ```
 
@@ -26,6 +26,9 @@ The cache key includes the notebook's code: the source of its code cells (and th
 `parameters` tags) and the kernel name, not outputs, execution counts or markdown, so
 editing a cell re-runs the step and re-saving an executed copy does not. The notebook
 file is also one of the files `kiln run` checks before saying "nothing changed".
+
+`kiln.notebooks.step` is the old name of `notebook_step` (deprecated: it was easily
+taken for `kiln.step`, the decorator of function steps).
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kiln._exceptions import NotebookError
 
-__all__ = ["NOTEBOOK_DEFAULT", "notebook_digest", "step", "step_input"]
+__all__ = ["NOTEBOOK_DEFAULT", "notebook_digest", "notebook_step", "step", "step_input"]
 
 
 class _NotebookDefault:
@@ -78,7 +82,7 @@ def _code_cells(path: Path) -> tuple[list[dict[str, Any]], str]:
 def notebook_digest(path: str | os.PathLike[str]) -> str:
     """sha256 of what decides a notebook's results: its code cells' sources and tags
     (in order) and its kernel name. Outputs, execution counts and markdown do not count."""
-    from kiln.pipeline._hash import digest
+    from kiln.pipeline import digest
 
     cells, kernel = _code_cells(Path(path))
     parts = ["kiln-notebook-v1", kernel]
@@ -114,11 +118,12 @@ def _find(notebook: str | os.PathLike[str], base: Path) -> Path:
     raise NotebookError(
         f"No notebook {os.fspath(notebook)!r} for a notebook step: looked for "
         f"{', '.join(str(c) for c in candidates)}. A relative path is taken from the folder "
-        "of the module that calls kiln.notebooks.step, then from the working directory."
+        "of the module that calls kiln.notebooks.notebook_step, then from the working "
+        "directory."
     )
 
 
-def step(
+def notebook_step(
     notebook: str | os.PathLike[str],
     *,
     name: str | None = None,
@@ -132,7 +137,7 @@ def step(
 
     Assign it, at module level, to a name equal to the step's name (the notebook's file
     stem unless `name` is given), so that `kiln run module` finds it and process or Ray
-    workers can import it: `train = kiln.notebooks.step("train.ipynb")`.
+    workers can import it: `train = kiln.notebooks.notebook_step("train.ipynb")`.
 
     Args:
         notebook: The .ipynb (or jupytext .py) file; a relative path is taken from the
@@ -150,7 +155,44 @@ def step(
     Returns:
         A function (the step), callable directly as `train(alpha=0.1)` too.
     """
-    caller = sys._getframe(1).f_globals
+    return _make_step(
+        notebook, sys._getframe(1).f_globals, name=name, outputs=outputs, cache=cache,
+        timeout=timeout, kernel_name=kernel_name, preload=preload,
+    )  # fmt: skip
+
+
+def step(notebook: str | os.PathLike[str], **options: Any) -> Any:
+    """Deprecated name of `notebook_step` (it was easily taken for `kiln.step`).
+
+    Args:
+        notebook: As for `notebook_step`.
+        **options: As for `notebook_step`.
+
+    Returns:
+        The step, as `notebook_step` makes it.
+    """
+    warnings.warn(
+        "kiln.notebooks.step is deprecated: use kiln.notebooks.notebook_step (the same "
+        "function, renamed so that it is not taken for kiln.step, the decorator of "
+        "function steps).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _make_step(notebook, sys._getframe(1).f_globals, **options)
+
+
+def _make_step(
+    notebook: str | os.PathLike[str],
+    caller: dict[str, Any],
+    *,
+    name: str | None = None,
+    outputs: str | Sequence[str] | None = None,
+    cache: bool = True,
+    timeout: float | None = None,
+    kernel_name: str | None = None,
+    preload: bool = True,
+) -> Any:
+    """The step made by `notebook_step`; `caller` is the calling module's globals."""
     module = str(caller.get("__name__") or "__main__")
     where = caller.get("__file__")
     path = _find(notebook, Path(where).resolve().parent if where else Path.cwd())
@@ -182,7 +224,7 @@ def step(
 
     run.__name__ = run.__qualname__ = step_name
     run.__module__ = module
-    run.__doc__ = f"Execute {path} as a pipeline step (kiln.notebooks.step)."
+    run.__doc__ = f"Execute {path} as a pipeline step (kiln.notebooks.notebook_step)."
     run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=NOTEBOOK_DEFAULT) for n in names]
     )  # fmt: skip
@@ -219,18 +261,18 @@ def execute_step_notebook(
     preload: bool,
 ) -> dict[str, Any]:
     """Run the notebook with `values` as a child of the active run; its recorded values."""
-    import kiln
     from kiln.notebooks._kernel import Kernel
     from kiln.notebooks._params import INJECTED_TAG, codify, find_tagged
     from kiln.notebooks._preload import preload_modules
     from kiln.notebooks._results import notebook_results
     from kiln.notebooks._run import _peek_kernel_name, execute_prepared, prepare, read_notebook
+    from kiln.tracking import active_run, get_client
 
     begin = time.perf_counter()
     workdir = str(path.parent)
     modules = preload_modules(path, workdir) if preload else []
     kernel = Kernel.start(kernel_name or _peek_kernel_name(path), workdir, modules)
-    client = kiln.get_client()
+    client = get_client()
     try:
         literal = {k: v for k, v in values.items() if _literal(v)}
         stored = {k: v for k, v in values.items() if k not in literal}
@@ -238,7 +280,7 @@ def execute_step_notebook(
         index_map = prepare(nb, {**literal, **dict.fromkeys(stored)}, allow_unknown=False)
         logged: dict[str, Any] = dict(literal)
         if stored:
-            from kiln.pipeline._outputs import save_output
+            from kiln.pipeline import save_output
 
             lines = ["# Inputs from the pipeline, read back from kiln's artifact store"]
             lines.append("import kiln.notebooks")
@@ -251,7 +293,7 @@ def execute_step_notebook(
     except BaseException:
         kernel.shutdown()
         raise
-    parent = kiln.active_run()
+    parent = active_run()
     result = execute_prepared(
         nb, index_map, kernel, logged, notebook=str(path), output=None, experiment=None,
         name=step_name, parent=parent.id if parent else None, timeout=timeout, html=False,
@@ -269,8 +311,8 @@ def step_input(desc: dict[str, Any]) -> Any:
     """
     import tempfile
 
-    import kiln
-    from kiln.pipeline._outputs import load_output
+    from kiln.pipeline import load_output
+    from kiln.tracking import get_client
 
     models = Path(tempfile.mkdtemp(prefix="kiln-step-input-"))
-    return load_output(kiln.get_client().artifacts, desc, models)
+    return load_output(get_client().artifacts, desc, models)

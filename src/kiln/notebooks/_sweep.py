@@ -14,7 +14,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +28,9 @@ from kiln.notebooks._run import (
     read_notebook,
 )
 from kiln.notebooks._zygote import Zygote
+from kiln.pipeline import SweepResult, Trial
 
 __all__ = ["SweepResult", "grid_combinations", "run_grid"]
-
-
-@dataclass
-class SweepResult:
-    """A sweep: its parent run and one `NotebookResult` per combination, in grid order.
-
-    Attributes:
-        run_id: The sweep's parent run.
-        results: One result per combination (`status` tells failed ones apart).
-        seconds: Wall time of the whole sweep.
-        objective: The metric the runs were ranked by (None: not ranked).
-        direction: "max" or "min".
-        best: The finished run with the best objective (None when none logged it).
-        best_value: Its objective.
-    """
-
-    run_id: str
-    results: list[NotebookResult] = field(default_factory=list)
-    seconds: float = 0.0
-    objective: str | None = None
-    direction: str | None = None
-    best: NotebookResult | None = None
-    best_value: float | None = None
-
-    @property
-    def failed(self) -> list[NotebookResult]:
-        """The executions that failed."""
-        return [r for r in self.results if r.status != "finished"]
 
 
 def grid_combinations(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -128,7 +100,7 @@ def run_grid(
     if direction is not None and direction not in ("max", "min"):
         raise ParameterError(f"direction must be 'max' or 'min'; got {direction!r}.")
     if objective is not None and direction is None:
-        from kiln.tracking._direction import metric_direction
+        from kiln.tracking import metric_direction
 
         direction = metric_direction(objective) or "max"
     source = read_notebook(notebook)
@@ -175,7 +147,7 @@ def _sweep(
 ) -> SweepResult:
     from kiln._settings import get_setting
     from kiln.notebooks._kernel import Kernel, close_thread_loop
-    from kiln.tracking._env import capture_environment
+    from kiln.tracking import capture_environment
 
     client = _client(store)
     sweep_id = client.create_run(
@@ -254,11 +226,11 @@ def _sweep(
         t.start()
     for t in threads:
         t.join()
-    done = [r for r in results if r is not None]
-    result = SweepResult(sweep_id, done, objective=objective, direction=direction)
+    trials = [_trial(client, i, r, objective) for i, r in enumerate(results) if r is not None]
+    result = SweepResult(sweep_id, objective, direction, trials)
     if objective is not None and not errors:
         _mark_best(client, result)
-    failed = bool(errors) or any(r.status != "finished" for r in done)
+    failed = bool(errors) or any(t.status != "finished" for t in trials)
     client.end_run(sweep_id, "failed" if failed else "finished")
     client.flush()
     if errors:
@@ -267,23 +239,32 @@ def _sweep(
     return result
 
 
+def _trial(client: Any, index: int, result: NotebookResult, objective: str | None) -> Trial:
+    """A combination's trial; with an objective, a finished one carries its run's metrics."""
+    metrics: dict[str, float] = {}
+    if objective is not None and result.status == "finished":
+        metrics = dict(client.get_run(result.run_id).metrics)
+    return Trial(
+        index,
+        dict(result.parameters),
+        result.status,
+        result.run_id,
+        metrics=metrics,
+        error=str(result.error) if result.error is not None else None,
+        seconds=result.seconds,
+        result=result,
+    )
+
+
 def _mark_best(client: Any, sweep: SweepResult) -> None:
     """Tag the sweep run with its best child on the objective, as `kiln sweep` does."""
     assert sweep.objective is not None
-    scored = []
-    for r in sweep.results:
-        if r.status != "finished":
-            continue
-        value = client.get_run(r.run_id).metrics.get(sweep.objective)
-        if value is not None and value == value:  # not NaN
-            scored.append((value, r))
     tags = {
         "kiln.sweep.objective": sweep.objective,
         f"kiln.direction.{sweep.objective}": str(sweep.direction),
     }
-    if scored:
-        pick = max if sweep.direction == "max" else min
-        sweep.best_value, sweep.best = pick(scored, key=lambda pair: pair[0])
-        tags["kiln.sweep.best_run"] = sweep.best.run_id
+    best = sweep.best
+    if best is not None:
+        tags["kiln.sweep.best_run"] = best.run_id
         client.log_metrics(sweep.run_id, [(sweep.objective, sweep.best_value, 0, None)])
     client.set_tags(sweep.run_id, tags)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kiln.pipeline._graph import add_to_path
+
 __all__ = ["execute_step", "user_traceback"]
 
 _KILN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -45,8 +47,6 @@ def _save_model_on_run(model: Any, run: Any) -> None:
 def import_ref(module: str, qualname: str, root: str | None) -> Callable[..., Any]:
     """Import a function by module and qualified name (with the project on sys.path)."""
     if root:
-        from kiln.pipeline._graph import add_to_path
-
         add_to_path(Path(root))
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
@@ -66,21 +66,19 @@ def execute_step(
         fn: The function itself, when running in the process that defined it.
         memo: Output sha -> value of outputs made in this process (read, then updated).
     """
-    import kiln
     from kiln.pipeline._outputs import describe_value, load_output, save_output
+    from kiln.tracking import configure, configured_store, flush, get_client, start_run
 
     worker = fn is None
     if worker:
         module, qualname = task["ref"]
         fn = import_ref(module, qualname, task.get("root"))
-        from kiln.tracking import _fluent
-
-        if _fluent._store != task["store"]:
-            kiln.configure(task["store"])
+        if configured_store() != task["store"]:
+            configure(task["store"])
     assert fn is not None
-    client = kiln.get_client()
+    client = get_client()
     started = time.time()
-    run = kiln.start_run(
+    run = start_run(
         task["name"],
         parent=task["parent_id"] if worker else None,
         tags=task["tags"],
@@ -119,7 +117,7 @@ def execute_step(
         )
         run.end("failed", error=error)
         if worker:
-            kiln.flush()
+            flush()
         if isinstance(exc, KeyboardInterrupt):
             raise
         return {
@@ -131,7 +129,7 @@ def execute_step(
         }
     run.end("finished")
     if worker:
-        kiln.flush()
+        flush()
     return {
         "status": "done",
         "output": desc,

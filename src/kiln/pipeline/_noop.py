@@ -24,9 +24,8 @@ import uuid
 from typing import Any
 
 from kiln._settings import get_setting
-from kiln.store._engine import SCHEMA_REVISIONS, _WriteTurn, resolve_url
-from kiln.tracking._env import capture_environment
-from kiln.tracking._validate import new_run_name, param_number, param_text
+from kiln.store import SCHEMA_REVISIONS, resolve_url, write_turn
+from kiln.tracking import capture_environment, new_run_name, param_number, param_text
 
 __all__ = ["record_noop"]
 
@@ -78,7 +77,7 @@ def record_noop(
         return None
     try:
         conn.execute("PRAGMA foreign_keys=ON")
-        with _WriteTurn(path):
+        with write_turn(path):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 run_id = _write(conn, record, experiment, order, steps)

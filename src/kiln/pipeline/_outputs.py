@@ -33,7 +33,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from kiln._exceptions import UntrustedCodeError
+from kiln._exceptions import KilnWarning, PipelineError, UntrustedCodeError
 from kiln.pipeline._signing import sign, signed
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-class PickledOutputWarning(UserWarning):
+class PickledOutputWarning(KilnWarning):
     """A step returned a value kiln has no safe format for; it was pickled."""
 
 
@@ -130,6 +130,11 @@ def _save_model(artifacts: Any, model: Any) -> dict[str, Any]:
     return desc
 
 
+_FORMATS = (
+    "kiln-model", "tuple", "list", "dict", "parquet", "parquet-series", "npy", "json", "pickle",
+)  # fmt: skip
+
+
 def load_output(artifacts: Any, desc: dict[str, Any], models_dir: Path) -> Any:
     """The value a descriptor names, read back (every blob checked against its sha256)."""
     fmt = desc["format"]
@@ -163,7 +168,11 @@ def load_output(artifacts: Any, desc: dict[str, Any], models_dir: Path) -> Any:
                 "STEP); see docs/security.md."
             )
         return pickle.loads(data)  # signed by kiln with this store's key
-    raise ValueError(f"Unknown pipeline output format {fmt!r}.")
+    raise PipelineError(
+        f"Unknown pipeline output format {fmt!r} (output {desc['sha'][:12]}); expected one of "
+        f"{', '.join(_FORMATS)}. The cache entry may come from a newer kiln: run the step "
+        "again to recompute it (kiln run --force STEP)."
+    )
 
 
 def _load_model(artifacts: Any, desc: dict[str, Any], models_dir: Path) -> Any:

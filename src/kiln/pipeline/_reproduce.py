@@ -35,6 +35,7 @@ __all__ = ["imported_optional_dependencies", "reproduce"]
 
 _TAG = "kiln.pipeline"
 IMPORTS_TAG = "kiln.imports"
+_KILN_PACKAGE = Path(__file__).resolve().parents[1]  # the `kiln` folder this runs from
 # Distributions whose import name is not their name with '-' as '_'.
 _MODULE_OF = {"scikit-learn": "sklearn", "xgboost-cpu": "xgboost", "pyyaml": "yaml"}
 
@@ -85,9 +86,7 @@ def _requirements_from_source() -> list[str]:
     """kiln-ml's extras as metadata lines, read from the source tree's pyproject.toml."""
     import tomllib
 
-    import kiln
-
-    pyproject = Path(kiln.__file__).resolve().parents[2] / "pyproject.toml"
+    pyproject = _KILN_PACKAGE.parents[1] / "pyproject.toml"
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
@@ -150,8 +149,6 @@ def _fresh_env(
     """
     from importlib.metadata import requires
 
-    import kiln
-
     uv = _uv()
     venv = scratch / "venv"
     made = subprocess.run(
@@ -198,10 +195,10 @@ def _fresh_env(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()  # fmt: skip
-    source = Path(kiln.__file__).resolve().parent.parent
+    source = _KILN_PACKAGE.parent
     (Path(purelib) / "_kiln_reproduce.pth").write_text(f"{source}\n", encoding="utf-8")
     listed = subprocess.run(
-        [python, "-c", "from kiln.tracking._env import _packages; print(_packages())"],
+        [python, "-c", "import json, kiln.tracking as t; print(json.dumps(t.installed_packages()))"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     return python, json.loads(listed.stdout) if listed.returncode == 0 else {}
@@ -229,9 +226,9 @@ def reproduce(
     if env not in ("fresh", "current"):
         raise PipelineError(f"env must be 'fresh' or 'current'; got {env!r}.")
     if client is None:
-        import kiln
+        from kiln.tracking import get_client
 
-        client = kiln.get_client()
+        client = get_client()
     run = client.get_run(client.resolve_run_id(run_id))
     target = run.tags.get(f"{_TAG}.target")
     if not target:
@@ -334,10 +331,10 @@ def _package_changes(
     """
     if not recorded:
         return []
-    from kiln.tracking._env import _packages, canonical_name
+    from kiln.tracking import canonical_name, installed_packages
 
     then = {canonical_name(k): v for k, v in recorded.items()}  # older runs: METADATA names
-    now = installed if installed is not None else json.loads(_packages())
+    now = installed if installed is not None else installed_packages()
     names = set(now) & set(then) if installed is not None else set(then) | set(now)
     return [
         f"{name} {then.get(name, '-')} -> {now.get(name, '-')}"

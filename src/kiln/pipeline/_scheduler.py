@@ -10,27 +10,43 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kiln._exceptions import PipelineError
 from kiln.artifacts import sha256_file
+from kiln.pipeline._graph import Step
 from kiln.pipeline._hash import code_hash, value_digest
 from kiln.pipeline._noop import step_tags
 from kiln.pipeline._outputs import CacheIndex
-from kiln.pipeline._pipeline import load_project_params, save_state, step_key
 from kiln.pipeline._project import flatten
+from kiln.pipeline._record import load_project_params, save_state, step_key
 from kiln.pipeline._result import PipelineResult, StepOutcome
 from kiln.pipeline._signing import signed
 from kiln.pipeline._state import read_state, state_dir
-from kiln.tracking._validate import param_text
+from kiln.tracking import configured_store, flush, get_client, param_text, start_run
 
 if TYPE_CHECKING:
-    from kiln.pipeline._pipeline import Pipeline
     from kiln.pipeline._runners import Runner
 
 __all__ = ["Schedule"]
 
 _TAG = "kiln.pipeline"
+
+
+class _Pipeline(Protocol):
+    """What a schedule reads of a `Pipeline` (typed so, the scheduler need not import it)."""
+
+    name: str
+    steps: dict[str, Step]
+
+    def project_root(self) -> Path: ...
+
+    def resolve(self, params: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, str, Any]]]: ...
+
+    def _selection(
+        self, force: Iterable[str], from_step: str | None, only: Iterable[str] | None
+    ) -> tuple[set[str], dict[str, str]]: ...
 
 
 def _relative(path: str, root: Any) -> str:
@@ -64,7 +80,7 @@ class Schedule:
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: _Pipeline,
         params: Mapping[str, Any] | None,
         overrides: Mapping[str, Any] | None,
         force: Iterable[str],
@@ -75,7 +91,7 @@ class Schedule:
         self.p = pipeline
         self.root = pipeline.project_root()
         self.overrides = dict(overrides or {})
-        self.params = load_project_params(pipeline, params, self.overrides)
+        self.params = load_project_params(self.root, params, self.overrides)
         self.args = pipeline.resolve(self.params)
         self.selected, self.forced = pipeline._selection(force, from_step, only)
         self.no_cache = no_cache
@@ -203,15 +219,13 @@ class Schedule:
         target: str | None,
     ) -> PipelineResult:
         """Run the pipeline on `runner`; record runs, cache entries and the state file."""
-        import kiln
         from kiln.pipeline._runners import InProcessRunner
-        from kiln.tracking import _fluent
 
         def emit(o: StepOutcome) -> None:
             if on_event is not None:
                 on_event(o)
 
-        client = kiln.get_client()
+        client = get_client()
         artifacts = client.artifacts
         tags = {
             _TAG: self.p.name,
@@ -222,11 +236,9 @@ class Schedule:
         }
         flat = {k: v for k, v in flatten(self.params).items() if k}
         outcomes: dict[str, StepOutcome] = {}
-        with kiln.start_run(
-            self.p.name, experiment=experiment, tags=tags, params=flat or None
-        ) as prun:
+        with start_run(self.p.name, experiment=experiment, tags=tags, params=flat or None) as prun:
             if not isinstance(runner, InProcessRunner):
-                kiln.flush()  # workers read the pipeline run as their parent
+                flush()  # workers read the pipeline run as their parent
             pending = list(self.p.steps)
             running: dict[str, StepOutcome] = {}
             # In this process, outputs pass to dependants in memory (as well as being
@@ -262,7 +274,7 @@ class Schedule:
                         continue
                     if o.status == "cached":
                         o.start = time.time()
-                        child = kiln.start_run(
+                        child = start_run(
                             name, tags=self._tags(name, o, "hit"), params=o.params or None
                         )
                         child.end()
@@ -300,7 +312,7 @@ class Schedule:
             result=result,
             complete=result.ok and not result.with_status("not run"),
             input_files=files,
-            store=_fluent._store,
+            store=configured_store(),
             record={
                 "experiment": experiment,
                 "name": self.p.name,

@@ -6,7 +6,8 @@ plus the target, the overrides and the store. A file counts as unchanged when it
 size is the same and either its mtime is too (and not within the racy window of two
 seconds before the state was written) or its content hash is. When everything is
 unchanged, the user's modules, pandas and SQLAlchemy are never imported.
-Only the standard library is used here (and `kiln.store.find_home`, which imports no more).
+Only the standard library is used here (and `kiln._settings` and `kiln.store.find_home`,
+which import no more).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from kiln._settings import get_setting
 
 __all__ = ["STATE_VERSION", "file_records", "read_state", "state_dir", "unchanged", "write_state"]
 
@@ -113,8 +116,8 @@ def fingerprint(target: str, overrides: Mapping[str, Any], store: str | None) ->
     return {
         "target": target,
         "overrides": json.dumps(dict(overrides), sort_keys=True, default=repr),
-        "store": store or os.environ.get("KILN_STORE") or "",
-        "home": os.environ.get("KILN_HOME") or "",
+        "store": get_setting("store", store or None) or "",
+        "home": get_setting("home") or "",
     }
 
 

@@ -10,65 +10,15 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from kiln._exceptions import ConfigurationError, PipelineError
 from kiln.pipeline._exec import import_ref, user_traceback
+from kiln.pipeline._trials import SweepResult, Trial
 
-__all__ = ["SweepResult", "sweep"]
+__all__ = ["SweepResult", "Trial", "sweep"]
 
 STRATEGIES = ("grid", "random", "optuna")
-
-
-@dataclass
-class SweepResult:
-    """What a sweep found.
-
-    Attributes:
-        run_id: The sweep's run; each trial is a child run of it.
-        objective: The metric the trials are ranked by.
-        direction: `max` or `min`.
-        trials: One dict per trial: trial, params, status, metrics, run_id, error.
-    """
-
-    run_id: str
-    objective: str
-    direction: str
-    trials: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def best(self) -> dict[str, Any] | None:
-        """The finished trial with the best objective (None when every trial failed)."""
-        ok = [
-            t for t in self.trials if t["status"] == "finished" and self.objective in t["metrics"]
-        ]
-        if not ok:
-            return None
-        pick = max if self.direction == "max" else min
-        return pick(ok, key=lambda t: t["metrics"][self.objective])
-
-    def table(self) -> Any:
-        """A pandas DataFrame, one row per trial, sorted by the objective (best first)."""
-        import pandas as pd
-
-        best = self.best
-        rows = [
-            {
-                "trial": t["trial"],
-                "status": t["status"],
-                **{f"params.{k}": v for k, v in t["params"].items()},
-                **{f"metrics.{k}": v for k, v in t["metrics"].items()},
-                "best": best is not None and t["trial"] == best["trial"],
-                "run_id": t["run_id"],
-            }
-            for t in self.trials
-        ]
-        df = pd.DataFrame(rows)
-        col = f"metrics.{self.objective}"
-        if col in df:
-            df = df.sort_values(col, ascending=self.direction == "min", na_position="last")
-        return df.reset_index(drop=True)
 
 
 def points(
@@ -167,18 +117,16 @@ def run_trial(
     task: dict[str, Any], fn: Callable[..., Any] | None = None, memo: Any = None
 ) -> dict[str, Any]:
     """Run one trial inside a child run of the sweep; never raises for the user's error."""
-    import kiln
+    from kiln.tracking import configure, configured_store, flush, start_run
 
     worker = fn is None
     if worker:
-        from kiln.tracking import _fluent
-
         module, qualname = task["ref"]
         fn = import_ref(module, qualname, task.get("root"))
-        if _fluent._store != task["store"]:
-            kiln.configure(task["store"])
+        if configured_store() != task["store"]:
+            configure(task["store"])
     assert fn is not None
-    run = kiln.start_run(
+    run = start_run(
         f"trial {task['trial']}",
         parent=task["parent_id"] if worker else None,
         params=task["params"] or None,
@@ -193,11 +141,11 @@ def run_trial(
         error = f"Trial {task['trial']} raised {type(exc).__name__}: {exc}\n{user_traceback(exc)}"
         run.end("failed", error=error)
         if worker:
-            kiln.flush()
+            flush()
         return {"status": "failed", "error": error, "metrics": {}, "run_id": run.id}
     run.end("finished")
     if worker:
-        kiln.flush()
+        flush()
     return {
         "status": "finished",
         "metrics": metrics,
@@ -262,8 +210,8 @@ def sweep(
     Returns:
         A `SweepResult`: `.best`, `.table()`, `.trials`, `.run_id`.
     """
-    import kiln
     from kiln.pipeline._runners import make_runner
+    from kiln.tracking import flush, get_client, start_run
 
     if direction not in ("max", "min"):
         raise ConfigurationError(f"direction is 'max' or 'min'; got {direction!r}.")
@@ -279,7 +227,7 @@ def sweep(
     work = make_runner(runner, jobs, address, work=run_trial)
     result: SweepResult
     try:
-        with kiln.start_run(
+        with start_run(
             name or f"sweep {title}",
             experiment=experiment or title,
             tags={
@@ -288,12 +236,13 @@ def sweep(
                 f"kiln.direction.{objective}": direction,
             },
         ) as parent:
-            kiln.flush()
+            flush()
             result = SweepResult(parent.id, objective, direction)
-            store = kiln.get_client().store.url
+            started = time.perf_counter()
+            store = get_client().store.url
             asked: dict[int, dict[str, Any]] = {}
             running = 0
-            found: dict[int, dict[str, Any]] = {}
+            found: dict[int, Trial] = {}
             while len(asked) < total or running:
                 while len(asked) < total and running < max(work.jobs, 1):
                     i = len(asked)
@@ -312,16 +261,25 @@ def sweep(
                     running += 1
                 for key, res in work.wait():
                     running -= 1
-                    found[int(key)] = {"trial": int(key), "params": asked[int(key)], **res}
+                    found[int(key)] = Trial(
+                        int(key),
+                        asked[int(key)],
+                        res["status"],
+                        res["run_id"],
+                        metrics=res.get("metrics"),
+                        error=res.get("error"),
+                        seconds=res.get("seconds"),
+                    )
                     if asker is not None:
                         asker.tell(int(key), res, objective)
             result.trials = [found[i] for i in sorted(found)]
+            result.seconds = time.perf_counter() - started
             best = result.best
             if best is not None:
                 parent.set_tags(
-                    {"kiln.sweep.best_run": best["run_id"], "kiln.sweep.best_trial": best["trial"]}
+                    {"kiln.sweep.best_run": best.run_id, "kiln.sweep.best_trial": best.trial}
                 )
-                parent.log_metric(objective, best["metrics"][objective])
+                parent.log_metric(objective, best.metrics[objective])
     finally:
         work.close()
     return result

@@ -24,7 +24,9 @@ metrics.`val loss` < 0.2 and metrics.auc is not null
 
 from kiln.tracking._caches import clear_caches
 from kiln.tracking._client import DEFAULT_EXPERIMENT, TrackingClient
+from kiln.tracking._dataset import as_frame
 from kiln.tracking._direction import metric_direction
+from kiln.tracking._env import canonical_name, capture_environment, installed_packages
 from kiln.tracking._fluent import (
     ActiveRun,
     active_run,
@@ -50,9 +52,11 @@ from kiln.tracking._fluent import (
 from kiln.tracking._predlog import LoggedRequest, PredictionLogWriter, prediction_log
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
 from kiln.tracking._scope import scoped_filter
+from kiln.tracking._validate import MAX_PARAM, new_run_name, param_number, param_text, shorten
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
+    "MAX_PARAM",
     "ActiveRun",
     "ArtifactInfo",
     "DatasetInfo",
@@ -63,6 +67,9 @@ __all__ = [
     "Run",
     "TrackingClient",
     "active_run",
+    "as_frame",
+    "canonical_name",
+    "capture_environment",
     "clear_caches",
     "configure",
     "configured_store",
@@ -70,6 +77,7 @@ __all__ = [
     "flush",
     "get_client",
     "get_run",
+    "installed_packages",
     "log_artifact",
     "log_dataset",
     "log_metric",
@@ -79,10 +87,14 @@ __all__ = [
     "log_text",
     "metric_direction",
     "metric_history",
+    "new_run_name",
+    "param_number",
+    "param_text",
     "prediction_log",
     "runs",
     "scoped_filter",
     "set_tag",
     "set_tags",
+    "shorten",
     "start_run",
 ]

@@ -86,6 +86,11 @@ def _packages() -> str:
     return json.dumps(dict(sorted(found.items())))
 
 
+def installed_packages() -> dict[str, str]:
+    """The installed distributions, {canonical name: version} (as a run records them)."""
+    return dict(json.loads(_packages()))
+
+
 def _entry_point() -> str | None:
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)

@@ -202,6 +202,7 @@ def param_text(value: Any, what: str = "value") -> str:
 
 
 def param_number(text: str, value: Any) -> float | None:
+    """A param's value as a number for comparisons (None: not a finite number, or a bool)."""
     if isinstance(value, bool):
         return None
     try:
