@@ -69,7 +69,6 @@ if TYPE_CHECKING:
     from kiln.notebooks import NotebookResult, notebook_results, record, run_notebook
     from kiln.pipeline import Pipeline, step, sweep
     from kiln.registry import register
-    from kiln.tracking import prediction_log
     from kiln.tracking import (
         ActiveRun,
         ArtifactInfo,
@@ -92,6 +91,7 @@ if TYPE_CHECKING:
         log_params,
         log_text,
         metric_history,
+        prediction_log,
         runs,
         set_tag,
         set_tags,
