@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from kiln.serving._runtime import Entry
-    from kiln.serving._types import Predict
 
 Outcome = tuple[Any, Any]
 """(predictions, probabilities or None) for one request."""
+Predict = Callable[["Entry", "pd.DataFrame", bool], Outcome]
+"""`predict(entry, frame, proba) -> (predictions, probabilities or None)`."""
 Item = tuple["Entry", "pd.DataFrame", bool, "asyncio.Future[Outcome]"]
 """A waiting request: its entry, validated frame, whether it wants probabilities, and
 the future its answer is set on."""

@@ -15,9 +15,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from kiln.serving._runtime import Entry
 
-__all__ = ["Checked", "Endpoint", "Handler", "InputValidator", "Predict", "Problems"]
+__all__ = ["Checked", "Endpoint", "Handler", "InputValidator", "Problems"]
 
 Problems = list[dict[str, Any]]
 """Field errors in kiln's JSON error shape: one dict per column and problem."""
@@ -51,9 +50,6 @@ class InputValidator(Protocol):
     def check(self, data: Any) -> Checked:
         """Check `data` against the signature, without raising for bad data."""
 
-
-Predict = Callable[["Entry", "pd.DataFrame", bool], tuple[Any, Any]]
-"""`predict(entry, frame, proba) -> (predictions, probabilities or None)`."""
 
 Handler = Callable[["Request", str], Awaitable["Response"]]
 """An endpoint of `_Server`: `(request, request id) -> response`."""
