@@ -38,9 +38,11 @@ from kiln.registry._errors import (
     ModelVersionNotFoundError,
     RegistryError,
 )
+from kiln.registry._names import MODEL_MANIFEST, parse_models_uri
 from kiln.registry._records import AliasChange, ModelVersion, RegisteredModel
 
 __all__ = [
+    "MODEL_MANIFEST",
     "AliasChange",
     "AliasNotFoundError",
     "Comparison",
@@ -58,6 +60,7 @@ __all__ = [
     "get_registry",
     "list_models",
     "list_versions",
+    "parse_models_uri",
     "register",
     "resolve_uri",
     "set_alias",

@@ -45,10 +45,13 @@ from kiln.tracking._fluent import (
     set_tags,
     start_run,
 )
+from kiln.tracking._lite import download_run_artifacts
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
+from kiln.tracking._uri import RUNS_PREFIX, parse_runs_uri
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
+    "RUNS_PREFIX",
     "ActiveRun",
     "ArtifactInfo",
     "DatasetInfo",
@@ -59,6 +62,7 @@ __all__ = [
     "active_run",
     "configure",
     "configured_store",
+    "download_run_artifacts",
     "end_run",
     "flush",
     "get_client",
@@ -71,6 +75,7 @@ __all__ = [
     "log_params",
     "log_text",
     "metric_history",
+    "parse_runs_uri",
     "runs",
     "set_tag",
     "set_tags",
