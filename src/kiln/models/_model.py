@@ -10,7 +10,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import (
     ConfigurationError,
@@ -23,6 +23,13 @@ from kiln._exceptions import (
     PredictionError,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kiln.models._compiled import CompiledPredictor
+    from kiln.models._signature import Signature
+    from kiln.models._validator import ValidationResult, Validator
 
 __all__ = ["Model", "NotFittedError"]
 
@@ -68,17 +75,17 @@ class Model:
 
     # Learned state, set by fit, from_function or loading (absent before).
     estimator_: Any
-    signature_: Any
+    signature_: Signature
     profile_: dict[str, Any] | None
-    reference_sample_: Any
+    reference_sample_: pd.DataFrame | None
     flavor_: str
     task_: str | None
     classes_: list[Any] | None
     fit_seconds_: float | None
     manifest_: dict[str, Any]
     source_uri_: str
-    _validator_: Any
-    _compiled_: Any
+    _validator_: Validator | None
+    _compiled_: CompiledPredictor | None
     _load_estimator: Any
 
     def __init__(
@@ -243,7 +250,7 @@ class Model:
                 "kiln.load_model(uri)."
             )
 
-    def _validator(self) -> Any:
+    def _validator(self) -> Validator:
         self._fitted()
         validator = self._validator_
         if validator is None:
@@ -283,7 +290,7 @@ class Model:
         )
         warnings.warn(DataDriftWarning(message, shown), stacklevel=5)
 
-    def check(self, X: Any) -> Any:
+    def check(self, X: Any) -> ValidationResult:
         """Validate `X` against the training signature without predicting.
 
         Returns:
@@ -429,6 +436,7 @@ class Model:
         )
         if self.profile_ is not None:
             (folder / "profile.json").write_text(json.dumps(self.profile_), encoding="utf-8")
+        if self.reference_sample_ is not None:
             self.reference_sample_.to_parquet(folder / "reference_sample.parquet")
         library = flavor.library_version()
         requirements = [f"kiln-ml=={__version__}"]
