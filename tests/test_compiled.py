@@ -301,12 +301,12 @@ print(json.dumps([m.predict(pd.read_json(sys.stdin, orient="split")).tolist(),
 
 def test_a_validated_frame_predicts_through_compiled_inference(saved: Any) -> None:
     """Serving validates requests once and predicts batches of validated frames."""
-    from kiln.models._validator import Validator
+    from kiln.models import Validator
 
     model, X, folder = saved
     fast = load_model(folder)
     frame = Validator(fast.signature_, mode="off").validate(X.head(50))
-    assert np.array_equal(fast._predict_validated("predict", frame), model.predict(X.head(50)))
+    assert np.array_equal(fast.predict_validated(frame), model.predict(X.head(50)))
     if model.task_ == "classification":
-        got = fast._predict_validated("predict_proba", frame)
+        got = fast.predict_validated(frame, proba=True)
         assert np.array_equal(got, model.predict_proba(X.head(50)))

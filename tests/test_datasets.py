@@ -93,19 +93,24 @@ def test_other_kinds_of_data(tracked: str) -> None:
         matrix = kiln.log_dataset(np.zeros((3, 2)), role="2d")
         columns = kiln.log_dataset({"a": [1, 2], "b": ["x", "y"]}, role="dict")
         frame = kiln.log_dataset(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), role="frame")
-        with pytest.raises(TrackingError, match=r"log_dataset got a 3-dimensional array; expected"):
+        rows = kiln.log_dataset([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], role="rows")
+        with pytest.raises(
+            TrackingError, match=r"log_dataset's data is a 3-dimensional array; expected 1 or 2"
+        ):
             kiln.log_dataset(np.zeros((2, 2, 2)), role="3d")
-        with pytest.raises(TrackingError, match=r"log_dataset got a list; expected a pandas"):
-            kiln.log_dataset([1, 2, 3], role="list")
+        with pytest.raises(TrackingError, match=r"log_dataset's data is a set; expected a pandas"):
+            kiln.log_dataset({1, 2, 3}, role="set")
     assert [c["name"] for c in named.schema] == ["y"]
     assert [c["name"] for c in unnamed.schema] == ["value"]
     assert (flat.n_rows, [c["name"] for c in flat.schema]) == (5, ["value"])
     assert (matrix.n_rows, matrix.n_cols) == (3, 2)
     assert [c["name"] for c in matrix.schema] == ["x0", "x1"]
+    # A list of rows is a 2-D array, as signature inference reads it.
+    assert (rows.n_rows, [c["name"] for c in rows.schema]) == (3, ["x0", "x1"])
     assert columns.fingerprint == frame.fingerprint  # a dict of columns is a DataFrame
     assert columns.summary["a"]["mean"] == 1.5
     roles = [d.role for d in kiln.get_run(run.id).datasets]
-    assert sorted(roles) == ["1d", "2d", "dict", "frame", "series", "unnamed"]
+    assert sorted(roles) == ["1d", "2d", "dict", "frame", "rows", "series", "unnamed"]
 
 
 def test_roles_directions_and_bad_arguments(tracked: str) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kiln import ConfigurationError, SignatureError
 from kiln.models._profile import QUANTILES, reference_profile
-from kiln.models._validator import ValidationError
 
 
 def _frame(n: int = 500, seed: int = 0) -> pd.DataFrame:
@@ -181,10 +181,10 @@ def test_arrays_are_profiled_with_x_names() -> None:
 def test_unsupported_columns_are_refused_as_for_signatures() -> None:
     frame = pd.DataFrame({"mixed": [1, "a"]})
 
-    with pytest.raises(ValidationError, match="'mixed' holds values of types int, str"):
+    with pytest.raises(SignatureError, match="'mixed' holds values of types int, str"):
         reference_profile(frame)
 
 
 def test_a_negative_sample_size_is_refused() -> None:
-    with pytest.raises(ValueError, match="sample_size must be >= 0"):
+    with pytest.raises(ConfigurationError, match="sample_size must be 0 or more"):
         reference_profile(_frame(), sample_size=-1)

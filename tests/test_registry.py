@@ -222,8 +222,9 @@ def test_a_run_without_a_model_is_refused_listing_what_it_has(
     [
         ("0123456789abcdef0123456789abcdef", RunNotFoundError, "No run with id '0123456789ab"),
         ("runs:/", RegistryError, r"expected runs:/<run id>/<path>"),
-        ("runs:/abc123", RegistryError, r"does not say which folder of the run holds the model"),
-        ("runs:/abc123/../x", RegistryError, r"does not say which folder"),
+        ("runs:/abc123", RunNotFoundError, r"No run with id"),  # the path defaults to model
+        ("runs:/abc123/../x", RegistryError, r"has an empty, '\.' or '\.\.' part"),
+        ("runs:/not-hex/model", RegistryError, r"1 to 32 hexadecimal characters; got 'not-hex'"),
         ("s3://bucket/model", RegistryError, r"kiln registers runs:/<run id>/<path> URIs"),
         ("no/such/folder", RegistryError, r"there is no such folder \(working directory: "),
         (42, RegistryError, r"Cannot register a int: expected a model URI"),

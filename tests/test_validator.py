@@ -12,14 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiln import KilnError
-from kiln.models._signature import infer_signature
-from kiln.models._validator import (
-    DataDriftWarning,
-    ValidationError,
-    ValidationResult,
-    Validator,
-)
+from kiln import ConfigurationError, KilnError, ValidationError
+from kiln.models import DataDriftWarning, ValidationResult, Validator, infer_signature
 
 
 def _training() -> pd.DataFrame:
@@ -228,7 +222,7 @@ def test_columns_of_different_lengths_are_refused() -> None:
 
 
 def test_mode_must_be_known() -> None:
-    with pytest.raises(ValueError, match="mode must be one of"):
+    with pytest.raises(ConfigurationError, match="mode must be one of strict, warn, off"):
         Validator(SIG, mode="lenient")
 
 

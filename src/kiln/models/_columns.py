@@ -14,7 +14,8 @@ import difflib
 import re
 from typing import Any
 
-from kiln.models._signature import ColumnSpec, masked_dtype
+from kiln.models._infer import masked_dtype
+from kiln.models._signature import ColumnSpec
 
 __all__ = ["FALLBACK", "MISSING", "Column", "short"]
 
@@ -79,22 +80,12 @@ class Column:
             try:
                 self.target = pd.api.types.pandas_dtype(spec.dtype)
             except TypeError as exc:
-                from kiln.models._validator import ValidationError
+                from kiln._exceptions import SignatureError
 
-                raise ValidationError(
-                    f"column {spec.name!r} has dtype {spec.dtype!r}, which this version of "
-                    f"pandas ({pd.__version__}) does not know; load the model where it was "
-                    "saved, or with a matching pandas",
-                    [
-                        {
-                            "column": spec.name,
-                            "problem": "format",
-                            "expected": "a pandas dtype",
-                            "found": repr(spec.dtype),
-                            "rows": [],
-                            "count": 0,
-                        }
-                    ],
+                raise SignatureError(
+                    f"Column {spec.name!r} of the saved signature has dtype {spec.dtype!r}, "
+                    f"which this version of pandas ({pd.__version__}) does not know; load "
+                    "the model where it was saved, or with a matching pandas."
                 ) from exc
             self.level_kind = spec.kind
         target = self.target

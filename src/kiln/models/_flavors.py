@@ -20,7 +20,13 @@ import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kiln._exceptions import KilnError, ModelFormatError, UntrustedCodeError
+from kiln._exceptions import (
+    ConfigurationError,
+    KilnWarning,
+    ModelError,
+    ModelFormatError,
+    UntrustedCodeError,
+)
 
 __all__ = [
     "FLAVORS",
@@ -40,7 +46,7 @@ _UNTRUSTED_PARTS = frozenset(
 )
 
 
-class UnsafeSerializationWarning(UserWarning):
+class UnsafeSerializationWarning(KilnWarning):
     """A model had to be saved with pickle, which runs code when it is loaded."""
 
 
@@ -304,7 +310,7 @@ class FunctionFlavor(Flavor):
         try:
             return _import(ref["callable"])
         except (ImportError, AttributeError) as exc:
-            raise KilnError(
+            raise ModelError(
                 f"The saved model calls {ref['callable']}, which cannot be imported here: "
                 f"{exc}. Install the package that defines it."
             ) from exc
@@ -313,7 +319,10 @@ class FunctionFlavor(Flavor):
         return estimator(X)
 
     def predict_proba(self, estimator: Any, X: Any) -> Any:
-        raise KilnError("A function model has no predict_proba.")
+        raise ModelError(
+            "A function model has no predict_proba; call predict, or wrap a classifier "
+            "with kiln.Model(estimator) instead."
+        )
 
 
 def _import(ref: str) -> Any:
@@ -466,12 +475,12 @@ def flavor_for(estimator: Any) -> Flavor:
     """The flavor that handles `estimator`.
 
     Raises:
-        KilnError: No flavor does; the message lists what kiln supports.
+        ConfigurationError: No flavor does; the message lists what kiln supports.
     """
     for flavor in FLAVORS:
         if flavor.matches(estimator):
             return flavor()
-    raise KilnError(
+    raise ConfigurationError(
         f"kiln cannot wrap a {type(estimator).__module__}.{type(estimator).__name__}: expected a "
         "scikit-learn-compatible estimator (fit/predict/get_params), a LightGBM or XGBoost "
         "model, or a callable (kiln.Model.from_function)."
@@ -479,11 +488,15 @@ def flavor_for(estimator: Any) -> Flavor:
 
 
 def flavor_named(name: str) -> Flavor:
-    """The flavor recorded in a manifest under `name`."""
+    """The flavor recorded in a manifest under `name`.
+
+    Raises:
+        ModelFormatError: This kiln knows no flavor of that name.
+    """
     for flavor in FLAVORS:
         if flavor.name == name:
             return flavor()
-    raise KilnError(
+    raise ModelFormatError(
         f"This kiln cannot load models of flavor {name!r} (it knows "
         f"{', '.join(f.name for f in FLAVORS)}). Upgrade kiln or install the flavor's extra."
     )

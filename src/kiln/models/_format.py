@@ -24,22 +24,19 @@ from typing import Any
 
 from kiln._exceptions import ArtifactIntegrityError, ModelFormatError
 from kiln._version import __version__
+from kiln.registry import MODEL_MANIFEST
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "ModelFormatError", "read_manifest", "write_manifest"]
 
 FORMAT_VERSION = 1
-MANIFEST = "kiln-model.json"
+MANIFEST = MODEL_MANIFEST
 
 
 def write_manifest(folder: Path, fields: dict[str, Any]) -> dict[str, Any]:
     """Hash every file in `folder` and write the manifest next to them."""
-    from kiln.artifacts import sha256_file
+    from kiln.artifacts import hash_folder
 
-    files = {
-        p.relative_to(folder).as_posix(): sha256_file(p)[0]
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+    files = hash_folder(folder, skip={MANIFEST})
     manifest = {
         "format_version": FORMAT_VERSION,
         "created_at": int(time.time() * 1000),

@@ -10,17 +10,26 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import (
     ConfigurationError,
     KilnError,
+    KilnWarning,
+    ModelError,
     NoActiveRunError,
     NotFittedError,
     ParamConflictError,
     PredictionError,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kiln.models._compiled import CompiledPredictor
+    from kiln.models._signature import Signature
+    from kiln.models._validator import ValidationResult, Validator
 
 __all__ = ["Model", "NotFittedError"]
 
@@ -66,17 +75,17 @@ class Model:
 
     # Learned state, set by fit, from_function or loading (absent before).
     estimator_: Any
-    signature_: Any
+    signature_: Signature
     profile_: dict[str, Any] | None
-    reference_sample_: Any
+    reference_sample_: pd.DataFrame | None
     flavor_: str
     task_: str | None
     classes_: list[Any] | None
     fit_seconds_: float | None
     manifest_: dict[str, Any]
     source_uri_: str
-    _validator_: Any
-    _compiled_: Any
+    _validator_: Validator | None
+    _compiled_: CompiledPredictor | None
     _load_estimator: Any
 
     def __init__(
@@ -137,15 +146,17 @@ class Model:
             self
         """
         from kiln.models._flavors import FunctionFlavor, flavor_for
+        from kiln.models._infer import infer_signature
         from kiln.models._profile import reference_profile
-        from kiln.models._signature import infer_signature
 
         self._check_params()
         flavor = flavor_for(self.estimator)
         if isinstance(flavor, FunctionFlavor):
-            raise KilnError(
+            raise ConfigurationError(
                 "A function is not fitted: use kiln.Model.from_function(fn, signature=...)."
             )
+        # Read the data first: what kiln cannot describe is refused before a long fit.
+        signature = infer_signature(X, y)
         estimator = _clone(flavor.prepare(self.estimator))
         start = time.perf_counter()
         estimator.fit(X, y, **fit_params) if y is not None else estimator.fit(X, **fit_params)
@@ -155,7 +166,7 @@ class Model:
         self.task_ = self.task or _detect_task(estimator)
         classes = getattr(estimator, "classes_", None)
         self.classes_ = None if classes is None else list(classes)
-        self.signature_ = infer_signature(X, y)
+        self.signature_ = signature
         self.profile_, self.reference_sample_ = reference_profile(X)
         self._validator_ = None
         self._compiled_ = None
@@ -163,9 +174,9 @@ class Model:
         return self
 
     def _log_fit(self, flavor: Any, X: Any, y: Any) -> None:
-        import kiln
+        from kiln.tracking import active_run
 
-        run = kiln.active_run()
+        run = active_run()
         if run is None:
             return
         for key, value in flavor.params(self.estimator_).items():
@@ -179,9 +190,11 @@ class Model:
         run.log_metric("fit_seconds", self.fit_seconds_ or 0.0)
         data = X
         if y is not None:
-            from kiln.tracking._dataset import as_frame
+            from kiln._exceptions import TrackingError
+            from kiln._frames import as_frame
 
-            data = as_frame(X).copy()
+            # The conversion log_dataset makes, so lists and arrays are logged the same way.
+            data = as_frame(X, single="value", role="X", error=TrackingError)[0].copy()
             target = getattr(y, "name", None) or "target"
             data[target if target not in data.columns else f"{target}_y"] = list(y)
         run.log_dataset(data, role="train")
@@ -205,7 +218,8 @@ class Model:
             validation: See `Model`.
         """
         from kiln.models._flavors import FunctionFlavor
-        from kiln.models._signature import Signature, infer_signature
+        from kiln.models._infer import infer_signature
+        from kiln.models._signature import Signature
 
         if not callable(fn):
             raise ConfigurationError(f"from_function needs a callable; got {type(fn).__name__}.")
@@ -236,7 +250,7 @@ class Model:
                 "kiln.load_model(uri)."
             )
 
-    def _validator(self) -> Any:
+    def _validator(self) -> Validator:
         self._fitted()
         validator = self._validator_
         if validator is None:
@@ -276,7 +290,7 @@ class Model:
         )
         warnings.warn(DataDriftWarning(message, shown), stacklevel=5)
 
-    def check(self, X: Any) -> Any:
+    def check(self, X: Any) -> ValidationResult:
         """Validate `X` against the training signature without predicting.
 
         Returns:
@@ -291,7 +305,9 @@ class Model:
 
         data = self._validated(X)
         if method == "predict_proba" and self.task_ == "regression":
-            raise KilnError("predict_proba is for classifiers; this model does regression.")
+            raise ModelError(
+                "predict_proba is for classifiers; this model does regression. Call predict."
+            )
         if self._compiled_ is not None:
             from kiln.models._compiled import Fallback
 
@@ -300,17 +316,38 @@ class Model:
             except Fallback:  # the library estimator decides (and raises its own errors)
                 data = data.frame()
         try:
-            return getattr(flavor_named(self.flavor_), method)(self.estimator_, data)
+            return getattr(flavor_named(self.flavor_), method)(self.estimator_, self._fed(data))
         except KilnError:
             raise
         except (ValueError, TypeError) as exc:
             raise _prediction_error(self, method, exc) from exc
 
-    def _predict_validated(self, method: str, frame: Any) -> Any:
-        """`predict` or `predict_proba` on a frame `Validator.validate` already returned
-        (serving validates each request once, then predicts a batch of them)."""
+    def predict_validated(self, frame: Any, *, proba: bool = False) -> Any:
+        """Predict on a frame already validated against this model's signature.
+
+        `predict` validates its input each time. A caller that validated the rows
+        itself (serving validates each request once with a `Validator`, then predicts
+        a batch of them) passes the frame `Validator.check(X).frame` returned, and
+        nothing is checked again. Models saved with compiled inference predict through
+        it (numpy only).
+
+        Args:
+            frame: The DataFrame a `Validator` for `signature_` returned for the input.
+            proba: Return class probabilities (`predict_proba`) instead of predictions.
+
+        Raises:
+            NotFittedError: The model is not fitted or loaded.
+            ModelError: `proba` for a model that does regression.
+        """
         from kiln.models._flavors import flavor_named
 
+        self._fitted()
+        method = "predict_proba" if proba else "predict"
+        if proba and self.task_ == "regression":
+            raise ModelError(
+                "Probabilities were asked for, but this model does regression. Call "
+                "predict_validated(frame) without proba."
+            )
         if self._compiled_ is not None:
             from kiln.models._compiled import Fallback, frame_columns
 
@@ -318,7 +355,19 @@ class Model:
                 return getattr(self._compiled_, method)(frame_columns(frame))
             except Fallback:
                 pass
-        return getattr(flavor_named(self.flavor_), method)(self.estimator_, frame)
+        return getattr(flavor_named(self.flavor_), method)(self.estimator_, self._fed(frame))
+
+    def _fed(self, frame: Any) -> Any:
+        """The validated frame in the shape the estimator was trained on: a 2-D array for
+        a model fitted on an array or a list of rows (scikit-learn warns when a model
+        fitted without feature names is given a DataFrame), else the frame."""
+        if self.signature_.input_type == "ndarray" and self.flavor_ != "function":
+            return frame.to_numpy()
+        return frame
+
+    def _predict_validated(self, method: str, frame: Any) -> Any:
+        # The former private name (serving called it); use `predict_validated`.
+        return self.predict_validated(frame, proba=method == "predict_proba")
 
     def predict(self, X: Any) -> Any:
         """Predictions for `X`, after validating it against the training signature.
@@ -344,10 +393,10 @@ class Model:
         Returns:
             `runs:/<run id>/<name>`, or the folder's absolute path.
         """
-        import kiln
+        from kiln.tracking import active_run
 
         self._fitted()
-        run = kiln.active_run() if path is None else None
+        run = active_run() if path is None else None
         if path is None and run is None:
             raise NoActiveRunError(
                 "model.save() without a path stores the model with the active run, and no run "
@@ -364,8 +413,9 @@ class Model:
                 return uri
             target = Path(path).expanduser().resolve()  # type: ignore[arg-type]
             if target.exists() and (not target.is_dir() or any(target.iterdir())):
-                raise KilnError(
-                    f"Cannot save the model to {target}: it exists and is not an empty folder."
+                raise ConfigurationError(
+                    f"Cannot save the model to {target}: it exists and is not an empty folder. "
+                    "Give a new or empty folder, or remove this one first."
                 )
             shutil.copytree(folder, target, dirs_exist_ok=True)
             return str(target)
@@ -386,6 +436,7 @@ class Model:
         )
         if self.profile_ is not None:
             (folder / "profile.json").write_text(json.dumps(self.profile_), encoding="utf-8")
+        if self.reference_sample_ is not None:
             self.reference_sample_.to_parquet(folder / "reference_sample.parquet")
         library = flavor.library_version()
         requirements = [f"kiln-ml=={__version__}"]
@@ -486,7 +537,7 @@ def _prediction_error(model: Model, method: str, exc: BaseException) -> Predicti
     return PredictionError(f"The {model.flavor_} model raised in {method}: {found}\n{fix}")
 
 
-class ModelVersionWarning(UserWarning):
+class ModelVersionWarning(KilnWarning):
     """A model was saved with another version of its library than the one installed."""
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from kiln.models._signature import as_frame, column_kind
+from kiln.models._infer import as_frame, column_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,13 +72,18 @@ def reference_profile(
         sample (a DataFrame with a fresh index and text column names).
 
     Raises:
-        ValidationError: A column's type is not supported (as for `infer_signature`).
-        ValueError: `sample_size` is negative.
+        SignatureError: A column's type is not supported (as for `infer_signature`).
+        ConfigurationError: `sample_size` is negative.
     """
     import numpy as np
 
     if sample_size < 0:
-        raise ValueError(f"sample_size must be >= 0, got {sample_size}")
+        from kiln._exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f"sample_size must be 0 or more (the rows kept as the reference sample); got "
+            f"{sample_size}."
+        )
     frame, _ = as_frame(X)
     n = len(frame)
     if n > sample_size:
@@ -169,7 +174,7 @@ def _numeric(values: pd.Series, kind: str) -> dict[str, Any]:
 
 
 def _categorical(values: pd.Series) -> dict[str, Any]:
-    from kiln.models._signature import python_value
+    from kiln.models._infer import python_value
 
     counts = values.value_counts(dropna=True, sort=False)
     pairs = sorted(

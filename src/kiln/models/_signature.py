@@ -19,38 +19,18 @@ and the exact pandas dtype it had ("int64", "Int64", "float32", "str", "string",
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    import pandas as pd
+from kiln._exceptions import SignatureError
 
-    from kiln.models._validator import ValidationError
-
-__all__ = ["KINDS", "ColumnSpec", "Signature", "infer_signature"]
+__all__ = ["FORMAT_VERSION", "INPUT_TYPES", "KINDS", "ColumnSpec", "InputType", "Signature"]
 
 FORMAT_VERSION = 1
 KINDS = ("bool", "int", "float", "str", "category", "datetime")
 INPUT_TYPES = ("dataframe", "ndarray", "series")
-MAX_CATEGORIES = 1000  # distinct values beyond which a str column or int output records none
-FEW_CATEGORIES = 20  # a str column with at most this many distinct values is categorical
-MAX_DISTINCT_SHARE = 0.5  # ... as is one with at most this many per non-null value
 
 InputType = Literal["dataframe", "ndarray", "series"]
-
-# What `pandas.api.types.infer_dtype(skipna=True)` says about an object column -> kind.
-_OBJECT_KINDS = {
-    "string": "str",
-    "boolean": "bool",
-    "integer": "int",
-    "floating": "float",
-    "mixed-integer-float": "float",
-    "decimal": "float",
-    "datetime": "datetime",
-    "datetime64": "datetime",
-    "date": "datetime",
-}
 
 
 @dataclass(frozen=True)
@@ -91,13 +71,26 @@ class ColumnSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
-            raise TypeError(f"ColumnSpec.name must be a str, got {type(self.name).__name__}")
+            raise SignatureError(
+                f"ColumnSpec.name must be a str, got {type(self.name).__name__} "
+                f"{self.name!r}; write the column name as text (name_is_int=True keeps an "
+                "integer name)."
+            )
         if self.kind not in KINDS:
-            raise ValueError(f"ColumnSpec.kind must be one of {KINDS}, got {self.kind!r}")
+            raise SignatureError(
+                f"ColumnSpec.kind must be one of {', '.join(KINDS)}; got {self.kind!r} for "
+                f"column {self.name!r}."
+            )
         if self.name_is_int and not _is_int_text(self.name):
-            raise ValueError(f"ColumnSpec {self.name!r} has name_is_int but is not an integer")
+            raise SignatureError(
+                f"ColumnSpec {self.name!r} has name_is_int=True but its name is not an "
+                "integer written as text (such as '0'); drop name_is_int or fix the name."
+            )
         if self.kind == "category" and self.levels is None:
-            raise ValueError(f"category column {self.name!r} needs its levels")
+            raise SignatureError(
+                f"category column {self.name!r} needs its levels: pass levels=(...), the "
+                "categorical dtype's categories in order."
+            )
         for attr in ("categories", "levels"):
             value = getattr(self, attr)
             if value is not None and not isinstance(value, tuple):
@@ -128,7 +121,7 @@ class ColumnSpec:
         """Read a column written by `to_dict()`; unknown keys are ignored.
 
         Raises:
-            ValidationError: A required key is missing or a value has the wrong type.
+            SignatureError: A required key is missing or a value has the wrong type.
         """
         if not isinstance(data, dict):
             raise _format_error(f"a column must be a JSON object, got {type(data).__name__}")
@@ -139,7 +132,9 @@ class ColumnSpec:
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
         except (TypeError, ValueError) as exc:
-            raise _format_error(str(exc)) from exc
+            if str(exc).startswith(_READING):
+                raise
+            raise _format_error(str(exc).rstrip(".")) from exc
 
 
 @dataclass(frozen=True)
@@ -164,14 +159,22 @@ class Signature:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         if self.input_type not in INPUT_TYPES:
-            raise ValueError(f"input_type must be one of {INPUT_TYPES}, got {self.input_type!r}")
+            raise SignatureError(
+                f"input_type must be one of {', '.join(INPUT_TYPES)}; got {self.input_type!r}."
+            )
         for role, specs in (("input", self.inputs), ("output", self.outputs)):
             seen: set[str] = set()
             for spec in specs:
                 if not isinstance(spec, ColumnSpec):
-                    raise TypeError(f"{role}s must be ColumnSpec, got {type(spec).__name__}")
+                    raise SignatureError(
+                        f"Signature {role}s must be ColumnSpec objects; got "
+                        f"{type(spec).__name__}. Build them with ColumnSpec(name, kind, dtype) "
+                        "or use infer_signature(X, y)."
+                    )
                 if spec.name in seen:
-                    raise ValueError(f"{role} column {spec.name!r} appears twice")
+                    raise SignatureError(
+                        f"{role} column {spec.name!r} appears twice; column names must be unique."
+                    )
                 seen.add(spec.name)
         object.__setattr__(self, "_by_name", {s.name: s for s in self.inputs})
 
@@ -200,7 +203,7 @@ class Signature:
         """Read a signature written by `to_dict()` (exactly: `from_dict(s.to_dict()) == s`).
 
         Raises:
-            ValidationError: The data is not a signature, or was written by a newer kiln.
+            SignatureError: The data is not a signature, or was written by a newer kiln.
         """
         if not isinstance(data, dict) or "inputs" not in data:
             raise _format_error("expected a JSON object with 'inputs' (from Signature.to_dict)")
@@ -217,9 +220,9 @@ class Signature:
                 input_type=data.get("input_type", "dataframe"),
             )
         except (TypeError, ValueError) as exc:
-            if type(exc).__name__ == "ValidationError":
+            if str(exc).startswith(_READING):
                 raise
-            raise _format_error(str(exc)) from exc
+            raise _format_error(str(exc).rstrip(".")) from exc
 
     def openapi_schema(self, *, strict: bool = True) -> dict[str, Any]:
         """JSON schema (OpenAPI 3.1 / JSON Schema 2020-12) of one input record.
@@ -289,319 +292,6 @@ def _property(spec: ColumnSpec, strict: bool) -> dict[str, Any]:
     return prop
 
 
-# --------------------------------------------------------------------------- inference
-
-
-def infer_signature(X: Any, y: Any = None, predictions: Any = None) -> Signature:
-    """Describe a model's inputs (from `X`) and outputs (from `y` and/or `predictions`).
-
-    Args:
-        X: Training features: a pandas DataFrame, a 2-D numpy array (columns become
-            "x0", "x1", ...), a dict of columns, or a Series / 1-D array (one column).
-        y: Training targets (Series, 1-D or 2-D array, DataFrame), or None.
-        predictions: What the model returns, or None. When given, it decides each
-            output's kind and dtype; `y` still lends its name(s) when predictions are
-            unnamed, and its distinct values (the class labels) to discrete outputs.
-
-    Returns:
-        The signature; outputs are empty when neither `y` nor `predictions` is given.
-        Unnamed 1-D outputs are called "prediction", columns of a 2-D array
-        "prediction_0", "prediction_1", ... The values seen are recorded as categories
-        for bool and category columns, and for str columns only when they look
-        categorical (`looks_categorical`: at most 1000 distinct values, and at most 20
-        or at most half as many as there are non-null values); other str columns are
-        free text and accept any string, also in "strict" validation.
-
-    Raises:
-        ValidationError: A column's type is not supported (mixed types, bytes,
-            timedeltas, ...), it has no values to infer a type from, or column names
-            are not unique strings or integers.
-    """
-    frame, input_type = as_frame(X, prefix="x", role="X")
-    inputs = tuple(column_spec(frame[c], c) for c in frame.columns)
-    outputs: tuple[ColumnSpec, ...] = ()
-    if predictions is not None:
-        pred_frame, _ = as_frame(predictions, prefix="prediction", role="predictions")
-        y_frame = as_frame(y, prefix="prediction", role="y")[0] if y is not None else None
-        if y_frame is not None and len(y_frame.columns) == len(pred_frame.columns):
-            if _default_names(predictions):
-                pred_frame = pred_frame.set_axis(y_frame.columns, axis=1)
-            outputs = tuple(
-                column_spec(pred_frame[p], p, output=True, extra=y_frame[t])
-                for p, t in zip(pred_frame.columns, y_frame.columns, strict=True)
-            )
-        else:
-            outputs = tuple(column_spec(pred_frame[c], c, output=True) for c in pred_frame.columns)
-    elif y is not None:
-        y_frame, _ = as_frame(y, prefix="prediction", role="y")
-        outputs = tuple(column_spec(y_frame[c], c, output=True) for c in y_frame.columns)
-    return Signature(inputs=inputs, outputs=outputs, input_type=input_type)
-
-
-def _default_names(data: Any) -> bool:
-    import pandas as pd
-
-    if isinstance(data, pd.Series):
-        return data.name is None
-    return not isinstance(data, pd.DataFrame | dict)
-
-
-def as_frame(data: Any, *, prefix: str = "x", role: str = "X") -> tuple[pd.DataFrame, InputType]:
-    """Turn training data into a DataFrame with unique str/int column names.
-
-    Returns the frame and how the data was shaped ("dataframe", "ndarray", "series").
-    Unnamed 1-D data gets the name `prefix` + "0" for X, or "prediction" for outputs.
-
-    Raises:
-        ValidationError: The data is not tabular, or its column names are not unique
-            strings or integers.
-    """
-    import numpy as np
-    import pandas as pd
-
-    input_type: InputType = "dataframe"
-    single = prefix if prefix == "prediction" else f"{prefix}0"
-    if isinstance(data, pd.DataFrame):
-        frame = data
-    elif isinstance(data, pd.Series):
-        frame = data.to_frame(name=data.name if data.name is not None else single)
-        input_type = "series"
-    elif isinstance(data, np.ndarray | list | tuple) or (
-        hasattr(data, "__array__") and not isinstance(data, dict)
-    ):
-        array = np.asarray(data)
-        if array.ndim == 1:
-            frame = pd.DataFrame({single: array})
-            input_type = "series"
-        elif array.ndim == 2:
-            sep = "_" if prefix == "prediction" else ""
-            names = [f"{prefix}{sep}{i}" for i in range(array.shape[1])]
-            frame = pd.DataFrame({n: array[:, i] for i, n in enumerate(names)})
-            input_type = "ndarray"
-        else:
-            raise _format_error(
-                f"{role} is a {array.ndim}-dimensional array; expected 1 or 2 dimensions",
-                problem="input",
-            )
-    elif isinstance(data, dict):
-        frame = pd.DataFrame(data)
-    else:
-        raise _format_error(
-            f"{role} is a {type(data).__name__}; expected a pandas DataFrame or Series, a "
-            "numpy array or a dict of columns",
-            problem="input",
-        )
-    if isinstance(frame.columns, pd.MultiIndex):
-        raise _format_error(
-            f"{role} has MultiIndex columns; flatten them to strings", problem="input"
-        )
-    texts: dict[str, Any] = {}
-    for label in frame.columns:
-        if isinstance(label, bool | np.bool_) or not isinstance(label, str | int | np.integer):
-            raise _format_error(
-                f"{role} has a column named {label!r} ({type(label).__name__}); column names "
-                "must be strings or integers",
-                column=str(label),
-                problem="name",
-            )
-        text = str(label)
-        if text in texts:
-            raise _format_error(
-                f"{role} has two columns named {texts[text]!r} and {label!r}; names must "
-                "stay unique when written as text",
-                column=text,
-                problem="name",
-            )
-        texts[text] = label
-    return frame, input_type
-
-
-def column_kind(values: pd.Series, name: str) -> str:
-    """The kind ("bool", "int", ...) of a column of training data.
-
-    Raises:
-        ValidationError: The column's type is not supported, or an object column has
-            no non-null values to tell its type from.
-    """
-    import numpy as np
-    import pandas as pd
-    from pandas.api import types as pdt
-
-    dtype = values.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        return "category"
-    if pdt.is_bool_dtype(dtype):
-        return "bool"
-    if pdt.is_integer_dtype(dtype):
-        return "int"
-    if pdt.is_float_dtype(dtype):
-        return "float"
-    if pdt.is_datetime64_any_dtype(dtype):
-        return "datetime"
-    if isinstance(dtype, pd.StringDtype) or (
-        isinstance(dtype, pd.ArrowDtype) and pdt.is_string_dtype(dtype)
-    ):
-        return "str"
-    if isinstance(dtype, np.dtype) and dtype.kind == "O":
-        inferred = pdt.infer_dtype(values, skipna=True)
-        if inferred in _OBJECT_KINDS:
-            return _OBJECT_KINDS[inferred]
-        if inferred == "empty":
-            raise _format_error(
-                f"column {name!r} has only nulls, so its type cannot be inferred; give it a "
-                f"dtype, e.g. df[{name!r}] = df[{name!r}].astype('float64')",
-                column=name,
-                problem="unsupported",
-            )
-        examples = ", ".join(
-            sorted({type(v).__name__ for v in values.dropna().head(1000).tolist()})
-        )
-        raise _format_error(
-            f"column {name!r} holds values of types {examples} ({inferred}); a column must "
-            "hold one kind of value: bool, int, float, str, category or datetime. Convert "
-            f"it, e.g. df[{name!r}].astype(str)",
-            column=name,
-            problem="unsupported",
-        )
-    raise _format_error(
-        f"column {name!r} has dtype {dtype}, which kiln signatures do not support; convert "
-        "it to bool, int, float, str, category or datetime (a timedelta as seconds: "
-        "series.dt.total_seconds())",
-        column=name,
-        problem="unsupported",
-    )
-
-
-def masked_dtype(dtype: Any) -> bool:
-    """Whether `dtype` is one of pandas' masked nullable dtypes (Int64, Float64, boolean, ...)."""
-    import pandas as pd
-
-    return isinstance(
-        dtype,
-        pd.Int8Dtype
-        | pd.Int16Dtype
-        | pd.Int32Dtype
-        | pd.Int64Dtype
-        | pd.UInt8Dtype
-        | pd.UInt16Dtype
-        | pd.UInt32Dtype
-        | pd.UInt64Dtype
-        | pd.Float32Dtype
-        | pd.Float64Dtype
-        | pd.BooleanDtype,
-    )
-
-
-def nullable_dtype(dtype: Any) -> bool:
-    """Whether `dtype` is a nullable type chosen on purpose (Int64, boolean, "string", pyarrow).
-
-    pandas 3's default string dtype ("str", missing values as NaN) does not count: it is
-    what every string column gets, so counting it would make every such column nullable.
-    """
-    import pandas as pd
-
-    if masked_dtype(dtype) or isinstance(dtype, pd.ArrowDtype):
-        return True
-    return isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
-
-
-def column_spec(
-    values: pd.Series, label: Any, *, output: bool = False, extra: pd.Series | None = None
-) -> ColumnSpec:
-    """Describe one column of training data (or of outputs, when `output`).
-
-    `extra` holds more values of the same column (the targets, when `values` are the
-    predictions); their distinct values join the categories.
-    """
-    import numpy as np
-    import pandas as pd
-
-    name = str(label)
-    kind = column_kind(values, name)
-    nulls = bool(values.isna().any())
-    spec: dict[str, Any] = {
-        "name": name,
-        "name_is_int": isinstance(label, int | np.integer) and not isinstance(label, bool),
-        "kind": kind,
-        "dtype": str(values.dtype),
-        "nullable": nulls or nullable_dtype(values.dtype),
-    }
-    present = values.dropna()
-    if kind == "category":
-        dtype: Any = values.dtype
-        level_kind = column_kind(pd.Series(dtype.categories), f"{name} (its categories)")
-        if level_kind == "datetime":
-            raise _format_error(
-                f"category column {name!r} has datetime categories; convert them to str",
-                column=name,
-                problem="unsupported",
-            )
-        spec["levels"] = tuple(dtype.categories.tolist())
-        spec["ordered"] = bool(dtype.ordered)
-    if kind in ("int", "float"):
-        spec["min"], spec["max"] = _numeric_range(present, kind)
-    discrete = kind in ("bool", "str", "category") or (output and kind == "int")
-    if discrete:
-        seen = present.astype(object) if kind == "category" else present
-        if extra is not None and column_kind(extra, name) == kind:
-            seen = pd.concat([pd.Series(seen.to_numpy()), pd.Series(extra.dropna().to_numpy())])
-        unique = pd.unique(np.asarray(seen, dtype=object))
-        if kind in ("bool", "category"):
-            record = True
-        elif kind == "str":
-            record = looks_categorical(len(unique), len(seen))
-        else:  # int outputs: the class labels
-            record = len(unique) <= MAX_CATEGORIES
-        if record:
-            spec["categories"] = tuple(sorted(python_value(v) for v in unique))
-    return ColumnSpec(**spec)
-
-
-def looks_categorical(distinct: int, count: int) -> bool:
-    """Whether a str column with `distinct` values among `count` non-null ones is categorical.
-
-    It is when it has at most 1000 distinct values and either at most 20 of them or at
-    most half as many as `count` (a "plan" column of 3 levels over 200 rows; 40 values
-    over 1000 rows). Otherwise it is free text (names, comments, documents; 40 values
-    over 60 rows): recording what training saw would reject nearly every new value in
-    "strict" mode, so no categories are recorded and any string is accepted.
-    """
-    if distinct > MAX_CATEGORIES:
-        return False
-    return distinct <= FEW_CATEGORIES or distinct <= MAX_DISTINCT_SHARE * count
-
-
-def _numeric_range(present: pd.Series, kind: str) -> tuple[Any, Any]:
-    import numpy as np
-    import pandas as pd
-
-    if not len(present):
-        return None, None
-    if kind == "int":
-        if present.dtype == object:
-            items = present.tolist()
-            return int(min(items)), int(max(items))
-        return int(present.min()), int(present.max())
-    array = np.asarray(pd.to_numeric(present), dtype=np.float64)
-    finite = array[np.isfinite(array)]
-    lo = float(finite.min()) if len(finite) and not np.any(array == -np.inf) else None
-    hi = float(finite.max()) if len(finite) and not np.any(array == np.inf) else None
-    return lo, hi
-
-
-def python_value(value: Any) -> Any:
-    """A numpy scalar as the matching Python value (JSON-ready; finite numbers only).
-
-    Raises:
-        ValidationError: The value is NaN or infinite.
-    """
-    item = getattr(value, "item", None)
-    value = item() if callable(item) else value
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _format_error(f"category {value!r} is not a finite number", problem="unsupported")
-    return value
-
-
 def _is_int_text(text: str) -> bool:
     try:
         return str(int(text)) == text
@@ -609,17 +299,8 @@ def _is_int_text(text: str) -> bool:
         return False
 
 
-def _format_error(
-    message: str, *, column: str | None = None, problem: str = "format"
-) -> ValidationError:
-    from kiln.models._validator import ValidationError
+_READING = "Cannot read the model signature: "
 
-    error: dict[str, Any] = {
-        "column": column,
-        "problem": problem,
-        "expected": "",
-        "found": "",
-        "rows": [],
-        "count": 0,
-    }
-    return ValidationError(message, [error])
+
+def _format_error(message: str) -> SignatureError:
+    return SignatureError(f"{_READING}{message}.")

@@ -28,7 +28,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kiln._exceptions import ConfigurationError, KilnError, ModelFormatError
+from kiln._exceptions import (
+    ConfigurationError,
+    ModelError,
+    ModelFormatError,
+    NotFittedError,
+)
 
 __all__ = ["TorchEstimator", "is_torch_module"]
 
@@ -169,7 +174,7 @@ class TorchEstimator:
             ConfigurationError: The device is unknown or not available here.
         """
         if not hasattr(self, "module_"):
-            raise KilnError("This TorchEstimator is not fitted: call fit(X, y) first.")
+            raise NotFittedError("This TorchEstimator is not fitted: call fit(X, y) first.")
         target = resolve_device(device)
         self.module_.to(target)
         self.device_ = str(module_device(self.module_) or target)
@@ -179,7 +184,7 @@ class TorchEstimator:
         import torch
 
         if not hasattr(self, "module_"):
-            raise KilnError("This TorchEstimator is not fitted: call fit(X, y) first.")
+            raise NotFittedError("This TorchEstimator is not fitted: call fit(X, y) first.")
         # The inputs go where the module is now (a train_fn may have moved it).
         device = module_device(self.module_) or getattr(self, "device_", "cpu")
         with torch.no_grad():
@@ -195,7 +200,10 @@ class TorchEstimator:
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities (softmax of the module's outputs), as a numpy array."""
         if self.loss_ != "cross_entropy":
-            raise KilnError("predict_proba is for classifiers; this module does regression.")
+            raise ModelError(
+                "predict_proba is for classifiers; this module does regression. Call predict, "
+                "or give the TorchEstimator a classification loss."
+            )
         return self._forward(X).softmax(dim=1).numpy().astype("float64")
 
 
@@ -314,7 +322,7 @@ def save_torch(estimator: TorchEstimator, folder: Path) -> dict[str, Any]:
     cls = type(module)
     ref = f"{cls.__module__}:{cls.__qualname__}"
     if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
-        raise KilnError(
+        raise ModelError(
             f"Cannot save {cls.__qualname__} by reference: define the module class at the top "
             "level of an importable module (not in __main__ or inside a function)."
         )
@@ -323,7 +331,7 @@ def save_torch(estimator: TorchEstimator, folder: Path) -> dict[str, Any]:
     state = {}
     for key, value in module.state_dict().items():
         if value.is_meta:
-            raise KilnError(
+            raise ModelError(
                 f"Cannot save {cls.__qualname__}: its {key!r} is on the 'meta' device, which "
                 "holds no values. Load or train real weights before saving."
             )
@@ -406,14 +414,14 @@ def _check_rebuild(cls: Any, params: dict[str, Any], module: Any) -> None:
         json.dumps(params)
         rebuilt = cls(**params)
     except Exception as exc:
-        raise KilnError(
+        raise ConfigurationError(
             f"{cls.__qualname__}(**module_params) cannot rebuild this module at load time "
             f"({exc}). Pass TorchEstimator(..., module_params={{...}}) with JSON values."
         ) from exc
     want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
     if want != got:
-        raise KilnError(
+        raise ConfigurationError(
             f"{cls.__qualname__}(**{params}) builds a module whose weights differ from the "
             "trained one's; pass the module_params it was built with."
         )

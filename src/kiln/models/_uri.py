@@ -3,26 +3,75 @@ or a folder path; and `load_model`, which accepts all of them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kiln._exceptions import ConfigurationError
+from kiln.tracking import parse_runs_uri
 
 if TYPE_CHECKING:
     from kiln.models._model import Model
 
-__all__ = ["load_model", "parse_runs_uri"]
+__all__ = ["load_model", "model_folder", "parse_runs_uri", "resolve_model_uri"]
 
 
-def parse_runs_uri(uri: str) -> tuple[str, str]:
-    """Split `runs:/<run id>/<path>` into the run id and the artifact path."""
-    rest = uri[len("runs:/") :].strip("/")
-    run_id, _, path = rest.partition("/")
-    if not run_id:
-        raise ConfigurationError(f"{uri!r} is not a run URI; expected runs:/<run id>/<path>.")
-    return run_id, path or "model"
+def resolve_model_uri(uri: str | os.PathLike[str], *, store: str | None = None) -> str:
+    """Where a model URI's files are: a registry URI resolved to its version's source.
+
+    Args:
+        uri: `models:/churn/3`, `models:/churn@production`, `models:/churn/latest`,
+            `runs:/<run id>/model`, or a folder path.
+        store: The store to resolve registry URIs in (default: the configured one).
+
+    Returns:
+        `runs:/<run id>/<path>` or a folder path: the registered version's source for a
+        `models:/` URI, else `uri` as given.
+
+    Raises:
+        RegistryError: A `models:/` URI is malformed.
+        NotFoundError: The registered model, version or alias does not exist.
+    """
+    text = os.fspath(uri)
+    if text.startswith("models:/"):
+        from kiln.registry import resolve_uri
+
+        return resolve_uri(text, store=store)
+    return text
+
+
+@contextlib.contextmanager
+def model_folder(uri: str | os.PathLike[str], *, store: str | None = None) -> Iterator[Path]:
+    """The local saved-model folder a URI names, for the duration of a `with` block.
+
+    A `models:/` URI is resolved in the registry (`resolve_model_uri`); a `runs:/` URI
+    is downloaded into a temporary folder, removed when the block ends, each file
+    checked against the sha256 the metadata store recorded (an embedded store is read
+    without importing SQLAlchemy); anything else is a local folder, used in place.
+    Nothing is loaded and the manifest is not read: `kiln.load_model` does both.
+
+    ```python
+    with kiln.models.model_folder("models:/churn@production") as folder:
+        shutil.copytree(folder, "bundle/model")
+    ```
+
+    Raises:
+        ConfigurationError: A `runs:/` URI is malformed.
+        NotFoundError: The run, artifact, registered model, version or alias does not
+            exist.
+        ArtifactIntegrityError: A downloaded file changed since it was logged.
+    """
+    text = resolve_model_uri(uri, store=store)
+    if not text.startswith("runs:/"):
+        yield Path(text).expanduser()
+        return
+    from kiln.tracking import download_run_artifacts
+
+    run_id, path = parse_runs_uri(text)
+    with tempfile.TemporaryDirectory(prefix="kiln-model-") as tmp:
+        yield download_run_artifacts(run_id, path, tmp, store=store)
 
 
 def load_model(
@@ -61,37 +110,21 @@ def load_model(
         NotFoundError: The run, model, version or alias does not exist.
         UntrustedCodeError: Loading would run code and `trust_pickle` is False; the
             message names the flag.
-        ConfigurationError: `device` is unknown or not available here.
+        ConfigurationError: `device` is unknown or not available here, or a `runs:/`
+            URI is malformed.
     """
     from kiln.models._format import read_manifest
     from kiln.models._model import Model
 
-    text = os.fspath(uri)
-    if text.startswith("models:/"):
-        from kiln.registry import resolve_uri
-
-        text = resolve_uri(text, store=store)
-    if text.startswith("runs:/"):
-        from kiln.store._lite import download_run_files
-
-        run_id, path = parse_runs_uri(text)
-        with tempfile.TemporaryDirectory(prefix="kiln-load-") as tmp:
-            # Each file is checked against the sha256 the metadata store recorded; an
-            # embedded store is read without SQLAlchemy when nothing else needs it.
-            folder = download_run_files(store, run_id, path, Path(tmp))
-            if folder is None:
-                folder = _client(store).download_artifacts(run_id, path, Path(tmp))
-            manifest = read_manifest(folder)
-            model = Model._from_folder(
-                folder, manifest, os.fspath(uri), compiled=compiled, trust_pickle=trust_pickle
-            )
-            return _on_device(model, device)
-    folder = Path(text).expanduser()
-    manifest = read_manifest(folder)
-    model = Model._from_folder(
-        folder, manifest, str(folder.resolve()), compiled=compiled, trust_pickle=trust_pickle
-    )
-    return _on_device(model, device)
+    resolved = resolve_model_uri(uri, store=store)  # one registry query, not two
+    with model_folder(resolved, store=store) as folder:
+        manifest = read_manifest(folder)
+        # Where the model came from: the URI given, or the folder's absolute path.
+        source = os.fspath(uri) if resolved.startswith("runs:/") else str(folder.resolve())
+        model = Model._from_folder(
+            folder, manifest, source, compiled=compiled, trust_pickle=trust_pickle
+        )
+        return _on_device(model, device)  # while a downloaded folder still exists
 
 
 def _on_device(model: Model, device: str) -> Model:
@@ -100,13 +133,3 @@ def _on_device(model: Model, device: str) -> Model:
     from kiln.models._torch import place_model
 
     return place_model(model, device)
-
-
-def _client(store: str | None) -> Any:
-    if store is None:
-        from kiln.tracking import get_client
-
-        return get_client()
-    from kiln.tracking import TrackingClient
-
-    return TrackingClient(store)

@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kiln._exceptions import ValidationError, describe
+from kiln._exceptions import ConfigurationError, KilnWarning, ValidationError, describe
 from kiln.models._columns import FALLBACK, MISSING, Column, short
 from kiln.models._signature import Signature
 
@@ -67,7 +67,7 @@ MODES = ("strict", "warn", "off")
 _MAX_NAMES = 10  # extra column names listed in a note
 
 
-class DataDriftWarning(UserWarning):
+class DataDriftWarning(KilnWarning):
     """Input differs from the training data: nulls, unseen categories, values out of range.
 
     Attributes:
@@ -142,8 +142,8 @@ class Validator:
         mode: The mode given.
 
     Raises:
-        ValueError: `mode` is not one of "strict", "warn", "off".
-        ValidationError: A column's dtype is unknown to the installed pandas.
+        ConfigurationError: `mode` is not one of "strict", "warn", "off".
+        SignatureError: A column's dtype is unknown to the installed pandas.
     """
 
     def __init__(self, signature: Signature, *, mode: str = "strict") -> None:
@@ -151,7 +151,10 @@ class Validator:
         import pandas as pd
 
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ConfigurationError(
+                f'mode must be one of {", ".join(MODES)}; got {mode!r}. "strict" refuses '
+                'input outside what training saw, "warn" lets it through, "off" does not look.'
+            )
         self.signature = signature
         self.mode = mode
         self._np, self._pd = np, pd

@@ -43,10 +43,11 @@ from kiln.registry._errors import (
     ModelVersionNotFoundError,
     RegistryError,
 )
-from kiln.registry._names import parse_model_ref
+from kiln.registry._names import MODEL_MANIFEST, parse_model_ref, parse_models_uri
 from kiln.registry._records import AliasChange, ModelVersion, RegisteredModel
 
 __all__ = [
+    "MODEL_MANIFEST",
     "AliasChange",
     "AliasNotFoundError",
     "ModelNotFoundError",
@@ -62,6 +63,7 @@ __all__ = [
     "list_models",
     "list_versions",
     "parse_model_ref",
+    "parse_models_uri",
     "register",
     "resolve_uri",
     "set_alias",

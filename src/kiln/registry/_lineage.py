@@ -13,16 +13,16 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln._exceptions import did_you_mean
+from kiln._exceptions import ConfigurationError, did_you_mean
 from kiln.registry._errors import RegistryError
-from kiln.registry._names import MODELS_PREFIX, RUNS_PREFIX, parse_runs_uri
+from kiln.registry._names import MODEL_MANIFEST, MODELS_PREFIX, RUNS_PREFIX, parse_runs_uri
 
 if TYPE_CHECKING:
     from kiln.tracking import Run, TrackingClient
 
 __all__ = ["MODEL_FILE", "RUN_MODEL_PATH", "Origin", "find_origin"]
 
-MODEL_FILE = "kiln-model.json"
+MODEL_FILE = MODEL_MANIFEST
 RUN_MODEL_PATH = "model"  # where a run's model is when only the run is given
 _HEX = re.compile(r"[0-9a-fA-F]{4,32}\Z")
 
@@ -48,7 +48,10 @@ def find_origin(client: TrackingClient, model: Any) -> Origin:
         )
     text = os.fspath(model)
     if text.startswith(RUNS_PREFIX):
-        run_id, artifact_path = parse_runs_uri(text)
+        try:
+            run_id, artifact_path = parse_runs_uri(text)
+        except ConfigurationError as exc:  # register's contract: RegistryError
+            raise RegistryError(str(exc)) from exc
         return _from_run(client, run_id, artifact_path)
     if text.startswith(MODELS_PREFIX):
         raise RegistryError(f"{text!r} is already registered; resolve it with resolve_uri.")
@@ -81,13 +84,9 @@ def _from_folder(path: Path) -> Origin:
         raise RegistryError(
             f"{str(folder)!r} is not a saved kiln model: it has no {MODEL_FILE}.{have}"
         )
-    from kiln.artifacts import sha256_file
+    from kiln.artifacts import hash_folder
 
-    files = {
-        p.relative_to(folder).as_posix(): sha256_file(p)[0]
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    files = hash_folder(folder)
     lineage = {
         "run_id": None,
         "flavor": _flavor(meta_file.read_bytes()),

@@ -7,6 +7,9 @@ models:/churn/latest       the highest version
 runs:/<run_id>/model       the artifact folder `model/` of a run
 ```
 
+`runs:/` URIs are parsed by `kiln.tracking.parse_runs_uri` (tracking owns runs), so
+registering and loading accept the same ones; it is re-exported here.
+
 A model name is letters, digits, `.`, `-` and `_`, starting with a letter or digit. An
 alias is letters, digits, `-` and `_`, not all digits (so `models:/churn@3` can only
 mean an alias) and not `latest`, which always means the highest version.
@@ -18,10 +21,12 @@ import re
 from typing import Any
 
 from kiln.registry._errors import RegistryError
+from kiln.tracking import RUNS_PREFIX, parse_runs_uri
 
 __all__ = [
     "LATEST",
     "MODELS_PREFIX",
+    "MODEL_MANIFEST",
     "RUNS_PREFIX",
     "check_alias",
     "check_model_name",
@@ -32,14 +37,13 @@ __all__ = [
 ]
 
 MODELS_PREFIX = "models:/"
-RUNS_PREFIX = "runs:/"
+MODEL_MANIFEST = "kiln-model.json"  # the file that makes a folder a kiln saved model
 LATEST = "latest"
 MAX_NAME = 255
 MAX_ALIAS = 64
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _ALIAS = re.compile(r"[A-Za-z0-9_-]+\Z")
-_RUN_ID = re.compile(r"[0-9a-fA-F]{1,32}\Z")
 
 VersionRef = int | str  # a version number, LATEST, or an alias
 
@@ -156,26 +160,3 @@ def _split_ref(body: str, shown: str) -> tuple[str, VersionRef | None]:
         f"{shown!r}: {version!r} is not a version number. For the version an alias points "
         f"at, write {hint}."
     )
-
-
-def parse_runs_uri(uri: str) -> tuple[str, str]:
-    """`runs:/<run_id>/<path>` as (run id or prefix, path within the run's artifacts).
-
-    Raises:
-        RegistryError: The URI has no run id or no path.
-    """
-    body = uri[len(RUNS_PREFIX) :].lstrip("/")
-    run_id, _, path = body.partition("/")
-    path = path.strip("/")
-    if not _RUN_ID.match(run_id):
-        raise RegistryError(
-            f"{uri!r} is not a run's model URI: expected runs:/<run id>/<path>, as in "
-            "runs:/3f2a9c.../model."
-        )
-    parts = path.split("/")
-    if not path or ".." in parts or "" in parts or "." in parts:
-        raise RegistryError(
-            f"{uri!r} does not say which folder of the run holds the model: expected "
-            f"runs:/{run_id}/<path>, usually runs:/{run_id}/model."
-        )
-    return run_id.lower(), path

@@ -42,31 +42,18 @@ def _normal(name: str) -> str:
 
 def _model_folder(uri: str, dest: Path, store: str | None) -> Path:
     """The saved-model folder of a URI, copied to `dest`, its hashes checked."""
-    from kiln.models._format import read_manifest
+    from kiln.models import model_folder, read_manifest
 
-    text = uri
-    if text.startswith("models:/"):
-        from kiln.registry import resolve_uri
-
-        text = resolve_uri(text, store=store)
-    if text.startswith("runs:/"):
-        from kiln.models._uri import parse_runs_uri
-        from kiln.tracking import TrackingClient
-
-        run_id, path = parse_runs_uri(text)
-        folder = TrackingClient(store).download_artifacts(run_id, path, dest / "dl")
-    else:
-        folder = Path(text).expanduser()
-    read_manifest(folder)  # raises unless every file matches its recorded sha256
     target = dest / "model"
-    shutil.copytree(folder, target)
+    with model_folder(uri, store=store) as folder:
+        read_manifest(folder)  # raises unless every file matches its recorded sha256
+        shutil.copytree(folder, target)
     return target
 
 
 def _registry_version(uri: str, store: str | None) -> tuple[str, str, list[str]]:
     """(version number, source, aliases) of a `models:/` URI, from the registry."""
-    from kiln.registry import RegistryClient
-    from kiln.registry._names import parse_models_uri
+    from kiln.registry import RegistryClient, parse_models_uri
 
     name, ref = parse_models_uri(uri)
     found = RegistryClient(store).get_model_version(name, ref)
@@ -252,7 +239,7 @@ def build_package(
         requires += [r for r in manifest.get("requirements", []) if not r.startswith("kiln-ml")]
         about = uri
         if registered:
-            from kiln.registry._names import parse_models_uri
+            from kiln.registry import parse_models_uri
 
             about = f"models:/{parse_models_uri(uri)[0]} version {registered[0]}"
             if registered[2]:

@@ -33,6 +33,7 @@ the columns in signature order. Each tensor name appears once (a repeated name i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +144,7 @@ def parse_predict(body: Any, *, proba: bool = False) -> Parsed:
     )
 
 
-def parse_csv(raw: bytes, inputs: list[Any]) -> Any:
+def parse_csv(raw: bytes, inputs: Sequence[Any]) -> Any:
     """A DataFrame from a CSV body with a header row (MLflow's `text/csv`).
 
     Args:

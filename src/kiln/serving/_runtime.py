@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from kiln.models import Model
+    from kiln.registry import RegistryClient
     from kiln.serving._types import InputValidator
 
 __all__ = ["Entry", "Holder", "load_entry", "predict_frame"]
@@ -51,17 +52,18 @@ class Entry:
     positional: bool = False
 
 
-def _version_of(uri: str, store: str | None, registry: Any = None) -> tuple[str, str]:
+def _version_of(
+    uri: str, store: str | None, registry: RegistryClient | None = None
+) -> tuple[str, str]:
     """(version label, resolved source) for a URI."""
     if uri.startswith("models:/"):
-        from kiln.registry import RegistryClient
-        from kiln.registry._names import parse_models_uri
+        from kiln.registry import RegistryClient, parse_models_uri
 
         name, ref = parse_models_uri(uri)
         version = (registry or RegistryClient(store)).get_model_version(name, ref)
         return str(version.version), version.source
     if uri.startswith("runs:/"):
-        from kiln.models._uri import parse_runs_uri
+        from kiln.tracking import parse_runs_uri
 
         return parse_runs_uri(uri)[0], uri
     return os.path.basename(os.path.normpath(uri)), uri
@@ -81,8 +83,7 @@ def load_entry(
     run code when loaded is refused (`UntrustedCodeError`). `device` places a loaded
     PyTorch model (see `load_model`); a `kiln.Model` given as such stays where it is.
     """
-    from kiln.models import Model, load_model
-    from kiln.models._validator import Validator
+    from kiln.models import Model, Validator, load_model
 
     if isinstance(uri, Model):
         model, version, source = uri, "0", getattr(uri, "source_uri_", "in-memory")
@@ -102,18 +103,20 @@ def load_entry(
 def predict_frame(entry: Entry, frame: pd.DataFrame, proba: bool) -> tuple[Any, Any]:
     """Predictions (and probabilities when asked) for a frame the validator returned.
 
-    The frame is already validated, so this skips `Model.predict`'s validation; models
-    saved with compiled inference predict through it (numpy only).
+    The frame is already validated, so this skips `Model.predict`'s validation
+    (`Model.predict_validated`); models saved with compiled inference predict through
+    it (numpy only).
+
+    Raises:
+        ModelError: Probabilities were asked for and the model does regression.
     """
     model = entry.model
-    preds = model._predict_validated("predict", frame)
-    probs = None
-    if proba:
-        if model.task_ == "regression":
-            from kiln._exceptions import ModelError
+    if proba and model.task_ == "regression":
+        from kiln._exceptions import ModelError
 
-            raise ModelError("Probabilities were asked for, but this model does regression.")
-        probs = model._predict_validated("predict_proba", frame)
+        raise ModelError("Probabilities were asked for, but this model does regression.")
+    preds = model.predict_validated(frame)
+    probs = model.predict_validated(frame, proba=True) if proba else None
     return preds, probs
 
 

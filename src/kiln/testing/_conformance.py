@@ -17,7 +17,7 @@ _WIDER = {("int", "float"), ("bool", "int"), ("bool", "float"), ("category", "st
 
 
 def _signature(model: Any) -> Any:
-    from kiln.models._signature import Signature
+    from kiln.models import Signature
 
     if isinstance(model, Signature):
         return model

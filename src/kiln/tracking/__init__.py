@@ -49,14 +49,17 @@ from kiln.tracking._fluent import (
     set_tags,
     start_run,
 )
+from kiln.tracking._lite import download_run_artifacts
 from kiln.tracking._predlog import LoggedRequest, PredictionLogWriter, prediction_log
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
 from kiln.tracking._scope import scoped_filter
+from kiln.tracking._uri import RUNS_PREFIX, parse_runs_uri
 from kiln.tracking._validate import MAX_PARAM, new_run_name, param_number, param_text, shorten
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
     "MAX_PARAM",
+    "RUNS_PREFIX",
     "ActiveRun",
     "ArtifactInfo",
     "DatasetInfo",
@@ -73,6 +76,7 @@ __all__ = [
     "clear_caches",
     "configure",
     "configured_store",
+    "download_run_artifacts",
     "end_run",
     "flush",
     "get_client",
@@ -90,6 +94,7 @@ __all__ = [
     "new_run_name",
     "param_number",
     "param_text",
+    "parse_runs_uri",
     "prediction_log",
     "runs",
     "scoped_filter",

@@ -6,6 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import TrackingError
+from kiln._frames import as_frame as to_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,29 +17,15 @@ _TOP = 10  # most frequent values kept per categorical column
 
 
 def as_frame(data: Any) -> pd.DataFrame:
-    """Turn a DataFrame, Series, numpy array or dict of columns into a DataFrame."""
-    import numpy as np
-    import pandas as pd
+    """Turn a DataFrame, Series, numpy array, list or dict of columns into a DataFrame.
 
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, pd.Series):
-        return data.to_frame(name=data.name if data.name is not None else "value")
-    if isinstance(data, np.ndarray):
-        if data.ndim == 1:
-            return pd.DataFrame({"value": data})
-        if data.ndim == 2:
-            return pd.DataFrame(data, columns=[f"x{i}" for i in range(data.shape[1])])
-        raise TrackingError(
-            f"log_dataset got a {data.ndim}-dimensional array; expected 1 or 2 dimensions "
-            "(reshape it, or log it as an artifact)."
-        )
-    if isinstance(data, dict):
-        return pd.DataFrame(data)
-    raise TrackingError(
-        f"log_dataset got a {type(data).__name__}; expected a pandas DataFrame or Series, a "
-        "numpy array or a dict of columns."
-    )
+    The same conversion as signature inference (`kiln._frames.as_frame`); unnamed 1-D
+    data is the column "value", the columns of 2-D data "x0", "x1", ...
+
+    Raises:
+        TrackingError: The data has more than 2 dimensions, or is not tabular.
+    """
+    return to_frame(data, single="value", role="log_dataset's data", error=TrackingError)[0]
 
 
 def _fingerprint(df: pd.DataFrame) -> str:

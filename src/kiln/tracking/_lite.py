@@ -1,11 +1,13 @@
-"""A read-only path into an embedded store with the standard library's sqlite3 alone.
+"""Reading a run's artifacts, with a read-only path into an embedded store that needs only
+the standard library's sqlite3.
 
 Importing SQLAlchemy costs a fresh process about a fifth of a second, more than all of
 the rest of loading a model. A process that only reads a logged model (a server starting,
 a batch job) does not need it: for an existing, current SQLite store with local
 artifacts, `download_run_files` answers with one query and copies the files out of the
 content-addressed store, checking each against its recorded sha256 exactly as the
-client does. Anything else returns None and the caller takes the full client path.
+client does. Anything else takes the full client path (`TrackingClient.download_artifacts`).
+`download_run_artifacts` chooses.
 """
 
 from __future__ import annotations
@@ -13,24 +15,60 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import sys
 from pathlib import Path
 
 from kiln._exceptions import ArtifactIntegrityError
-from kiln.store._engine import SCHEMA_REVISIONS, resolve_url
+from kiln.artifacts import inside
+from kiln.store import SCHEMA_REVISIONS, resolve_url
+from kiln.tracking._fluent import configured_store, get_client
+from kiln.tracking._writer import flush_all
 
-__all__ = ["download_run_files"]
+__all__ = ["download_run_artifacts", "download_run_files"]
 
 _RUN_ID_CHARS = frozenset("0123456789abcdef")
 
 
+def download_run_artifacts(
+    run_id: str, path: str, dest: str | os.PathLike[str], *, store: str | None = None
+) -> Path:
+    """Copy a run's artifact, or every artifact under a folder path, into `dest`, verified.
+
+    Every file is checked against the sha256 the metadata store recorded when it was
+    logged. An existing embedded (SQLite) store with local artifacts is read with the
+    standard library alone, so a process that only loads a logged model never imports
+    SQLAlchemy; any other store is read through `TrackingClient.download_artifacts`.
+
+    Args:
+        run_id: The run's id (or, through the client, a unique prefix of it).
+        path: The artifact path within the run ("model"), or "" for all of them.
+        dest: The local folder to copy into.
+        store: The store URL or path (default: the one `kiln.configure()` chose).
+
+    Returns:
+        The local path of the artifact (or folder).
+
+    Raises:
+        RunNotFoundError: No run has that id.
+        ArtifactNotFoundError: The run has nothing logged under `path`.
+        ArtifactIntegrityError: A file's bytes differ from its recorded sha256.
+        ArtifactPathError: A stored path would reach outside `dest`.
+    """
+    target = Path(dest)
+    folder = download_run_files(store, run_id, path, target)
+    if folder is not None:
+        return folder
+    if store is None:
+        return get_client().download_artifacts(run_id, path, target)
+    from kiln.tracking._client import TrackingClient
+
+    return TrackingClient(store).download_artifacts(run_id, path, target)
+
+
 def _usable(store: str | None) -> Path | None:
-    fluent = sys.modules.get("kiln.tracking._fluent")
-    if store is None and fluent is not None:
-        store = fluent._store  # what kiln.configure() chose
+    if store is None:
+        store = configured_store()
     url = resolve_url(store)
-    if "kiln.tracking._writer" in sys.modules:  # reads see this process's queued writes
-        sys.modules["kiln.tracking._writer"].flush_all(key=url)
+    flush_all(key=url)  # reads see this process's queued writes
     if not url.startswith("sqlite:///") or "?" in url:
         return None
     path = Path(url[len("sqlite:///") :])
@@ -74,8 +112,6 @@ def download_run_files(store: str | None, run_id: str, prefix: str, dest: Path) 
     base = Path(root) if os.path.isabs(root) else db.parent / root
     if not rows:
         return None
-    from kiln.artifacts import inside
-
     # Every path and digest from the store is checked before any file is written.
     files = inside(dest, [rel for rel, _ in rows], f"Artifact path of run {run_id[:12]}")
     for rel, sha in rows:
