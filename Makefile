@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -n auto
 help:
 	@echo "make demo   create the env, train and track a model on the embedded store"
 	@echo "make test   create the env with dev dependencies and run the whole suite"
-	@echo "make lint   ruff and mypy"
+	@echo "make lint   ruff, mypy and the import contract (import-linter)"
 	@echo "make docs   API reference (pdoc) into docs/_build"
 	@echo "make bench  benchmarks against the tools users would pick instead"
 	@echo "make dist   build kiln-ml's wheel into dist/ (kiln-ml is not on a public index yet)"
@@ -52,6 +52,7 @@ lint: env-dev
 	$(BIN)/ruff check src tests examples docs $(wildcard bench)
 	$(BIN)/ruff format --check src tests examples docs $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 docs: env-dev
 	$(BIN)/python docs/build.py docs/_build
