@@ -27,6 +27,7 @@ from kiln._exceptions import (
     ModelFormatError,
     UntrustedCodeError,
 )
+from kiln.models._format import model_file
 
 __all__ = [
     "FLAVORS",
@@ -377,21 +378,6 @@ def require_trust(manifest: dict[str, Any], trust_pickle: bool, source: str = ""
         "trust_pickle=True), or pass --trust-pickle to kiln serve or kiln predict. To avoid "
         "pickle, save the model again in a safe format (see docs/security.md)."
     )
-
-
-def model_file(manifest: dict[str, Any]) -> str:
-    """The manifest's model file: a plain file name inside the model folder.
-
-    Raises:
-        ModelFormatError: The name is empty, a path or reaches outside the folder.
-    """
-    name = manifest.get("model_file")
-    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise ModelFormatError(
-            f"The manifest's model_file {name!r} is not a file name inside the model folder; "
-            "expected a plain name such as model.skops. The folder was not written by kiln."
-        )
-    return name
 
 
 def _allowed_type(name: str) -> bool:

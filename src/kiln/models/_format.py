@@ -26,7 +26,14 @@ from kiln._exceptions import ArtifactIntegrityError, ModelFormatError
 from kiln._version import __version__
 from kiln.registry import MODEL_MANIFEST
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "ModelFormatError", "read_manifest", "write_manifest"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "ModelFormatError",
+    "model_file",
+    "read_manifest",
+    "write_manifest",
+]
 
 FORMAT_VERSION = 1
 MANIFEST = MODEL_MANIFEST
@@ -90,3 +97,18 @@ def read_manifest(folder: Path, *, verify: bool = True) -> dict[str, Any]:
                     f"{actual}, but the manifest recorded {expected}. It will not be loaded."
                 )
     return manifest
+
+
+def model_file(manifest: dict[str, Any]) -> str:
+    """The manifest's model file: a plain file name inside the model folder.
+
+    Raises:
+        ModelFormatError: The name is empty, a path or reaches outside the folder.
+    """
+    name = manifest.get("model_file")
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ModelFormatError(
+            f"The manifest's model_file {name!r} is not a file name inside the model folder; "
+            "expected a plain name such as model.skops. The folder was not written by kiln."
+        )
+    return name

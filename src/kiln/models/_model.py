@@ -466,7 +466,8 @@ class Model:
         compiled: bool = True,
         trust_pickle: bool = False,
     ) -> Model:
-        from kiln.models._flavors import flavor_named, model_file, require_trust
+        from kiln.models._flavors import flavor_named, require_trust
+        from kiln.models._format import model_file
         from kiln.models._signature import Signature
 
         require_trust(manifest, trust_pickle, source)  # before anything reads the model file

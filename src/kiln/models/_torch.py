@@ -373,7 +373,7 @@ def load_torch(folder: Path, manifest: dict[str, Any]) -> TorchEstimator:
             "class; kiln builds only module classes when loading. The folder was not "
             "written by kiln's torch flavor."
         )
-    from kiln.models._flavors import model_file
+    from kiln.models._format import model_file
 
     module = cls(**spec["module_params"])
     module.load_state_dict(load_file(str(folder / model_file(manifest)), device="cpu"))

@@ -116,7 +116,7 @@ def serve(
         "lifespan": "on",
     }
     if workers > 1 and config.device not in ("cpu", "auto") and _has("torch"):
-        from kiln.models._torch import resolve_device
+        from kiln.models import resolve_device
 
         resolve_device(config.device)  # here, not in each worker (which would be restarted)
     if workers > 1:
