@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 from kiln._exceptions import ArtifactIntegrityError
 from kiln.artifacts import inside
 from kiln.store import SCHEMA_REVISIONS, resolve_url
 from kiln.tracking._fluent import configured_store, get_client
-from kiln.tracking._writer import flush_all
 
 __all__ = ["download_run_artifacts", "download_run_files"]
 
@@ -68,7 +68,12 @@ def _usable(store: str | None) -> Path | None:
     if store is None:
         store = configured_store()
     url = resolve_url(store)
-    flush_all(key=url)  # reads see this process's queued writes
+    # Reads see this process's queued writes. Only a writer already loaded can hold any;
+    # importing the writer here would register its exit flush after the fluent API's
+    # and reverse their order at exit (tests/test_write_failures.py shows why that matters).
+    writer = sys.modules.get("kiln.tracking._writer")
+    if writer is not None:
+        writer.flush_all(key=url)
     if not url.startswith("sqlite:///") or "?" in url:
         return None
     path = Path(url[len("sqlite:///") :])
