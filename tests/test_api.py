@@ -10,6 +10,7 @@ import pytest
 import kiln
 from kiln import MissingExtraError
 from kiln._extras import require
+from test_exports import EXPECTED
 
 EXPECTED_KILN = {
     "SignatureError",
@@ -94,22 +95,7 @@ EXPECTED_KILN = {
     "step",
     "sweep",
 }
-PUBLIC_MODULES = [
-    "kiln",
-    "kiln.tracking",
-    "kiln.store",
-    "kiln.artifacts",
-    "kiln.cli",
-    "kiln.models",
-    "kiln.registry",
-    "kiln.pipeline",
-    "kiln.notebooks",
-    "kiln.evaluate",
-    "kiln.plots",
-    "kiln.report",
-    "kiln.testing",
-    "kiln.autolog",
-]
+PUBLIC_MODULES = ["kiln", *sorted(EXPECTED)]  # the root and every subpackage
 
 
 def test_exported_members_are_pinned() -> None:

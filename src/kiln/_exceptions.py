@@ -43,8 +43,14 @@ KilnError
         └── AliasNotFoundError      the model has no such alias
 ```
 
-Warnings: `KilnWarning` (a `UserWarning`) is the root of kiln's own warnings;
-`UnknownFilterKeyWarning` says a run filter names a key no searched run has.
+Warnings: `KilnWarning` (a `UserWarning`) is the root of every warning kiln issues, so
+`warnings.filterwarnings("error", category=kiln.KilnWarning)` catches them all:
+`UnknownFilterKeyWarning` (a run filter names a key no searched run has),
+`kiln.models.DataDriftWarning` (input outside the training reference),
+`kiln.models.UnsafeSerializationWarning` (a model saved with pickle),
+`kiln.models.ModelVersionWarning` (saved by another library version),
+`kiln.pipeline.PickledOutputWarning` (a step output cached with pickle),
+`kiln.autolog.AutologWarning` and `kiln.notebooks.ParametersCellWarning`.
 
 Messages say what was wrong, what was expected and how to fix it. Errors that wrap a
 third-party exception chain it (`raise ... from exc`).

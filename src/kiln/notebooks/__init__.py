@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "NotebookResult",
+    "ParametersCellWarning",
     "SweepResult",
     "check_notebook",
     "codify",
@@ -56,6 +57,7 @@ _LAZY = {
     "pair_notebook": "kiln.notebooks._diff",
     "notebook_text": "kiln.notebooks._diff",
     "codify": "kiln.notebooks._params",
+    "ParametersCellWarning": "kiln.notebooks._params",
     "parse_value": "kiln.notebooks._params",
     "translate": "kiln.notebooks._params",
     "notebook_step": "kiln.notebooks._step",
