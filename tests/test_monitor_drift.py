@@ -106,6 +106,17 @@ def test_categorical_chi_square_is_two_sample_not_goodness_of_fit() -> None:
     assert row["p_value"] == _approx(two_sample.pvalue)
 
 
+def test_unused_categories_of_a_category_dtype_are_left_out() -> None:
+    dtype = pd.CategoricalDtype(["a", "b", "c", "never"])
+    ref = pd.Series(["a", "b", "a", "c"] * 10, dtype=dtype)
+    cur = pd.Series(["a", "b", "b", "c"] * 10, dtype=dtype)
+
+    row = _row(drift({"x": ref}, {"x": cur}), "x")
+    expected = stats.chi2_contingency([[20, 10, 10], [10, 20, 10]], correction=False)
+
+    assert row["p_value"] == _approx(expected.pvalue)
+
+
 def test_psi_uses_reference_deciles_and_an_epsilon_for_empty_bins() -> None:
     ref = np.arange(1000, dtype=float)
     row = _row(drift({"x": ref}, {"x": ref}), "x")

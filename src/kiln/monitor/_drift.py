@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import ConfigurationError, DataFileError
 from kiln._frames import as_frame
-from kiln.monitor._stats import ColumnStats, categorical_stats, numeric_stats
+from kiln.monitor._stats import categorical_stats, numeric_stats
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -269,6 +269,70 @@ def _holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
+def _column_row(name: str, ref: pd.Series, cur: pd.Series, options: _Options) -> dict[str, Any]:
+    """The statistics of one column, and the rule that will decide it."""
+    spec = options.columns.get(name, {})
+    kind = spec.get("kind") or _infer_kind(name, ref)
+    test = spec.get("test") or "auto"
+    if test not in TESTS[kind]:
+        raise ConfigurationError(
+            f"config['columns'][{name!r}]['test'] is {test!r}, which is not a test for "
+            f"a {kind} column; expected one of {', '.join(map(repr, TESTS[kind]))}."
+        )
+    r, c = ref.dropna(), cur.dropna()
+    row: dict[str, Any] = {"column": name, "kind": kind, "n_reference": len(r)}
+    row["n_current"] = len(c)
+    if len(r) == 0 or len(c) == 0:
+        side = "reference" if len(r) == 0 else "current"
+        row.update(rule="skipped", drifted=False, reason=f"no non-null values on the {side} side")
+        return row
+    if kind == "numeric":
+        stats = numeric_stats(_as_numbers(name, "reference", r), _as_numbers(name, "current", c))
+    else:
+        stats = categorical_stats(r, c)
+    configured = test != "auto"
+    if not configured:
+        small = min(stats.n_reference, stats.n_current) < options.large_sample
+        test = stats.test if small else stats.distance_name
+    threshold = spec.get("threshold")
+    if threshold is None:
+        threshold = options.thresholds["psi" if test == "psi" else stats.distance_name]
+    row.update(
+        test=test,
+        statistic=stats.statistic,
+        p_value=stats.p_value,
+        distance=stats.psi if test == "psi" else stats.distance,
+        threshold=float(threshold),
+        psi=stats.psi,
+        rule="p_value" if test in _P_VALUE_TESTS else "distance",
+        configured=configured,
+    )
+    return row
+
+
+def _decide(rows: list[dict[str, Any]], options: _Options) -> None:
+    """Holm-adjust the p-values of the tested columns, then decide each and say why."""
+    tested = [row for row in rows if row["rule"] != "skipped"]
+    adjusted = _holm([row["p_value"] for row in tested])
+    for row, adj in zip(tested, adjusted, strict=True):
+        row["adjusted_p_value"] = adj
+        n = min(row["n_reference"], row["n_current"])
+        configured = row.pop("configured")
+        if row["rule"] == "p_value":
+            row["drifted"] = adj < options.alpha
+            why = f"{n:,} values on the smaller side (fewer than {options.large_sample:,})"
+            sign = "<" if row["drifted"] else ">="
+            decided = f"Holm-adjusted p = {adj:.3g} {sign} alpha {options.alpha}"
+        else:
+            row["drifted"] = bool(row["distance"] >= row["threshold"])
+            why = f"{n:,} values on the smaller side (at least {options.large_sample:,})"
+            sign = ">=" if row["drifted"] else "<"
+            decided = f"distance {row['distance']:.3g} {sign} threshold {row['threshold']:.3g}"
+        if configured:
+            why = f"test {row['test']!r} configured"
+        row["reason"] = f"{why}: {row['test']} {decided}"
+
+
 def drift(
     reference: Any,
     current: Any,
@@ -336,81 +400,8 @@ def drift(
                 f"expected one of {names[:20]}.{_suggest(name, names)}"
             )
 
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        spec = options.columns.get(name, {})
-        r, c = ref[name].dropna(), cur[name].dropna()
-        kind = spec.get("kind") or _infer_kind(name, ref[name])
-        test = spec.get("test") or "auto"
-        if test not in TESTS[kind]:
-            raise ConfigurationError(
-                f"config['columns'][{name!r}]['test'] is {test!r}, which is not a test for "
-                f"a {kind} column; expected one of {', '.join(map(repr, TESTS[kind]))}."
-            )
-        row: dict[str, Any] = {"column": name, "kind": kind}
-        if len(r) == 0 or len(c) == 0:
-            side = "reference" if len(r) == 0 else "current"
-            row.update(
-                test=None, drifted=False, rule="skipped", n_reference=len(r), n_current=len(c),
-                reason=f"no non-null values on the {side} side",
-            )  # fmt: skip
-            rows.append(row)
-            continue
-        if kind == "numeric":
-            stats: ColumnStats = numeric_stats(
-                _as_numbers(name, "reference", r), _as_numbers(name, "current", c)
-            )
-        else:
-            stats = categorical_stats(r, c)
-        if test == "auto":
-            small = min(stats.n_reference, stats.n_current) < options.large_sample
-            test = stats.test if small else stats.distance_name
-        threshold = spec.get("threshold")
-        distance_name = "psi" if test == "psi" else stats.distance_name
-        if threshold is None:
-            threshold = options.thresholds[distance_name]
-        row.update(
-            test=test,
-            statistic=stats.statistic,
-            p_value=stats.p_value,
-            distance=stats.psi if test == "psi" else stats.distance,
-            threshold=float(threshold),
-            psi=stats.psi,
-            n_reference=stats.n_reference,
-            n_current=stats.n_current,
-            rule="p_value" if test in _P_VALUE_TESTS else "distance",
-        )
-        rows.append(row)
-
-    tested = [i for i, row in enumerate(rows) if row["rule"] != "skipped"]
-    adjusted = _holm([rows[i]["p_value"] for i in tested])
-    for i, adj in zip(tested, adjusted, strict=True):
-        row = rows[i]
-        row["adjusted_p_value"] = adj
-        n = min(row["n_reference"], row["n_current"])
-        if row["rule"] == "p_value":
-            row["drifted"] = adj < options.alpha
-            sign = "<" if row["drifted"] else ">="
-            why = (
-                f"{n:,} values on the smaller side (fewer than {options.large_sample:,})"
-                if options.columns.get(row["column"], {}).get("test") in (None, "auto")
-                else f"test {row['test']!r} configured"
-            )
-            row["reason"] = (
-                f"{why}: {row['test']} Holm-adjusted p = {adj:.3g} {sign} alpha {options.alpha}"
-            )
-        else:
-            row["drifted"] = bool(row["distance"] >= row["threshold"])
-            sign = ">=" if row["drifted"] else "<"
-            why = (
-                f"{n:,} values on the smaller side (at least {options.large_sample:,})"
-                if options.columns.get(row["column"], {}).get("test") in (None, "auto")
-                else f"test {row['test']!r} configured"
-            )
-            row["reason"] = (
-                f"{why}: {row['test']} distance {row['distance']:.3g} {sign} threshold "
-                f"{row['threshold']:.3g}"
-            )
+    rows = [_column_row(name, ref[name], cur[name], options) for name in names]
+    _decide(rows, options)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table["drifted"] = table["drifted"].astype(bool)
     return DriftResult(table=table, alpha=options.alpha, large_sample=options.large_sample)

@@ -122,6 +122,9 @@ def categorical_stats(reference: Any, current: Any) -> ColumnStats:
     ref_counts = pd.Series(reference).value_counts(sort=False)
     cur_counts = pd.Series(current).value_counts(sort=False)
     table = pd.concat([ref_counts, cur_counts], axis=1).fillna(0).to_numpy(np.float64).T
+    # A category dtype counts its unused categories too: a category seen on neither side
+    # is no evidence either way (and would make the chi-square's expected count 0).
+    table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         statistic, p = 0.0, 1.0  # one category on both sides: nothing can differ
     else:
