@@ -33,6 +33,7 @@ PUBLIC_MODULES = [
     "kiln.serving",
     "kiln.autolog",
     "kiln.testing",
+    "kiln.monitor",
 ]
 
 

@@ -126,6 +126,7 @@ EXPECTED: dict[str, set[str]] = {
         "resolve_uri",
         "set_alias",
     },
+    "kiln.monitor": {"DEFAULTS", "TESTS", "DriftResult", "drift"},
     "kiln.evaluate": {
         "Comparison",
         "Evaluation",

@@ -69,6 +69,7 @@ SUBPACKAGES = (
     "cli",
     "evaluate",
     "models",
+    "monitor",
     "notebooks",
     "pipeline",
     "plots",

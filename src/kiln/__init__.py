@@ -153,6 +153,7 @@ _SUBMODULES = (
     "cli",
     "evaluate",
     "models",
+    "monitor",
     "notebooks",
     "pipeline",
     "plots",
