@@ -48,6 +48,8 @@ def test_the_demo_env_has_the_extras_the_tour_uses() -> None:
         used.add("notebooks")
     if "kiln.evaluate" in text or "kiln evaluate" in text:
         used.add("evaluate")
+    if "kiln.monitor" in text or "kiln monitor" in text:
+        used.add("monitor")
     if "kiln package" in text or "kiln runs reproduce" in text:
         used.add("reproduce")  # uv: builds kiln-ml's wheel beside the model's, and envs
     if "pytest" in text:

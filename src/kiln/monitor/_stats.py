@@ -67,7 +67,7 @@ def numeric_stats(reference: np.ndarray, current: np.ndarray) -> ColumnStats:
     """
     import numpy as np
 
-    stats = require("scipy.stats", "evaluate", "Drift monitoring")
+    stats = require("scipy.stats", "monitor", "Drift monitoring")
     u = np.sort(np.asarray(reference, dtype=np.float64))
     v = np.sort(np.asarray(current, dtype=np.float64))
     n1, n2 = len(u), len(v)
@@ -117,8 +117,8 @@ def categorical_stats(reference: Any, current: Any) -> ColumnStats:
     import numpy as np
     import pandas as pd
 
-    stats = require("scipy.stats", "evaluate", "Drift monitoring")
-    distance_mod = require("scipy.spatial.distance", "evaluate", "Drift monitoring")
+    stats = require("scipy.stats", "monitor", "Drift monitoring")
+    distance_mod = require("scipy.spatial.distance", "monitor", "Drift monitoring")
     ref_counts = pd.Series(reference).value_counts(sort=False)
     cur_counts = pd.Series(current).value_counts(sort=False)
     table = pd.concat([ref_counts, cur_counts], axis=1).fillna(0).to_numpy(np.float64).T
