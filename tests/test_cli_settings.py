@@ -3,10 +3,8 @@ environment variables and the docs (issue 15): none of them is written by hand."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import click
 import pytest
@@ -16,17 +14,9 @@ import kiln
 from kiln._settings import SETTINGS, find_setting, get_setting
 from kiln.cli import cli
 from kiln.cli.store import store
+from test_exports import docs_build as _docs_build
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _docs_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kiln_docs_build", ROOT / "docs" / "build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _option(command: click.Command, name: str) -> click.Option:

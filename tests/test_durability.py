@@ -16,6 +16,7 @@ three intervals old".
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import multiprocessing
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -521,6 +522,31 @@ def test_system_metrics_are_sampled_into_top_level_runs_that_ask(
 # ------------------------------------------------------------------ the writer
 
 
+@contextlib.contextmanager
+def _talking_child(code: str, *args: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`python -c code *args` with text pipes on stdin, stdout and stderr; killed after
+    120 s (a stuck child must not hang the suite) and on the way out if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        yield proc
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.slow
 def test_values_reach_other_processes_after_flush_or_within_the_interval(
     tmp_path: Path, child_env: dict[str, str]
@@ -544,23 +570,11 @@ fast.log_metrics(other, [("b", 2.0, None, None)])
 print(other, flush=True)
 sys.stdin.readline()
 """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**child_env, "KILN_FLUSH_INTERVAL": "60"},
-        text=True,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    watchdog = threading.Timer(120, proc.kill)  # a stuck child must not hang the suite
-    watchdog.start()
 
     def values(run_id: str) -> list[tuple[str, float]]:
         return _sqlite_rows(db, "SELECT key, value FROM metrics WHERE run_id = ?", run_id)
 
-    try:
+    with _talking_child(code, url, env={**child_env, "KILN_FLUSH_INTERVAL": "60"}) as proc:
         first = proc.stdout.readline().strip()
         assert values(first) == []  # queued in the child
         proc.stdin.write("\n")
@@ -574,11 +588,6 @@ sys.stdin.readline()
         _wait_for("the value written without a flush", lambda: bool(values(second)), proc, 30)
         assert values(second) == [("b", 2.0)]
         _, err = proc.communicate("\n", timeout=60)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert (proc.returncode, err) == (0, "")
 
 
@@ -598,19 +607,8 @@ print(run.id, flush=True)
 sys.stdin.readline()
 os._exit(0)  # no atexit: only the write the run's end started can have stored it
 """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, f"sqlite:///{db}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**child_env, "KILN_FLUSH_INTERVAL": "60"},
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    watchdog = threading.Timer(120, proc.kill)  # a stuck child must not hang the suite
-    watchdog.start()
-    try:
+    env = {**child_env, "KILN_FLUSH_INTERVAL": "60"}
+    with _talking_child(code, f"sqlite:///{db}", env=env) as proc:
         run_id = proc.stdout.readline().strip()
 
         def stored() -> bool:
@@ -621,11 +619,6 @@ os._exit(0)  # no atexit: only the write the run's end started can have stored i
         # Well before the 60 s interval; the deadline leaves a busy machine 30 s.
         _wait_for("the ended run to be written", stored, proc, 30)
         _, err = proc.communicate("\n", timeout=60)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     assert (proc.returncode, err) == (0, "")
     assert _sqlite_rows(db, "SELECT status FROM runs WHERE id = ?", run_id) == [("finished",)]

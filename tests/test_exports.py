@@ -230,7 +230,8 @@ EXPECTED: dict[str, set[str]] = {
 }
 
 
-def _docs_build() -> ModuleType:
+def docs_build() -> ModuleType:
+    """docs/build.py, loaded as a module (it is a script, not a package)."""
     spec = importlib.util.spec_from_file_location("kiln_docs_build", ROOT / "docs" / "build.py")
     assert spec is not None
     assert spec.loader is not None
@@ -245,7 +246,7 @@ def test_the_docs_cover_the_root_and_every_subpackage() -> None:
         for p in (ROOT / "src" / "kiln").iterdir()
         if (p / "__init__.py").exists() and not p.name.startswith("_")
     )
-    documented = _docs_build().PUBLIC_MODULES
+    documented = docs_build().PUBLIC_MODULES
 
     assert documented[0] == "kiln"
     assert sorted(documented[1:]) == packages
@@ -266,7 +267,7 @@ def test_exported_members_are_pinned(name: str) -> None:
 def test_the_api_reference_documents_exactly_each_all() -> None:
     pdoc = pytest.importorskip("pdoc")
     del pdoc
-    for page in _docs_build().api_modules():
+    for page in docs_build().api_modules():
         module = page.obj
         exported = set(module.__all__)
         # pdoc lists a subpackage named in __all__ (kiln.evaluate) as its own page, not
