@@ -76,7 +76,8 @@ def compile_estimator(estimator: Any, columns: list[str], kinds: list[str]) -> t
     *transforms, head = steps
     blocks: list[dict[str, Any]]
     post: list[dict[str, Any]] = []
-    if transforms and type(transforms[0]).__name__ == "ColumnTransformer":
+    column_transformer = bool(transforms) and type(transforms[0]).__name__ == "ColumnTransformer"
+    if column_transformer:
         blocks = _column_transformer(b, transforms[0])
         transforms = transforms[1:]
     else:
@@ -92,6 +93,9 @@ def compile_estimator(estimator: Any, columns: list[str], kinds: list[str]) -> t
         "blocks": blocks,
         "post": post,
         "head": _head(b, head),
+        # The memory layout the final estimator sees: a ColumnTransformer stacks its
+        # parts row-major; a DataFrame passed straight through is column-major.
+        "layout": "C" if column_transformer else "F",
     }
     return spec, b.arrays
 
@@ -268,6 +272,7 @@ class CompiledPredictor:
             ops = [_prepare(op, get) for op in block["ops"]]
             self._blocks.append((block["columns"], table, ops))
         self._post = [_prepare(op, get) for op in spec["post"]]
+        self._fortran = spec.get("layout") == "F"
         head = spec["head"]
         self.kind = head["kind"]
         self._coef = get(head["coef"])
@@ -306,6 +311,12 @@ class CompiledPredictor:
 
     def _scores(self, outs: list[Any]) -> Any:
         x = self.matrix(outs)
+        if self._fortran:
+            # Column-major, as scikit-learn sees a DataFrame's values when no
+            # ColumnTransformer stacks them: BLAS may round a product differently for
+            # the two layouts (seen on AMD EPYC), and the answer must be the library's
+            # to the bit.
+            x = np.asfortranarray(x)
         if self.kind == "linear":
             return x @ self._coef + self._intercept
         scores = x @ self._coef_t + self._intercept
