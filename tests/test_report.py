@@ -6,9 +6,7 @@ Playwright is missing, unless KILN_REQUIRE_SERVICES=1 (CI), where they fail inst
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +17,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 import kiln
+from browser_helpers import chromium, open_page
 from kiln import plots
 from kiln.report import Report
 
-CHROMIUM = os.environ.get("KILN_CHROMIUM", "/usr/bin/chromium")
-REQUIRE_SERVICES = os.environ.get("KILN_REQUIRE_SERVICES", "") not in ("", "0", "false")
 PNG = plots.feature_importance({"a": 1.0}).to_png()
 
 
@@ -89,43 +86,11 @@ def test_report_logs_to_the_active_run(tracked: str) -> None:
 # ---------------------------------------------------------------- Chromium
 
 
-def _skip_or_fail(why: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{why}; KILN_REQUIRE_SERVICES=1 forbids skipping.")
-    pytest.skip(why)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium (Debian's) driven by Playwright, or a skip saying why."""
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        _skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("Playwright is not installed (it is in kiln-ml[dev])")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            timeout=60_000,
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def _open(browser: Any, path: Path) -> tuple[Any, list[str]]:
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on(
-        "console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None
-    )
-    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-    page.goto(path.as_uri(), wait_until="load", timeout=60_000)
-    return page, problems
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.mark.slow
@@ -139,7 +104,7 @@ def test_evaluation_report_opens_in_chromium_without_errors(browser: Any, tmp_pa
     assert result.importance_kind == "Importance (the model's own)"
     path = result.save_report(tmp_path / "evaluation.html")
 
-    page, problems = _open(browser, path)
+    page, problems = open_page(browser, path)
     page.wait_for_function(
         "document.querySelectorAll('.kiln-plot .main-svg').length > 0", timeout=60_000
     )
@@ -168,7 +133,7 @@ def _chart_id(page: Any, title: str) -> str:
 def test_png_only_report_opens_in_chromium(browser: Any, tmp_path: Path) -> None:
     report = Report("PNG only", interactive=False)
     report.section("Plot").figure(plots.roc([0, 1, 1, 0], [0.1, 0.8, 0.6, 0.3]))
-    page, problems = _open(browser, report.save(tmp_path / "png.html"))
+    page, problems = open_page(browser, report.save(tmp_path / "png.html"))
     loaded = page.eval_on_selector("img", "img => img.complete && img.naturalWidth")
     assert loaded == 528  # a square plot: 5.28 x 4.8 inches at 100 dpi
     assert problems == []
