@@ -227,6 +227,31 @@ def test_a_regression_per_half_day_with_an_empty_window(regressor: dict[str, Any
     assert out["windows"][2]["mae"] is None
 
 
+def test_a_multiclass_model_on_a_log_frame_made_by_hand() -> None:
+    rng = np.random.default_rng(SEED + 2)
+    X = _features(rng, 900)[["x0", "x1"]]
+    y = np.digitize(X["x0"] + X["x1"] + 0.2 * rng.normal(size=len(X)), [-0.7, 0.7])
+    model = LogisticRegression().fit(X[:300], y[:300])
+    times = _times(600, seed=SEED + 2)
+    log = (
+        X[300:]
+        .reset_index(drop=True)
+        .assign(
+            kiln_request_id=[f"r{i}" for i in range(600)],
+            kiln_time=times.tz_localize(None),  # naive times work too
+            kiln_prediction=model.predict(X[300:]),
+        )
+    )
+    labels = pd.DataFrame({"kiln_request_id": log["kiln_request_id"], "y": y[300:]})
+    result = performance(log, labels, every="1d", classes=model.classes_)
+    assert result.task == "multiclass"
+    for day, (_, window) in enumerate(result.windows.iterrows()):
+        rows = slice(200 * day, 200 * (day + 1))
+        expected = metrics(y[300:][rows], log["kiln_prediction"][rows], classes=model.classes_)
+        assert {k: window[k] for k in expected} == expected
+    _json_ready(result)
+
+
 # ---------------------------------------------------------------- against the reference
 
 
@@ -462,6 +487,8 @@ def _case(served: tuple[pd.DataFrame, pd.DataFrame], case: str) -> dict[str, Any
         "unknown task": {"log": log, "labels": labels, "task": "ranking"},
         "no time": {"log": log.drop(columns="kiln_time"), "labels": labels, "every": "1d"},
         "not a frame": {"log": log.to_dict(), "labels": labels},
+        "empty log": {"log": log.iloc[:0], "labels": labels},
+        "empty labels": {"log": log, "labels": labels.iloc[:0]},
         "reference not numbers": {"log": log, "labels": labels, "reference": {"accuracy": "high"}},
     }
     return cases[case]
@@ -486,6 +513,8 @@ def _case(served: tuple[pd.DataFrame, pd.DataFrame], case: str) -> dict[str, Any
         ("unknown task", r"task='ranking' is not a task"),
         ("no time", r"needs the log's 'kiln_time' column"),
         ("not a frame", r"log is a dict; expected a pandas DataFrame"),
+        ("empty log", r"The log has no rows.*time window"),
+        ("empty labels", r"The labels frame has no rows"),
         ("reference not numbers", r"reference\['accuracy'\] is 'high'; expected a number"),
     ],
 )

@@ -307,6 +307,14 @@ def _join(
     )
     _require(log, [*keys, PREDICTION], "log", fix_key)
     _require(labels, keys, "labels frame", fix_key)
+    for side, frame, fix in (
+        ("log", log, "Check the model URI and the time window (since/until) of the log."),
+        ("labels frame", labels, "Pass the labels that have arrived for logged requests."),
+    ):
+        if len(frame) == 0:
+            raise EvaluationError(
+                f"The {side} has no rows; expected at least one labelled prediction. {fix}"
+            )
     segment_in_log = segment is not None and segment in log.columns
     if segment is not None and not segment_in_log and segment not in labels.columns:
         names = [*map(str, log.columns), *map(str, labels.columns)]
