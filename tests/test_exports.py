@@ -136,6 +136,7 @@ EXPECTED: dict[str, set[str]] = {
         "compare",
         "detect_task",
         "evaluate",
+        "fairness",
         "metrics",
     },
     "kiln.plots": {

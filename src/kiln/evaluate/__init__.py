@@ -7,11 +7,13 @@ or use its parts.
 result = kiln.evaluate(model, X_test, y_test, segments="region")  # logs to the active run
 result.metrics["roc_auc"]
 kiln.evaluate.metrics(y_true, y_pred, y_proba)  # just the numbers, no plots
+groups, gaps = kiln.evaluate.fairness(y_true, y_pred, groups=X_test["region"])
 kiln.evaluate.compare("churn@production", "churn/4", X_test, y_test).verdict
 ```
 
 `metrics` is kiln's one implementation of the metrics: `kiln.evaluate`, `compare`
-(`kiln models compare`) and the fairness gaps all use it, and `HIGHER_IS_BETTER` gives
+(`kiln models compare`), `fairness` (metrics per group and the gaps between groups)
+and `kiln.monitor` all use it, and `HIGHER_IS_BETTER` gives
 each metric's direction. Bad inputs (lengths that differ, an unknown task, a segment
 column that does not exist) raise `kiln.EvaluationError`, a `ValueError`.
 
@@ -26,6 +28,7 @@ from typing import Any
 
 from kiln.evaluate._compare import Comparison, MetricComparison, compare
 from kiln.evaluate._evaluate import Evaluation, evaluate
+from kiln.evaluate._fairness import fairness
 from kiln.evaluate._metrics import HIGHER_IS_BETTER, TASKS, detect_task, metrics
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "compare",
     "detect_task",
     "evaluate",
+    "fairness",
     "metrics",
 ]
 
