@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -282,17 +283,20 @@ def _float(value: Any) -> float:
 
 
 def _family(value: Any) -> str:
-    import numbers
-
-    import numpy as np
-
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):  # numpy's too
         return "bool"
     if isinstance(value, numbers.Number):
         return "number"
     if isinstance(value, str):
         return "str"
     return type(value).__name__
+
+
+def _all_text(series: pd.Series) -> bool:
+    """Whether the column's dtype holds only text (pandas' string dtypes)."""
+    from pandas.api import types as pdt
+
+    return series.dtype != object and pdt.is_string_dtype(series.dtype)
 
 
 def _whole_text(value: Any) -> str:
@@ -371,9 +375,9 @@ class _Checker:
             "wrong_type",
             name,
             "error",
-            f"{_many(count, 'value')} ({count / self.rows.n:.2%}) of column {name!r} "
-            f"{'is' if count == 1 else 'are'} not {expected}, which the model was trained on "
-            f"({kind} values); e.g. {_listed(examples)}. "
+            f"Column {name!r} has {_many(count, 'value')} ({count / self.rows.n:.2%}) of "
+            f"the wrong type: expected {expected}, as in training ({kind}); e.g. "
+            f"{_listed(examples)}. "
             "Fix the upstream data (did the column's type or format change?), or convert "
             "the column before sending it.",
             count=count,
@@ -489,6 +493,13 @@ class _Checker:
         }[kind]
         if kind == "str":
             families = {"str"}
+        distinct, count = int(entry.get("distinct") or len(listed)), int(entry.get("count") or 0)
+        free_text = kind == "str" and (
+            distinct > _MAX_CATEGORIES
+            or (distinct > _FEW_CATEGORIES and distinct > _MAX_DISTINCT_SHARE * count)
+        )
+        if free_text and _all_text(series):
+            return  # any string goes
         unseen: list[tuple[Any, int]] = []
         wrong: list[tuple[Any, int]] = []
         for value, count in _counts(series):
@@ -507,11 +518,6 @@ class _Checker:
         if wrong:
             expected = {"str": "text", "bool": "booleans"}.get(kind, "known categories")
             self.wrong_type(name, expected, kind, wrong)
-        distinct, count = int(entry.get("distinct") or len(listed)), int(entry.get("count") or 0)
-        free_text = kind == "str" and (
-            distinct > _MAX_CATEGORIES
-            or (distinct > _FEW_CATEGORIES and distinct > _MAX_DISTINCT_SHARE * count)
-        )
         if not unseen or entry.get("truncated") or free_text:
             return
         total = sum(c for _, c in unseen)
@@ -679,7 +685,7 @@ def quality(
             checker.column(name, frame.iloc[:, position[name]], profiled[name])
 
     inputs = [c for c in (names if columns is not None else position) if c in position]
-    inputs = [c for c in inputs if c not in skip and c != key]
+    inputs = [c for c in inputs if c not in skip and (c != key or c in profiled)]
     if inputs:
         hashed = np.zeros(n, dtype=np.uint64)
         for name in inputs:
