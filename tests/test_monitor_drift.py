@@ -62,7 +62,8 @@ def test_numeric_statistics_equal_scipy_asymptotic_with_ties() -> None:
     ref = np.round(rng.normal(0, 1, 12_000), 1)
     cur = np.round(rng.normal(0.02, 1.1, 15_000), 1)
 
-    row = _row(drift({"x": ref}, {"x": cur}), "x")
+    # 12,000 values per side: a distance decides, so the p-value is computed on request.
+    row = _row(drift({"x": ref}, {"x": cur}, config={"p_values": "all"}), "x")
     expected = stats.ks_2samp(ref, cur)
 
     assert row["statistic"] == _approx(expected.statistic)
@@ -272,3 +273,180 @@ def test_data_errors_say_what_and_how_to_fix() -> None:
         drift({"age": [1.0]}, {"agee": [1.0]}, columns=["age"])
     with pytest.raises(kiln.DataFileError, match=r"'x' of the current data.*not numbers"):
         drift({"x": [1.0, 2.0]}, {"x": ["a", "b"]})
+
+
+# ---------------------------------------------------------------- the G-test option
+
+
+@seed(1617)
+@settings(max_examples=60, deadline=None)
+@given(ref=labels, cur=labels, only_current=st.lists(st.sampled_from(["x", "y"]), max_size=5))
+def test_g_test_equals_scipy(ref: list[str], cur: list[str], only_current: list[str]) -> None:
+    cur = cur + only_current
+    row = _row(drift({"x": ref}, {"x": cur}, config={"columns": {"x": {"test": "g"}}}), "x")
+    categories = sorted(set(ref) | set(cur))
+    table = np.array([[ref.count(c) for c in categories], [cur.count(c) for c in categories]])
+
+    assert (row["test"], row["rule"]) == ("g", "p_value")
+    if len(categories) > 1:
+        expected = stats.chi2_contingency(table, correction=False, lambda_="log-likelihood")
+        assert row["statistic"] == _approx(expected.statistic)
+        assert row["p_value"] == _approx(expected.pvalue)
+    else:
+        assert (row["statistic"], row["p_value"]) == (0.0, 1.0)
+
+
+def test_g_test_at_the_acceptance_scenario_flags_the_drifted_category() -> None:
+    rng = np.random.default_rng(1618)
+    reference, current = _sample(1_000, rng, drifted=False), _sample(1_000, rng, drifted=True)
+    config = {"columns": {name: {"test": "g"} for name in ("cat_uniform", "cat_zipf")}}
+
+    result = drift(reference, current, config=config)
+
+    assert result.drifted_columns == DRIFTED
+    assert list(result.table.loc[20:, "test"]) == ["g", "g"]
+
+
+# ---------------------------------------------------------------- p-values where they decide
+
+
+def test_p_values_are_computed_where_they_decide_or_on_request() -> None:
+    rng = np.random.default_rng(1619)
+    reference, current = _sample(12_000, rng, drifted=False), _sample(12_000, rng, drifted=True)
+
+    lazy = drift(reference, current).table
+    full = drift(reference, current, config={"p_values": "all"}).table
+
+    assert lazy["p_value"].isna().all()
+    assert lazy["adjusted_p_value"].isna().all()
+    expected = stats.ks_2samp(reference["normal3"], current["normal3"])
+    assert full.loc[3, "p_value"] == _approx(expected.pvalue)
+    expected = stats.chi2_contingency(
+        pd.crosstab(
+            np.r_[np.zeros(12_000), np.ones(12_000)],
+            np.r_[reference["cat_zipf"], current["cat_zipf"]],
+        ),
+        correction=False,
+    )
+    assert full.loc[21, "p_value"] == _approx(expected.pvalue)
+    assert full["adjusted_p_value"].isna().all()  # Holm's family: the p-value-ruled columns
+    same = ["column", "test", "statistic", "distance", "drifted", "rule", "reason", "psi"]
+    pd.testing.assert_frame_equal(lazy[same], full[same])
+
+
+def test_holm_runs_across_the_columns_the_p_value_rule_decides() -> None:
+    rng = np.random.default_rng(1620)
+    ref = {f"x{i}": rng.normal(0, 1, 300) for i in range(3)}
+    cur = {f"x{i}": rng.normal(0.2 * i, 1, 300) for i in range(3)}
+    config = {"columns": {"x2": {"test": "wasserstein"}}}
+
+    table = drift(ref, cur, config=config).table
+
+    p = [stats.ks_2samp(ref[f"x{i}"], cur[f"x{i}"]).pvalue for i in range(2)]
+    holm = [min(1.0, 2 * min(p)), max(min(1.0, 2 * min(p)), max(p))]
+    assert list(table.loc[:1, "adjusted_p_value"]) == [
+        _approx(holm[int(p[0] > p[1])]),
+        _approx(holm[int(p[1] >= p[0])]),
+    ]
+    assert np.isnan(table.loc[2, "adjusted_p_value"])
+
+
+# ---------------------------------------------------------------- files, threads, wide input
+
+
+def _files(tmp_path, reference: pd.DataFrame, current: pd.DataFrame, suffix: str) -> list:
+    paths = [tmp_path / f"reference{suffix}", tmp_path / f"current{suffix}"]
+    for frame, path in zip((reference, current), paths, strict=True):
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, row_group_size=700)  # several row groups per column
+    return paths
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+@pytest.mark.parametrize("n", [1_000, 20_000])
+def test_file_paths_give_the_same_table_as_frames(tmp_path, suffix: str, n: int) -> None:
+    rng = np.random.default_rng(1621 + n)
+    reference, current = _sample(n, rng, drifted=False), _sample(n, rng, drifted=True)
+    reference.loc[::7, "normal9"] = np.nan  # nulls survive the file
+    current.loc[::5, "cat_zipf"] = None
+    ref_path, cur_path = _files(tmp_path, reference, current, suffix)
+
+    from_frames = drift(reference, current).table
+    from_files = drift(ref_path, str(cur_path)).table  # a Path and a str
+
+    pd.testing.assert_frame_equal(from_files, from_frames)
+    assert list(from_files.loc[from_files["drifted"], "column"]) == DRIFTED
+
+
+def test_a_pandas_index_column_in_parquet_is_not_compared(tmp_path) -> None:
+    frame = pd.DataFrame({"x": np.arange(50.0)}, index=pd.Index(np.arange(50) * 2, name="id"))
+    frame.to_parquet(tmp_path / "a.parquet")
+
+    result = drift(tmp_path / "a.parquet", tmp_path / "a.parquet")
+
+    assert list(result.table["column"]) == ["x"]
+
+
+def test_one_or_two_workers_give_identical_results(tmp_path) -> None:
+    rng = np.random.default_rng(1622)
+    reference, current = _sample(3_000, rng, drifted=False), _sample(3_000, rng, drifted=True)
+    paths = _files(tmp_path, reference, current, ".parquet")
+
+    one = drift(*paths, workers=1, config={"p_values": "all"}).table
+    two = drift(*paths, workers=2, config={"p_values": "all"}).table
+    four = drift(reference, current, workers=4, config={"p_values": "all"}).table
+
+    assert list(one["column"]) == list(reference.columns)
+    pd.testing.assert_frame_equal(one, two)
+    pd.testing.assert_frame_equal(one, four)
+
+
+def test_wide_parquet_input(tmp_path) -> None:
+    rng = np.random.default_rng(1623)
+    names = [f"f{i:03d}" for i in range(300)]
+    shift = {name: 0.5 if i % 50 == 0 else 0.0 for i, name in enumerate(names)}
+    for side, path in (("reference", "ref.parquet"), ("current", "cur.parquet")):
+        data = {
+            name: rng.normal(shift[name] if side == "current" else 0.0, 1, 2_000) for name in names
+        }
+        pd.DataFrame(data).to_parquet(tmp_path / path)
+
+    result = drift(tmp_path / "ref.parquet", tmp_path / "cur.parquet", progress=True)
+
+    assert list(result.table["column"]) == names
+    assert result.drifted_columns == [n for n in names if shift[n]]
+
+
+def test_progress_bar_leaves_the_result_alone(capsys) -> None:
+    rng = np.random.default_rng(1624)
+    data = {f"x{i}": rng.normal(0, 1, 200) for i in range(5)}
+
+    shown = drift(data, data, progress=True).table
+    hidden = drift(data, data, progress=False).table
+
+    pd.testing.assert_frame_equal(shown, hidden)
+    assert capsys.readouterr().out == ""  # the bar goes to stderr only
+
+
+def test_file_errors_say_what_and_how_to_fix(tmp_path) -> None:
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    pd.DataFrame({"y": []}).to_parquet(tmp_path / "empty.parquet")
+    pd.DataFrame({"x": [1.0]}).to_parquet(tmp_path / "x.parquet")
+
+    with pytest.raises(kiln.DataFileError, match=r"reference data '.*missing.parquet' is not a"):
+        drift(tmp_path / "missing.parquet", {"x": [1.0]})
+    with pytest.raises(kiln.DataFileError, match=r"neither Parquet nor CSV.*\.parquet"):
+        drift({"x": [1.0]}, tmp_path / "notes.json")
+    with pytest.raises(kiln.DataFileError, match=r"Cannot read the current data .* as Parquet"):
+        drift({"x": [1.0]}, tmp_path / "bad.parquet")
+    with pytest.raises(kiln.DataFileError, match=r"current data has no rows"):
+        drift({"y": [1.0]}, tmp_path / "empty.parquet")
+    with pytest.raises(kiln.DataFileError, match=r"'xx' is missing from the reference.*'x'\?"):
+        drift(tmp_path / "x.parquet", {"xx": [1.0]}, columns=["xx"])
+    with pytest.raises(kiln.ConfigurationError, match=r"workers is 0; expected a whole number"):
+        drift({"x": [1.0]}, {"x": [1.0]}, workers=0)
+    with pytest.raises(kiln.ConfigurationError, match=r"p_values'\] is 'some'.*'decisive'"):
+        drift({"x": [1.0]}, {"x": [1.0]}, config={"p_values": "some"})
