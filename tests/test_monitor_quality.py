@@ -351,6 +351,14 @@ def test_the_most_outlying_rows_with_their_keys_and_columns(profile: dict[str, A
     )
 
 
+def test_any_column_can_name_the_rows(profile: dict[str, Any]) -> None:
+    current = _current().assign(when=pd.date_range("2026-12-01", periods=N_CURRENT, freq="min"))
+    current.loc[3, "age"] = profile["columns"]["age"]["max"] + 1
+    finding = _only(quality(current, profile, key="when"), "out_of_range")
+    assert finding.details["key"] == "when"
+    assert finding.details["examples"][0]["row"] == "2026-12-01T00:03:00"
+
+
 def test_without_the_key_column_rows_are_named_by_their_index(profile: dict[str, Any]) -> None:
     current = _current().drop(columns="kiln_request_id").set_axis(range(1000, 1300))
     current.loc[1004, "age"] = profile["columns"]["age"]["max"] + 1

@@ -167,8 +167,8 @@ def _profile_columns(profile: Any) -> dict[str, dict[str, Any]]:
 
 
 def _jsonable(value: Any) -> Any:
-    """`value` with numpy scalars as Python values, non-finite floats as text, and
-    anything else JSON cannot hold as its (shortened) repr."""
+    """`value` with numpy scalars as Python values, non-finite floats as text, times in
+    ISO 8601, and anything else JSON cannot hold as its (shortened) repr."""
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, list | tuple | dict):
         with contextlib.suppress(TypeError, ValueError):
@@ -183,6 +183,10 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    isoformat = getattr(value, "isoformat", None)  # dates, times, Timestamps
+    if callable(isoformat):
+        with contextlib.suppress(TypeError, ValueError):
+            return str(isoformat())
     text = repr(value)
     return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "..."
 
