@@ -21,7 +21,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 import kiln
 from kiln.evaluate import fairness, metrics
-from kiln.monitor._performance import (
+from kiln.monitor import (
     PERFORMANCE_DEFAULTS,
     PerformanceResult,
     performance,

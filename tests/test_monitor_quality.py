@@ -21,7 +21,7 @@ from sklearn.dummy import DummyClassifier
 
 from kiln import ConfigurationError
 from kiln.models import Model
-from kiln.monitor._quality import CHECKS, QUALITY_DEFAULTS, Finding, quality
+from kiln.monitor import CHECKS, QUALITY_DEFAULTS, Finding, quality
 
 N_TRAIN, N_CURRENT = 1000, 300
 INCOME_NULLS = 20  # of the training rows, all among the first N_CURRENT

@@ -16,6 +16,7 @@ from kiln.models._flavors import UnsafeSerializationWarning
 from kiln.models._format import ModelFormatError, read_manifest
 from kiln.models._infer import infer_signature
 from kiln.models._model import Model, ModelVersionWarning, NotFittedError
+from kiln.models._profile import reference_profile
 from kiln.models._signature import ColumnSpec, Signature
 from kiln.models._torch import TorchEstimator, resolve_device
 from kiln.models._uri import load_model, model_folder, resolve_model_uri
@@ -43,6 +44,7 @@ __all__ = [
     "model_folder",
     "quiet_drift",
     "read_manifest",
+    "reference_profile",
     "resolve_device",
     "resolve_model_uri",
 ]

@@ -184,7 +184,8 @@ def prediction_log(
         model_uri: The URI exactly as given to `kiln serve`.
         since: Keep rows logged at or after this time (datetime, ISO 8601 string, or ms).
         until: Keep rows logged before this time.
-        store: The store to read (default: the configured one).
+        store: The store to read (default: the one `kiln.configure` chose, else the
+            default store).
 
     Returns:
         One row per logged input row: `kiln_request_id`, `kiln_time`,
@@ -201,6 +202,10 @@ def prediction_log(
     from kiln.tracking._client import TrackingClient
 
     lo, hi = _ms(since, "since"), _ms(until, "until")
+    if store is None:
+        from kiln.tracking._fluent import configured_store
+
+        store = configured_store()  # what kiln.configure() chose, else the default
     client = TrackingClient(store)
     quoted = model_uri.replace("'", "''")
     try:
