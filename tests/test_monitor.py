@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -265,3 +266,32 @@ def test_a_monitoring_call_inside_a_run_is_recorded_as_its_child(
     assert child.parent_id == parent.id
     assert child.experiment == "monitoring"
     assert time.time() - child.start_time / 1000 < 600
+
+
+def test_a_broken_file_gets_findings_from_the_cli_not_a_traceback(served: dict[str, Any]) -> None:
+    X, _ = breast_cancer()
+    broken = X.astype({"mean radius": object})
+    broken.loc[:9, "mean radius"] = "12,5"  # ten values with a decimal comma
+    broken["mean area"] = np.nan  # a column that arrives empty
+    path = served["tmp"] / "broken.csv"
+    broken.to_csv(path, index=False)
+    done = _cli(
+        served["store"],
+        served["uri"],
+        "--current",
+        str(path),
+        "--json",
+        "--no-record",
+        env=served["env"],
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    found = {(f["check"], f["column"]): f for f in result["quality"]}
+    assert found[("wrong_type", "mean radius")]["severity"] == "error"
+    assert found[("all_null", "mean area")]["severity"] == "error"
+    # The values that parse are still compared: the rest of the column has not drifted.
+    rows = {r["column"]: r for r in result["drift"]["columns"]}
+    assert rows["mean radius"]["n_current"] == len(X) - 10
+    assert rows["mean radius"]["drifted"] is False
+    assert rows["mean area"]["rule"] == "skipped"

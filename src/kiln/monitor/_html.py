@@ -63,13 +63,13 @@ def _drift_scores(table: Any) -> Figure | None:
             score = row.distance / row.threshold if row.threshold else float("inf")
         else:
             score = 0.05 / max(row.adjusted_p_value, 1e-300)
-        scores.append(min(float(score), 100.0))
+        scores.append(min(float(score), 10.0))
     names = [str(c) for c in tested["column"]]
     order = sorted(range(len(names)), key=lambda i: scores[i])[-60:]
     return Figure(
         kind="drift_scores",
         title="Drift score per feature (1 = the drift line)",
-        x_label="score (distance / threshold, or alpha / adjusted p), capped at 100",
+        x_label="score (distance / threshold, or alpha / adjusted p), capped at 10",
         y_label="feature",
         traces=[Trace("barh", [scores[i] for i in order], [names[i] for i in order])],
     )

@@ -542,6 +542,26 @@ def _drift_config(config: dict[str, Any], compared: list[str]) -> dict[str, Any]
     return out
 
 
+def _as_profiled(frame: pd.DataFrame, profile: dict[str, Any]) -> pd.DataFrame:
+    """Numeric training columns as numbers: values that do not parse become nulls.
+
+    The quality check has already reported them (`wrong_type`, with counts and
+    examples); drift is measured on the values that parse instead of failing.
+    """
+    import pandas as pd
+    from pandas.api import types
+
+    out = frame
+    for name in frame.columns:
+        kind = profile["columns"].get(str(name), {}).get("kind")
+        series = frame[name]
+        if kind in ("int", "float") and not types.is_numeric_dtype(series.dtype):
+            if out is frame:
+                out = frame.copy()
+            out[name] = pd.to_numeric(series, errors="coerce")
+    return out
+
+
 def _eval_task(info: dict[str, Any]) -> str | None:
     """The model's task as kiln.evaluate names it (binary, multiclass, regression)."""
     if info.get("task") == "regression":
@@ -587,7 +607,10 @@ def _analyse(
     if len(current) and compared:
         drift_config = _drift_config(config, compared)
         result = drift(
-            ref.sample[compared], current[compared], config=drift_config, progress=progress
+            ref.sample[compared],
+            _as_profiled(current[compared], ref.profile),
+            config=drift_config,
+            progress=progress,
         )
         distributions = _distributions(ref.sample, current, result.table)
     elif not compared and len(current):
