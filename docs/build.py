@@ -34,6 +34,7 @@ PUBLIC_MODULES = [
     "kiln.autolog",
     "kiln.testing",
     "kiln.monitor",
+    "kiln.ui",
 ]
 
 

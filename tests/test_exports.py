@@ -127,6 +127,7 @@ EXPECTED: dict[str, set[str]] = {
         "resolve_uri",
         "set_alias",
     },
+    "kiln.ui": set(),
     "kiln.monitor": {
         "CHECKS",
         "DEFAULTS",

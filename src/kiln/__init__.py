@@ -163,6 +163,7 @@ _SUBMODULES = (
     "store",
     "testing",
     "tracking",
+    "ui",
 )
 
 __all__ = [
