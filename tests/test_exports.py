@@ -127,7 +127,7 @@ EXPECTED: dict[str, set[str]] = {
         "resolve_uri",
         "set_alias",
     },
-    "kiln.ui": set(),
+    "kiln.ui": {"create_app", "ui"},
     "kiln.monitor": {
         "CHECKS",
         "DEFAULTS",
@@ -226,12 +226,15 @@ EXPECTED: dict[str, set[str]] = {
         "translate",
     },
     "kiln.serving": {
+        "Limits",
         "ServeConfig",
         "build_package",
         "create_app",
         "in_sample",
+        "is_loopback",
         "predict_file",
         "prediction_log",
+        "run_app",
         "serve",
     },
     "kiln.autolog": {

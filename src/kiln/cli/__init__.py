@@ -30,6 +30,7 @@ _COMMANDS = {
     "serve": ("kiln.cli.serve:serve", "Serve a model over HTTP (REST, MLflow and KServe V2)."),
     "package": ("kiln.cli.serve:package", "Package a model as a wheel and a Dockerfile."),
     "predict": ("kiln.cli.serve:predict", "Score a Parquet or CSV file with a model, in chunks."),
+    "ui": ("kiln.cli.ui:ui", "The dashboard: runs, models, pipelines and monitoring."),
     "monitor": (
         "kiln.cli.monitor:monitor",
         "Drift, data quality and performance of a model against its training data.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,12 +14,14 @@ if TYPE_CHECKING:
     from kiln.tracking import TrackingClient
 
 __all__ = [
+    "check_port_free",
     "client_for_listing",
     "client_from",
     "json_option",
     "resolve_run",
     "setting_option",
     "store_place",
+    "write_port",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,3 +99,37 @@ def store_place(client: TrackingClient) -> str:
 def resolve_run(client: TrackingClient, run_id: str) -> str:
     """A full run id from an id, a unique prefix, or `latest` (the newest top-level run)."""
     return client.resolve_run_id(run_id)
+
+
+def write_port(path: str, port: int) -> None:
+    """Write `port` and a newline to `path` at once (a reader never sees half a file)."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".port-", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(f"{port}\n")
+    os.replace(tmp, path)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before the model is loaded."""
+    import errno
+    import socket
+
+    from kiln._exceptions import ConfigurationError
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # anything else is uvicorn's to report
+            raise ConfigurationError(
+                f"Port {port} on {host} is already in use by another process: stop it, or "
+                "choose another port with --port (--port 0 takes a free one)."
+            ) from None

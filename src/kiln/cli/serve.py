@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from kiln.cli._common import check_port_free, write_port
 from kiln.serving import ServeConfig, predict_file
 from kiln.serving import serve as serve_function
 
@@ -107,7 +108,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
     )
     config.token = config.token or None  # an empty KILN_TOKEN is no token
     host, port = str(opts["host"]), int(opts["port"])
-    _check_port_free(host, port)
+    check_port_free(host, port)
     port_file = opts["port_file"]
     if port_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(port_file))):
         raise click.BadParameter(
@@ -118,7 +119,7 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
 
     def ready(url: str) -> None:  # once the model is loaded and the port bound
         if port_file is not None:
-            _write_port(port_file, int(url.rsplit(":", 1)[1]))
+            write_port(port_file, int(url.rsplit(":", 1)[1]))
         click.echo(f"Serving {model_uri} on {url} (docs: /docs)", err=True)
 
     serve_function(
@@ -131,40 +132,6 @@ def serve(ctx: click.Context, model_uri: str, **opts: Any) -> None:
         config=config,
         on_ready=ready,
     )
-
-
-def _write_port(path: str, port: int) -> None:
-    """Write `port` and a newline to `path` at once (a reader never sees half a file)."""
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".port-", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(f"{port}\n")
-    os.replace(tmp, path)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse a port another process listens on, before the model is loaded."""
-    import errno
-    import socket
-
-    from kiln._exceptions import ConfigurationError
-
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return  # anything else is uvicorn's to report
-            raise ConfigurationError(
-                f"Port {port} on {host} is already in use by another process: stop it, or "
-                "choose another port with --port (--port 0 takes a free one)."
-            ) from None
 
 
 @click.command()

@@ -21,17 +21,23 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "Limits",
     "ServeConfig",
     "build_package",
     "create_app",
     "in_sample",
+    "is_loopback",
     "predict_file",
     "prediction_log",
+    "run_app",
     "serve",
 ]
 
 _LAZY = {
     "ServeConfig": "kiln.serving._config",
+    "Limits": "kiln.serving._config",
+    "is_loopback": "kiln.serving._server",
+    "run_app": "kiln.serving._server",
     "create_app": "kiln.serving._app",
     "serve": "kiln.serving._server",
     "in_sample": "kiln.serving._predlog",

@@ -23,6 +23,7 @@ from kiln.serving._config import (
     LOG_LEVEL,
     PORT,
     WORKERS,
+    Limits,
     ServeConfig,
 )
 
@@ -35,12 +36,14 @@ if TYPE_CHECKING:
 
     from kiln.models import Model
 
-__all__ = ["serve"]
+__all__ = ["is_loopback", "run_app", "serve"]
 
 _ENV = "KILN_SERVE_CONFIG"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine only (localhost, 127.0.0.0/8, ::1): binding anything
+    else exposes a server to the network, so kiln's servers then require a token."""
     if host == "localhost":
         return True
     try:
@@ -99,7 +102,7 @@ def serve(
     token = get_setting("token", config.token)  # the argument, else KILN_TOKEN
     if token is not None and token != config.token:
         config = dataclasses.replace(config, token=token)
-    if not _is_loopback(host) and config.token is None and not no_auth:
+    if not is_loopback(host) and config.token is None and not no_auth:
         raise ConfigurationError(
             f"Serving on {host} exposes the model beyond this machine, so it needs a token: "
             "pass --token TOKEN (or set KILN_TOKEN), or --no-auth to serve without one on "
@@ -141,6 +144,47 @@ def serve(
         return
     app = create_app(model, config)
     _server_class(on_ready)(uvicorn_config(app, limits, **options)).run()
+
+
+def run_app(
+    app: Any,
+    *,
+    host: str = HOST,
+    port: int = PORT,
+    limits: Limits | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    log_level: str = LOG_LEVEL,
+    graceful_seconds: float = GRACEFUL_SECONDS,
+) -> None:
+    """Run any ASGI app the way kiln runs its model servers, until SIGTERM or Ctrl-C.
+
+    kiln's HTTP protocol (header, body and idle timeouts, a connection cap, JSON 400s),
+    a graceful shutdown that exits with status 0 on SIGTERM, and `on_ready(url)` once
+    listening (port 0 picks a free port; the URL says which). `kiln ui` runs this way.
+
+    Args:
+        app: The ASGI application.
+        host: The address to bind.
+        port: The port (0: any free one).
+        limits: Timeouts and the connection cap (default: `Limits()`).
+        on_ready: Called with the base URL once the server listens.
+        log_level: uvicorn's log level.
+        graceful_seconds: How long in-flight requests may finish on shutdown.
+    """
+    from kiln._extras import require
+    from kiln.serving._http import uvicorn_config
+
+    require("uvicorn", "serve", "Running a kiln server")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop" if _has("uvloop") else "asyncio",
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": graceful_seconds,
+        "lifespan": "on",
+    }
+    _server_class(on_ready)(uvicorn_config(app, limits or Limits(), **options)).run()
 
 
 def _url(host: str, port: int) -> str:

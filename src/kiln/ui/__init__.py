@@ -1,9 +1,23 @@
 """The kiln dashboard (`kiln ui`): runs, comparisons, plots, models, pipelines and
 monitoring in the browser, over the same store as the Python API.
 
+```python
+from kiln.ui import create_app, ui
+app = create_app("sqlite:///team/kiln.db")   # an ASGI app, read-only
+ui(port=5000)                                # serve it (Ctrl-C stops)
+```
+
+Server-rendered pages (Starlette and Jinja2, autoescaped), plotly.js served from the
+installed package (no CDN), a JSON API under `/api/` for every page's data. Bound to
+anything but loopback it needs a token (`--token` / `KILN_TOKEN`) or an explicit
+`--no-auth`.
+
 Needs the `ui` extra: `pip install 'kiln-ml[ui]'`.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from kiln.ui._app import create_app
+from kiln.ui._server import ui
+
+__all__ = ["create_app", "ui"]

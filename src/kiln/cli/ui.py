@@ -1,0 +1,71 @@
+"""`kiln ui`: the dashboard over the store, in the browser."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from kiln.cli._common import check_port_free, setting_option, write_port
+
+__all__ = ["ui"]
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    type=int,
+    help="Port to bind (0: a free one; see --port-file).",
+)
+@click.option(
+    "--port-file",
+    type=click.Path(dir_okay=False),
+    help="Write the bound port to this file once the dashboard is ready (for --port 0).",
+)
+@setting_option("token", metavar="TOKEN")
+@click.option(
+    "--no-auth", is_flag=True, help="Serve off loopback without a token, on purpose (loudly)."
+)
+@click.pass_context
+def ui(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    port_file: str | None,
+    token: str | None,
+    no_auth: bool,
+) -> None:
+    """Serve the dashboard over the store (read-only): runs, models, pipelines, monitoring.
+
+    Bound to anything but loopback it needs --token (or KILN_TOKEN), or --no-auth on
+    purpose.
+    """
+    from kiln.serving import is_loopback
+    from kiln.ui import ui as serve_ui
+
+    store = (ctx.find_root().obj or {}).get("store")
+    check_port_free(host, port)
+    if port_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(port_file))):
+        raise click.BadParameter(
+            f"the folder of {port_file!r} does not exist; create it, or name a file in an "
+            "existing folder.",
+            param_hint="'--port-file'",
+        )
+    if no_auth and not is_loopback(host):
+        click.secho(
+            f"WARNING: the dashboard on {host} has no token: anyone who can reach this "
+            "address can read every run, param, artifact and model in the store.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+
+    def ready(url: str) -> None:
+        if port_file is not None:
+            write_port(port_file, int(url.rsplit(":", 1)[1]))
+        click.echo(f"kiln dashboard on {url}", err=True)
+
+    serve_ui(store, host=host, port=port, token=token or None, no_auth=no_auth, on_ready=ready)

@@ -1,0 +1,120 @@
+"""The dashboard's Starlette app: pages, JSON API, static files, token check, errors."""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from kiln._exceptions import KilnError, NotFoundError
+from kiln.ui._web import STATIC, render
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+__all__ = ["PAGE_MODULES", "TOKEN_COOKIE", "create_app"]
+
+PAGE_MODULES = ["kiln.ui._pages_home"]
+"""The modules whose `ROUTES` the app mounts, in order (first match wins)."""
+
+TOKEN_COOKIE = "kiln_ui_token"
+_OPEN = ("/health", "/ready", "/static/")
+
+
+def _given_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
+
+
+def create_app(store: str | None = None, *, token: str | None = None) -> Starlette:
+    """The dashboard as an ASGI app over `store` (default: the configured store).
+
+    Args:
+        store: The store URL or path (embedded SQLite or PostgreSQL).
+        token: When given, every page and API call needs it: an `Authorization: Bearer`
+            header, or `?token=` once (then kept in an HttpOnly cookie).
+
+    Returns:
+        The Starlette app (run it with `kiln.serving.run_app`, or `kiln ui`).
+    """
+    from kiln._extras import require
+
+    require("starlette", "ui", "The dashboard")
+    require("jinja2", "ui", "The dashboard")
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.responses import JSONResponse, RedirectResponse
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    async def check_token(request: Request, call_next: Any) -> Response:
+        if token is None or request.url.path.startswith(_OPEN):
+            return await call_next(request)
+        given = _given_token(request)
+        if given is None or not hmac.compare_digest(given.encode(), token.encode()):
+            if request.url.path.startswith("/api/"):
+                return JSONResponse(
+                    {"error": "This dashboard needs a token: send Authorization: Bearer TOKEN."},
+                    status_code=401,
+                )
+            return render(
+                request,
+                "error.html",
+                401,
+                title="Token required",
+                message="This dashboard needs a token: open it with ?token=TOKEN "
+                "(the one given to kiln ui --token or KILN_TOKEN).",
+            )
+        if "token" in request.query_params:  # keep it in a cookie, drop it from the URL
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            from urllib.parse import urlencode
+
+            url = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            response = RedirectResponse(url, status_code=303)
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            return response
+        return await call_next(request)
+
+    routes: list[Any] = []
+    for name in PAGE_MODULES:
+        routes.extend(importlib.import_module(name).ROUTES)
+    routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return render(request, "error.html", 404, title="Not found", message=str(exc))
+
+    async def kiln_error(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return render(request, "error.html", 400, title="Bad request", message=str(exc))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = int(getattr(exc, "status_code", 500))
+        detail = str(getattr(exc, "detail", "")) or "Not found"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": detail}, status_code=status)
+        return render(request, "error.html", status, title=f"Error {status}", message=detail)
+
+    from starlette.exceptions import HTTPException
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=check_token)],
+        exception_handlers={
+            NotFoundError: not_found,
+            KilnError: kiln_error,
+            HTTPException: http_error,
+        },
+    )
+    app.state.store = store
+    app.state.client = None
+    app.state.registry = None
+    app.state.token = token
+    return app
