@@ -16,7 +16,14 @@ if TYPE_CHECKING:
 
 __all__ = ["PAGE_MODULES", "TOKEN_COOKIE", "create_app"]
 
-PAGE_MODULES = ["kiln.ui._pages_home"]
+PAGE_MODULES = [
+    "kiln.ui._pages_home",
+    "kiln.ui._pages_runs",
+    "kiln.ui._pages_artifacts",
+    "kiln.ui._pages_models",
+    "kiln.ui._pages_pipelines",
+    "kiln.ui._pages_monitoring",
+]
 """The modules whose `ROUTES` the app mounts, in order (first match wins)."""
 
 TOKEN_COOKIE = "kiln_ui_token"

@@ -1,0 +1,9 @@
+"""Dashboard pages: models (routes to come, issue 17)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ROUTES"]
+
+ROUTES: list[Any] = []
