@@ -777,3 +777,6 @@ SCENARIOS.append(Notebooks())
 from _scen_evaluate import Evaluate  # noqa: E402 - it imports this module's helpers
 
 SCENARIOS.append(Evaluate())
+from _scen_monitor import Monitor  # noqa: E402 - it imports this module's helpers
+
+SCENARIOS.append(Monitor())

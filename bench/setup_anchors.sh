@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create the anchor tools' own envs under bench/.envs/ (gitignored): mlflow (about 850 MB)
-# for scenarios a-g, kedro and dvc for scenario h.
+# for scenarios a-g, kedro and dvc for scenario h, papermill for n, evidently for m.
 # Idempotent: does nothing when the pinned MLflow is already installed there.
 # mlflow 3.18.0 does not install here (its mlflow-skinny 3.18.0 is not on the index).
 # scikit-learn and skops are pinned to the versions in kiln's .venv (when it has them),
@@ -173,4 +173,28 @@ PYEOF
     # shellcheck disable=SC2086  # one requirement per word
     env="$pm_env" install "papermill==$PAPERMILL_VERSION" ${pm_pins:-numpy pandas scikit-learn ipykernel}
     "$pm_env/bin/python" -c "import papermill; print('installed papermill', papermill.__version__)"
+fi
+
+# --- Scenario m (monitoring): Evidently in its own env. evidently 0.7.23 fails to import
+# with pandas 3, so pandas is held below 3; pyarrow reads the benchmark's Parquet files.
+EVIDENTLY_VERSION=0.7.23
+ev_env="$here/.envs/evidently"
+if ! wants evidently; then
+    echo "skipping evidently (KILN_BENCH_ANCHORS=${KILN_BENCH_ANCHORS:-})"
+elif [[ -x "$ev_env/bin/python" ]] && "$ev_env/bin/python" - "$EVIDENTLY_VERSION" <<'PYEOF' 2>/dev/null; then
+import importlib.metadata as md
+import sys
+
+sys.exit(md.version("evidently") != sys.argv[1] or not md.version("pyarrow"))
+PYEOF
+    echo "evidently $EVIDENTLY_VERSION is already installed in $ev_env"
+else
+    echo "Installing evidently==$EVIDENTLY_VERSION into $ev_env ..."
+    if [[ -n "$uv" ]]; then
+        UV_PYTHON_DOWNLOADS=never "$uv" venv --quiet --clear --python "$PY" "$ev_env"
+    else
+        "$PY" -m venv --clear "$ev_env"
+    fi
+    env="$ev_env" install "evidently==$EVIDENTLY_VERSION" "pandas<3" pyarrow
+    "$ev_env/bin/python" -c "import evidently; print('installed evidently', evidently.__version__)"
 fi

@@ -303,8 +303,15 @@ def _holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def _column_row(name: Any, ref: pd.Series, cur: pd.Series, options: _Options) -> dict[str, Any]:
-    """The statistics of one column, and the rule that will decide it."""
+def _column_row(name: Any, ref_side: Side, cur_side: Side, options: _Options) -> dict[str, Any]:
+    """Read one column of each side, compute its statistics and the rule that decides it.
+
+    Only this column's arrays are held, and each is let go as soon as it is used, so a
+    worker holds a few times one column's data at most.
+    """
+    import numpy as np
+
+    ref, cur = ref_side.column(name), cur_side.column(name)
     spec = options.columns.get(name, {})
     kind = spec.get("kind") or _infer_kind(name, ref)
     test = spec.get("test") or "auto"
@@ -314,6 +321,7 @@ def _column_row(name: Any, ref: pd.Series, cur: pd.Series, options: _Options) ->
             f"a {kind} column; expected one of {', '.join(map(repr, TESTS[kind]))}."
         )
     r, c = ref.dropna(), cur.dropna()
+    del ref, cur
     row: dict[str, Any] = {"column": name, "kind": kind, "n_reference": len(r)}
     row["n_current"] = len(c)
     if len(r) == 0 or len(c) == 0:
@@ -327,10 +335,11 @@ def _column_row(name: Any, ref: pd.Series, cur: pd.Series, options: _Options) ->
     rule = "p_value" if test in _P_VALUE_TESTS else "distance"
     want_p = rule == "p_value" or options.p_values == "all"
     if kind == "numeric":
-        reference = _as_numbers(name, "reference", r)
-        current = _as_numbers(name, "current", c)
-        del r, c
-        stats = numeric_stats(reference, current, p_value=want_p)
+        u = np.sort(_as_numbers(name, "reference", r))
+        del r
+        v = np.sort(_as_numbers(name, "current", c))
+        del c
+        stats = numeric_stats(u, v, p_value=want_p, assume_sorted=True)
     else:
         p_test = test if test in _P_VALUE_TESTS else _AUTO[kind][0]
         stats = categorical_stats(r, c, test=p_test, p_value=want_p)
@@ -499,13 +508,10 @@ def drift(
     require("scipy.stats", "monitor", "Drift monitoring")
     require("scipy.spatial.distance", "monitor", "Drift monitoring")
 
-    def one(name: Any) -> dict[str, Any]:
-        return _column_row(name, ref.column(name), cur.column(name), options)
-
     bar = _progress(progress, len(names))
     rows: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        futures = [pool.submit(one, name) for name in names]
+        futures = [pool.submit(_column_row, name, ref, cur, options) for name in names]
         try:
             if bar is not None:
                 bar.start()
