@@ -295,3 +295,20 @@ def test_a_broken_file_gets_findings_from_the_cli_not_a_traceback(served: dict[s
     assert rows["mean radius"]["n_current"] == len(X) - 10
     assert rows["mean radius"]["drifted"] is False
     assert rows["mean area"]["rule"] == "skipped"
+
+
+def test_prediction_drift_from_data_compares_labels_and_probabilities(
+    served: dict[str, Any],
+) -> None:
+    kiln.configure(served["store"])
+    X, _ = breast_cancer()
+    same = kiln.monitor(served["uri"], X, experiment=None)
+    moved = kiln.monitor(served["uri"], X + X.std(), experiment=None)  # every feature larger
+    for report in (same, moved):
+        assert report.prediction is not None
+        assert list(report.prediction.table["column"]) == ["prediction", "probability[1]"]
+    assert not same.prediction.drifted  # the training rows: the same outputs
+    table = moved.prediction.table.set_index("column")
+    assert table.loc["probability[1]", "drifted"]  # larger tumours: fewer benign ones
+    assert any(line.startswith("prediction drift: probability[1]") for line in moved.alerts)
+    assert "probability[1] (model output)" in moved.distributions

@@ -456,8 +456,41 @@ def _prediction_drift(
     columns[PREDICTION] = {"kind": kind, **columns[PREDICTION]}
     before_frame = pd.DataFrame({PREDICTION: before})
     now_frame = pd.DataFrame({PREDICTION: now})
+    if kind == "categorical" and "kiln_prediction" not in current.columns:
+        # From data (not the log, which keeps labels only): the probabilities too.
+        for name, (then, today) in _probabilities(ref, features, current, notes).items():
+            before_frame[name], now_frame[name] = then, today
+            columns[name] = {"kind": "numeric"}
     result = drift(before_frame, now_frame, config={**options, "columns": columns})
     return result, before_frame, now_frame
+
+
+def _probabilities(
+    ref: _Reference, features: list[str], current: pd.DataFrame, notes: list[str]
+) -> dict[str, tuple[Any, Any]]:
+    """Per class (the positive one for a binary model), its probability on the reference
+    sample and on the current rows; empty when the model gives no probabilities."""
+    import numpy as np
+
+    if not hasattr(ref.model, "predict_proba"):
+        return {}
+    from kiln.models import DataDriftWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataDriftWarning)
+            then = np.asarray(ref.model.predict_proba(ref.sample[features]), dtype=np.float64)
+            today = np.asarray(ref.model.predict_proba(current[features]), dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - a model without probabilities, say
+        notes.append(f"probability drift skipped: predict_proba failed ({exc})")
+        return {}
+    if then.ndim != 2 or then.shape[1] != today.shape[1]:
+        return {}
+    classes = list(ref.info.get("classes") or range(then.shape[1]))
+    if len(classes) != then.shape[1]:
+        classes = list(range(then.shape[1]))
+    wanted = [len(classes) - 1] if len(classes) == 2 else range(len(classes))
+    return {f"probability[{classes[i]}]": (then[:, i], today[:, i]) for i in wanted}
 
 
 def _distributions(
