@@ -28,7 +28,7 @@ help:
 # uv, with which `kiln package` builds kiln-ml's wheel and `kiln runs reproduce` its envs,
 # and pytest for kiln.testing and the kiln_notebook fixture).
 env: $(UV)
-	$(UV) sync --frozen --python $(PY) --extra sklearn --extra serve --extra notebooks --extra evaluate --extra monitor --extra reproduce --extra testing --quiet
+	$(UV) sync --frozen --python $(PY) --extra sklearn --extra serve --extra notebooks --extra evaluate --extra monitor --extra ui --extra init --extra reproduce --extra testing --quiet
 
 # PyTorch (the torch flavor's tests) is not in the lock: PyPI's Linux wheels pull several GB
 # of CUDA. Where the machine has a CPU wheel on disk (/opt/wheels), it goes into the dev env;

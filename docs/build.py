@@ -35,6 +35,7 @@ PUBLIC_MODULES = [
     "kiln.testing",
     "kiln.monitor",
     "kiln.ui",
+    "kiln.project",
 ]
 
 

@@ -128,6 +128,7 @@ EXPECTED: dict[str, set[str]] = {
         "set_alias",
     },
     "kiln.ui": {"create_app", "ui"},
+    "kiln.project": set(),
     "kiln.monitor": {
         "CHECKS",
         "DEFAULTS",

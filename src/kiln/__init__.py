@@ -157,6 +157,7 @@ _SUBMODULES = (
     "notebooks",
     "pipeline",
     "plots",
+    "project",
     "registry",
     "report",
     "serving",
