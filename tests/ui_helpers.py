@@ -96,7 +96,7 @@ class Filled:
     pipeline_run: str = ""
     model_runs: list[str] = field(default_factory=list)
     monitoring_runs: list[str] = field(default_factory=list)
-    markup_pipeline_run: str = ""
+    cached_pipeline_run: str = ""
 
 
 def fill(tmp: Path) -> Filled:
@@ -161,6 +161,7 @@ def fill(tmp: Path) -> Filled:
     project = Project(tmp / "project", PIPELINE_SOURCE, {"n": 4})
     pipe = Pipeline.from_module(project.module, root=str(project.root), name=f"small {MARKUP}")
     out.pipeline_run = pipe.run().run_id
+    out.cached_pipeline_run = pipe.run().run_id  # every step a cache hit
 
     # Two monitoring windows of version 2: the second drifted.
     X, _ = breast_cancer()
