@@ -163,13 +163,20 @@ def fill(tmp: Path) -> Filled:
     out.pipeline_run = pipe.run().run_id
     out.cached_pipeline_run = pipe.run().run_id  # every step a cache hit
 
-    # Two monitoring windows of version 2: the second drifted.
-    X, _ = breast_cancer()
+    # Two monitoring windows of version 2, labelled (performance); the second drifted.
+    X, y = breast_cancer()
+    model = kiln.load_model(f"models:/{MODEL}/2")
     shifted = X.copy()
     for col in ("mean radius", "mean texture"):
         shifted[col] = shifted[col] + X[col].std()
     for current in (X.sample(200, random_state=1), shifted):
-        report = kiln.monitor.monitor(f"models:/{MODEL}/2", current, experiment="monitoring")
+        current = current.copy()
+        current["kiln_prediction"] = model.predict(X.loc[current.index])
+        current["row_id"] = current.index
+        labels = pd.DataFrame({"row_id": current.index, "label": y.loc[current.index].values})
+        report = kiln.monitor.monitor(
+            f"models:/{MODEL}/2", current, labels=labels, on="row_id", experiment="monitoring"
+        )
         out.monitoring_runs.append(str(report.run_id))
     kiln.flush()
     client.flush()

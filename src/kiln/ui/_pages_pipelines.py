@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from kiln._exceptions import NotFoundError
+from kiln.ui._pages_monitoring import quoted
 from kiln.ui._web import api, client, render
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ def _list(request: Request) -> tuple[list[Run], int]:
     where = f"tags.`{TAG}` is not null and parent_id is null"
     name = request.query_params.get("pipeline")
     if name:
-        where += " and tags.`{}` = '{}'".format(TAG, name.replace("'", "''"))
+        where += f" and tags.`{TAG}` = {quoted(name)}"
     runs = client(request).search_runs(filter=where, limit=limit)
     return runs, limit
 
