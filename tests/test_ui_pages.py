@@ -142,6 +142,11 @@ def test_the_pipeline_graph_has_a_node_per_step_with_status_and_cache(
     url, f = ui
     runs = _get(url, "/api/pipelines").json()["pipelines"]
     assert {r["run_id"] for r in runs} == {f.pipeline_run, f.cached_pipeline_run}
+    newest = _get(url, "/api/pipelines?limit=1").json()
+    assert [r["run_id"] for r in newest["pipelines"]] == [f.cached_pipeline_run]
+    older = _get(url, f"/api/pipelines?limit=1&before={newest['before']}").json()
+    assert [r["run_id"] for r in older["pipelines"]] == [f.pipeline_run]
+    assert older["before"] is None
     first = _get(url, f"/api/pipelines/{f.pipeline_run}").json()
     assert sorted(s["name"] for s in first["steps"]) == sorted(PIPELINE_STEPS)
     assert {(e["from"], e["to"]) for e in first["edges"]} == {

@@ -169,3 +169,31 @@ def test_markup_in_artifact_names_and_run_names_is_rendered_inert(ui: tuple[str,
     status, body = _raw_get(url, f"/api/runs/{store.run_id}/artifacts")
     assert status == 200
     assert "<script>alert(1)<" in body
+
+
+def test_a_large_artifact_is_checked_then_streamed(tmp_path: Path) -> None:
+    import hashlib
+
+    import httpx
+
+    from kiln.tracking import TrackingClient
+    from kiln.ui._pages_artifacts import PREVIEW_BYTES
+
+    store = f"sqlite:///{tmp_path / 'store' / 'kiln.db'}"
+    client = TrackingClient(store)
+    run_id = client.create_run(experiment="large")
+    data = bytes(range(256)) * ((PREVIEW_BYTES + (1 << 20)) // 256)
+    (tmp_path / "big.bin").write_bytes(data)
+    client.log_artifact(run_id, tmp_path / "big.bin", name="big.bin")
+    client.end_run(run_id)
+    client.flush()
+    with serving([KILN, "--store", store, "ui"], server_env(tmp_path)) as (url, _proc):
+        with httpx.stream("GET", f"{url}/runs/{run_id}/raw/big.bin", timeout=60) as answer:
+            assert answer.status_code == 200
+            assert answer.headers["content-disposition"].startswith("attachment")
+            digest = hashlib.sha256()
+            for chunk in answer.iter_bytes():
+                digest.update(chunk)
+        assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+        page = httpx.get(f"{url}/runs/{run_id}/artifacts/big.bin", timeout=30)
+        assert "Too large to preview" in page.text

@@ -26,6 +26,8 @@ from kiln._exceptions import NotFoundError
 from kiln.ui._web import api, client, render
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -338,23 +340,33 @@ def preview_page(request: Request) -> Response:
     )
 
 
+def _chunks(fh: Any) -> Iterator[bytes]:
+    with fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk
+
+
 def raw(request: Request) -> Response:
-    """The artifact's bytes (inline; `?download=1`: as an attachment), sandboxed."""
+    """The artifact's bytes (inline; `?download=1`: as an attachment), sandboxed.
+
+    Up to `PREVIEW_BYTES` they are read whole and checked against the recorded sha256;
+    larger ones are checked in one pass, then streamed.
+    """
     from starlette.responses import Response as Plain
+    from starlette.responses import StreamingResponse
 
     run = _run(request)
-    info, data = read_listed(request, run, request.path_params["path"])
+    path = check_request_path(request.path_params["path"])
+    info = _listed(run, path)
     name = PurePosixPath(info.path).name
     kind = _kind(info.path)
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    if kind in ("text", "csv") or media.startswith("text/"):
+    if kind in ("text", "csv", "html") or media.startswith("text/"):
         media = f"{'text/html' if kind == 'html' else 'text/plain'}; charset=utf-8"
     if kind == "json":
         media = "application/json"
-    inline = (
-        kind in ("image", "html", "text", "json", "csv") and "download" not in request.query_params
-    )
-    disposition = "inline" if inline else "attachment"
+    inline = kind in ("image", "html", "text", "json", "csv")
+    disposition = "inline" if inline and "download" not in request.query_params else "attachment"
     headers = {
         "content-security-policy": "sandbox allow-scripts" if kind == "html" else "sandbox",
         "x-content-type-options": "nosniff",
@@ -362,6 +374,13 @@ def raw(request: Request) -> Response:
         "cache-control": "private, max-age=3600",
         "etag": f'"{info.sha256}"',
     }
+    if info.size > PREVIEW_BYTES:
+        _check_blob(request, info, run)
+        label = f"{info.path!r} of run {run.id[:12]}"
+        fh = client(request).artifacts.open(info.sha256, label=label)  # checks the digest
+        headers["content-length"] = str(info.size)
+        return StreamingResponse(_chunks(fh), media_type=media, headers=headers)
+    _, data = read_listed(request, run, path)
     return Plain(data, media_type=media, headers=headers)
 
 

@@ -187,7 +187,8 @@ def _pipeline(request: Request, run_id: str) -> dict[str, Any]:
     }
 
 
-def _list(request: Request) -> tuple[list[Run], int]:
+def _list(request: Request) -> tuple[list[Run], int, str | None]:
+    """A page of pipeline runs, newest first; `?before=<start ms>:<run id>` pages on."""
     try:
         limit = int(request.query_params.get("limit", LIST_LIMIT))
     except ValueError as exc:
@@ -197,8 +198,19 @@ def _list(request: Request) -> tuple[list[Run], int]:
     name = request.query_params.get("pipeline")
     if name:
         where += f" and tags.`{TAG}` = {quoted(name)}"
-    runs = client(request).search_runs(filter=where, limit=limit)
-    return runs, limit
+    before = request.query_params.get("before")
+    if before:
+        ms, _, last = before.partition(":")
+        if not ms.isdigit() or (last and not all(c in "0123456789abcdef" for c in last)):
+            raise HTTPException(
+                400, f"before={before!r} is not a page mark; expected <start ms>:<run id>."
+            )
+        where += f" and (start_time < {ms} or (start_time = {ms} and id < {quoted(last)}))"
+    runs = client(request).search_runs(
+        filter=where, order_by="start_time desc, id desc", limit=limit + 1
+    )
+    more = f"{runs[limit - 1].start_time}:{runs[limit - 1].id}" if len(runs) > limit else None
+    return runs[:limit], limit, more
 
 
 def _summary(run: Run) -> dict[str, Any]:
@@ -217,13 +229,20 @@ def _summary(run: Run) -> dict[str, Any]:
 
 
 def pipelines_page(request: Request) -> Response:
-    runs, limit = _list(request)
-    return render(request, "pipelines.html", runs=[_summary(r) for r in runs], limit=limit)
+    runs, limit, more = _list(request)
+    return render(
+        request,
+        "pipelines.html",
+        runs=[_summary(r) for r in runs],
+        limit=limit,
+        more=more,
+        pipeline=request.query_params.get("pipeline"),
+    )
 
 
 def pipelines_api(request: Request) -> Response:
-    runs, _ = _list(request)
-    return api({"pipelines": [_summary(r) for r in runs]})
+    runs, _, more = _list(request)
+    return api({"pipelines": [_summary(r) for r in runs], "before": more})
 
 
 def pipeline_page(request: Request) -> Response:
