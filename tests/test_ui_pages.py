@@ -185,6 +185,24 @@ def test_the_layout_orders_layers_by_barycenter() -> None:
     assert placed.position["z"][0] > placed.position["x"][0] > placed.position["a"][0]
 
 
+def test_an_edge_over_several_layers_bends_around_the_nodes_between() -> None:
+    from kiln.ui._pages_pipelines import layout
+
+    # s -> m1 -> m2 -> t, and s -> t directly: the long edge passes layers 1 and 2.
+    nodes = ["s", "m1", "m2", "t", "u"]
+    edges = [("s", "m1"), ("m1", "m2"), ("m2", "t"), ("s", "t"), ("s", "u"), ("u", "t")]
+    placed = layout(nodes, edges)
+    assert [len(layer) for layer in placed.layers] == [1, 2, 1, 1]
+    bends = placed.bends[("s", "t")]
+    assert len(bends) == 2  # one virtual node in each layer between
+    for layer, (x, y) in zip(placed.layers[1:3], bends, strict=True):
+        for node in layer:
+            nx, ny = placed.position[node]
+            assert nx == x
+            assert not ny <= y <= ny + 54  # it does not run through a node
+    assert placed.crossings(edges) == 0
+
+
 # ------------------------------------------------------------------------ monitoring
 
 

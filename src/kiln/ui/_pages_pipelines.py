@@ -14,6 +14,7 @@ a few sweeps down and up, to reduce crossings.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,42 +44,68 @@ _SWEEPS = 4
 
 @dataclass
 class Layout:
-    """Where each node of a DAG goes: its layer, its place in the layer, its box."""
+    """Where each node of a DAG goes.
+
+    Attributes:
+        layers: The nodes of each layer, in their order (top to bottom).
+        position: Each node's top-left corner, in SVG units.
+        bends: For an edge spanning several layers, the points it passes through (the
+            places of its virtual nodes in the layers between), so it goes around the
+            nodes there.
+        width: The drawing's width.
+        height: The drawing's height.
+    """
 
     layers: list[list[str]]
     position: dict[str, tuple[float, float]] = field(default_factory=dict)
+    bends: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
     width: float = 0.0
     height: float = 0.0
+    slots: list[list[str]] = field(default_factory=list)
 
     def crossings(self, edges: list[tuple[str, str]]) -> int:
-        """How many pairs of edges between adjacent layers cross."""
-        rank = {n: (li, i) for li, layer in enumerate(self.layers) for i, n in enumerate(layer)}
-        spans = [(rank[a], rank[b]) for a, b in edges if a in rank and b in rank]
+        """How many pairs of edge segments between adjacent layers cross (an edge over
+        several layers counts through its virtual nodes)."""
+        slots = self.slots or self.layers
+        rank = {n: (li, i) for li, layer in enumerate(slots) for i, n in enumerate(layer)}
+        segments = []
+        for a, b in edges:
+            if a not in rank or b not in rank:
+                continue
+            chain = [a, *_chain(a, b, rank[a][0], rank[b][0]), b]
+            chain = [n for n in chain if n in rank]
+            segments += [(rank[x], rank[y]) for x, y in itertools.pairwise(chain)]
         count = 0
-        for i, ((la, ia), (lb, ib)) in enumerate(spans):
-            for (ma, ja), (mb, jb) in spans[i + 1 :]:
-                if la == ma and lb == mb and (ia - ja) * (ib - jb) < 0:
+        for i, ((la, ia), (_, ib)) in enumerate(segments):
+            for (ma, ja), (_, jb) in segments[i + 1 :]:
+                if la == ma and (ia - ja) * (ib - jb) < 0:
                     count += 1
         return count
+
+
+def _chain(a: str, b: str, top: int, bottom: int) -> list[str]:
+    """The virtual nodes of edge a -> b in the layers strictly between its ends."""
+    return [f"\0{a}\0{b}\0{k}" for k in range(top + 1, bottom)]
 
 
 def layout(nodes: list[str], edges: list[tuple[str, str]]) -> Layout:
     """A layered left-to-right layout of a DAG.
 
+    Layers by longest path from a source; an edge spanning several layers gets a
+    virtual node in each layer between, then every layer is ordered by the barycenter
+    of its neighbours in the layer before (sweeping down) and after (sweeping up).
+
     Args:
         nodes: The node names, in a stable order (ties keep it).
-        edges: (upstream, downstream) pairs; both ends must be in `nodes`.
+        edges: (upstream, downstream) pairs; ends not in `nodes` are left out.
 
     Returns:
-        The layers (longest path from a source) ordered by barycenter, and each node's
-        top-left corner in SVG units.
+        The layers in order, each node's corner and each long edge's bends.
     """
     preds: dict[str, list[str]] = {n: [] for n in nodes}
-    succs: dict[str, list[str]] = {n: [] for n in nodes}
     for a, b in edges:
         if a in preds and b in preds and a != b:
             preds[b].append(a)
-            succs[a].append(b)
     depth: dict[str, int] = {}
 
     def visit(n: str, seen: tuple[str, ...] = ()) -> int:
@@ -91,9 +118,24 @@ def layout(nodes: list[str], edges: list[tuple[str, str]]) -> Layout:
     for n in nodes:
         visit(n)
     n_layers = 1 + max(depth.values(), default=0)
-    layers: list[list[str]] = [[] for _ in range(n_layers)]
+    slots: list[list[str]] = [[] for _ in range(n_layers)]
     for n in nodes:
-        layers[depth[n]].append(n)
+        slots[depth[n]].append(n)
+    up: dict[str, list[str]] = {n: [] for n in nodes}
+    down: dict[str, list[str]] = {n: [] for n in nodes}
+    long_edges = []
+    for a, b in edges:
+        if a not in depth or b not in depth or depth[b] <= depth[a]:
+            continue
+        chain = [a, *_chain(a, b, depth[a], depth[b]), b]
+        if len(chain) > 2:
+            long_edges.append((a, b, chain[1:-1]))
+        for k, virtual in enumerate(chain[1:-1], start=depth[a] + 1):
+            slots[k].append(virtual)
+            up[virtual], down[virtual] = [], []
+        for x, y in itertools.pairwise(chain):
+            down[x].append(y)
+            up[y].append(x)
 
     def order(layer: list[str], fixed: list[str], links: dict[str, list[str]]) -> list[str]:
         place = {n: i for i, n in enumerate(fixed)}
@@ -107,17 +149,21 @@ def layout(nodes: list[str], edges: list[tuple[str, str]]) -> Layout:
 
     for _ in range(_SWEEPS):
         for i in range(1, n_layers):
-            layers[i] = order(layers[i], layers[i - 1], preds)
+            slots[i] = order(slots[i], slots[i - 1], up)
         for i in range(n_layers - 2, -1, -1):
-            layers[i] = order(layers[i], layers[i + 1], succs)
-    tallest = max((len(layer) for layer in layers), default=1)
-    out = Layout(layers)
+            slots[i] = order(slots[i], slots[i + 1], down)
+    tallest = max((len(layer) for layer in slots), default=1)
+    out = Layout([[n for n in layer if n in depth] for layer in slots], slots=slots)
     out.width = PAD * 2 + n_layers * NODE_W + (n_layers - 1) * GAP_X
     out.height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y
-    for li, layer in enumerate(layers):
+    corner: dict[str, tuple[float, float]] = {}
+    for li, layer in enumerate(slots):
         offset = (tallest - len(layer)) * (NODE_H + GAP_Y) / 2  # centre short layers
         for i, n in enumerate(layer):
-            out.position[n] = (PAD + li * (NODE_W + GAP_X), PAD + offset + i * (NODE_H + GAP_Y))
+            corner[n] = (PAD + li * (NODE_W + GAP_X), PAD + offset + i * (NODE_H + GAP_Y))
+    out.position = {n: corner[n] for n in nodes}
+    for a, b, inner in long_edges:
+        out.bends[(a, b)] = [(corner[v][0], corner[v][1] + NODE_H / 2) for v in inner]
     return out
 
 
@@ -164,16 +210,18 @@ def _pipeline(request: Request, run_id: str) -> dict[str, Any]:
     by_name = {s["name"]: s for s in steps}
     paths = []
     for a, b in edges:
-        x1, y1 = by_name[a]["x"] + NODE_W, by_name[a]["y"] + NODE_H / 2
-        x2, y2 = by_name[b]["x"], by_name[b]["y"] + NODE_H / 2
-        mid = (x1 + x2) / 2
-        paths.append(
-            {
-                "from": a,
-                "to": b,
-                "d": f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}",
-            }
-        )
+        points = [(by_name[a]["x"] + NODE_W, by_name[a]["y"] + NODE_H / 2)]
+        for x, y in placed.bends.get((a, b), []):  # across a layer: enter, then leave it
+            points += [(x, y), (x + NODE_W, y)]
+        points.append((by_name[b]["x"], by_name[b]["y"] + NODE_H / 2))
+        d = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
+        for (x1, y1), (x2, y2) in itertools.pairwise(points):
+            if y1 == y2 or x2 - x1 == NODE_W:
+                d += f" L{x2:.1f},{y2:.1f}"
+            else:
+                mid = (x1 + x2) / 2
+                d += f" C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+        paths.append({"from": a, "to": b, "d": d})
     return {
         "run": run,
         "pipeline": run.tags.get(TAG, ""),
