@@ -78,6 +78,10 @@ def test_previews_show_each_kind(ui: tuple[str, Filled]) -> None:
         'sandbox="allow-scripts"' in report
     )
     assert "second line" in _get(url, base + "notes.txt").text
+    executed = _get(url, f"/runs/{f.notebook_run}/artifacts/notebook/analysis.ipynb").text
+    page = f"/runs/{f.notebook_run}/raw/notebook/analysis.html"
+    assert f'<iframe class="report" src="{page}" sandbox="allow-scripts"' in executed
+    assert "hello from a kernel 42" in _get(url, page).text
 
 
 def test_raw_bytes_are_the_logged_ones_sandboxed(ui: tuple[str, Filled]) -> None:

@@ -97,6 +97,7 @@ class Filled:
     model_runs: list[str] = field(default_factory=list)
     monitoring_runs: list[str] = field(default_factory=list)
     cached_pipeline_run: str = ""
+    notebook_run: str = ""
 
 
 def fill(tmp: Path) -> Filled:
@@ -131,6 +132,13 @@ def fill(tmp: Path) -> Filled:
     client.log_text(run_id, "markup in a name", f"{MARKUP}.txt")
     client.end_run(run_id)
     out.run_id = run_id
+
+    # An executed notebook (kiln stores its page beside it).
+    import kiln.notebooks
+    from nbutil import write_nb
+
+    notebook = write_nb(tmp / "analysis.ipynb", "x = 2", "print('hello from a kernel', x * 21)")
+    out.notebook_run = kiln.notebooks.run_notebook(notebook, store=store, experiment="nb").run_id
 
     # A registered model: two versions, an alias moved twice; a prediction-log run.
     registry = RegistryClient(client)
