@@ -117,8 +117,8 @@ def _check_blob(request: Request, info: ArtifactInfo, run: Run) -> None:
     store = client(request).artifacts
     if not getattr(store, "local", False):
         return
-    blob = Path(store.location(info.sha256))
-    root = Path(store.root).resolve()
+    blob = Path(store.location(info.sha256))  # <root>/objects/<2 hex>/<sha256>
+    root = blob.absolute().parents[2].resolve()
     target = blob.resolve()
     if blob.is_symlink() or root not in target.parents:
         raise NotFoundError(
