@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from kiln.monitor._drift import TABLE_COLUMNS
 from kiln.plots import Figure, Trace
 
 __all__ = ["MAX_CHARTS", "build_report", "distribution_figure"]
@@ -12,19 +13,8 @@ __all__ = ["MAX_CHARTS", "build_report", "distribution_figure"]
 MAX_CHARTS = 200
 """The most per-feature charts in one report (drifted features first)."""
 
-_DRIFT_COLUMNS = [
-    "column",
-    "kind",
-    "test",
-    "statistic",
-    "p_value",
-    "adjusted_p_value",
-    "distance",
-    "threshold",
-    "drifted",
-    "rule",
-    "reason",
-]
+# The drift table without the counts and PSI (kept in the JSON): what a reader scans.
+_DRIFT_COLUMNS = [c for c in TABLE_COLUMNS if c not in ("psi", "n_reference", "n_current")]
 _REFERENCE = "#8c8c8c"
 _CURRENT = "#d62728"
 

@@ -109,15 +109,7 @@ def serve(
             "purpose. Health endpoints stay open either way."
         )
     limits = config.limits()
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "loop": "uvloop" if _has("uvloop") else "asyncio",
-        "log_level": log_level,
-        "access_log": False,
-        "timeout_graceful_shutdown": graceful_seconds,
-        "lifespan": "on",
-    }
+    options = _uvicorn_options(host, port, log_level, graceful_seconds)
     if workers > 1 and config.device not in ("cpu", "auto") and _has("torch"):
         from kiln.models import resolve_device
 
@@ -175,7 +167,15 @@ def run_app(
     from kiln.serving._http import uvicorn_config
 
     require("uvicorn", "serve", "Running a kiln server")
-    options: dict[str, Any] = {
+    options = _uvicorn_options(host, port, log_level, graceful_seconds)
+    _server_class(on_ready)(uvicorn_config(app, limits or Limits(), **options)).run()
+
+
+def _uvicorn_options(
+    host: str, port: int, log_level: str, graceful_seconds: float
+) -> dict[str, Any]:
+    """uvicorn's options for every kiln server (no access log, lifespan on, uvloop if any)."""
+    return {
         "host": host,
         "port": port,
         "loop": "uvloop" if _has("uvloop") else "asyncio",
@@ -184,7 +184,6 @@ def run_app(
         "timeout_graceful_shutdown": graceful_seconds,
         "lifespan": "on",
     }
-    _server_class(on_ready)(uvicorn_config(app, limits or Limits(), **options)).run()
 
 
 def _url(host: str, port: int) -> str:
