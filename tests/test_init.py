@@ -98,6 +98,11 @@ def test_init_creates_the_project_in_a_git_repo(project: Path) -> None:
     pyproject = (project / "pyproject.toml").read_text(encoding="utf-8")
     assert f'kiln-ml = {{ path = "wheels/{wheels[0].name}" }}' in pyproject
     assert "not on a public package index" in (project / "README.md").read_text()
+    # uv.lock from `uv lock` (the package index); without uv or an index, `make setup` writes it
+    lock = project / "uv.lock"
+    if lock.is_file():
+        assert 'name = "kiln-ml"' in lock.read_text(encoding="utf-8")
+        assert "uv.lock" in _ok(_run(["git", "ls-files"], project)).split()
     makefile = (project / "Makefile").read_text(encoding="utf-8")
     for target in ("setup", "test", "run", "serve", "monitor", "docs"):
         assert re.search(rf"^{target}:", makefile, re.M), target
@@ -183,7 +188,16 @@ def made(tmp_path: Path, project: Path) -> tuple[Path, Path]:
     """A project made from a copy of kiln's template (which the test then changes)."""
     template = _template_copy(tmp_path)
     wheel = next((project / "wheels").glob("kiln_ml-*.whl"))
-    args = [KILN, "init", "app", "--template", str(template), "--kiln-wheel", str(wheel)]
+    args = [
+        KILN,
+        "init",
+        "app",
+        "--template",
+        str(template),
+        "--kiln-wheel",
+        str(wheel),
+        "--no-lock",
+    ]
     _ok(_run(args, tmp_path))
     return template, tmp_path / "app"
 
@@ -275,7 +289,7 @@ def test_init_without_copier_names_the_extra(tmp_path: Path) -> None:
 
 def test_init_without_git_makes_no_repository(tmp_path: Path, project: Path) -> None:
     wheel = next((project / "wheels").glob("kiln_ml-*.whl"))
-    root = init("plain", path=tmp_path / "plain", git=False, kiln_wheel=wheel)
+    root = init("plain", path=tmp_path / "plain", git=False, kiln_wheel=wheel, lock=False)
     assert (root / "pyproject.toml").is_file()
     assert not (root / ".git").exists()
 

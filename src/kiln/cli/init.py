@@ -26,6 +26,9 @@ __all__ = ["init"]
     help="Do not make the project a git repository (it then cannot take template updates).",
 )
 @click.option(
+    "--no-lock", is_flag=True, help="Do not write uv.lock (`uv lock` asks the package index)."
+)
+@click.option(
     "--update",
     is_flag=True,
     help="Merge the template's newer version into the project NAME (default: the current "
@@ -45,6 +48,7 @@ def init(
     name: str | None,
     template: str,
     no_git: bool,
+    no_lock: bool,
     update: bool,
     description: str | None,
     kiln_wheel: str | None,
@@ -96,10 +100,20 @@ def init(
         raise click.UsageError("kiln init needs the project's NAME (or --update).")
     answers = {"description": description} if description else None
     root = init_project(
-        name, template=template, git=not no_git, answers=answers, kiln_wheel=kiln_wheel
+        name,
+        template=template,
+        git=not no_git,
+        answers=answers,
+        kiln_wheel=kiln_wheel,
+        lock=not no_lock,
     )
     if as_json:
         echo_json({"path": str(root)})
         return
     click.echo(f"Created {root}")
+    if not no_lock and not (root / "uv.lock").is_file():
+        click.echo(
+            "No uv.lock yet (uv not found, or the package index not reachable): "
+            "`make setup` writes it."
+        )
     click.echo(f"Next:  cd {name} && make setup && make test && make run")

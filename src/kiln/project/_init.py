@@ -23,7 +23,7 @@ from kiln._extras import require
 from kiln._version import __version__
 from kiln.project._git import TEMPLATE_REPO, commit_all, git, has_git, store_template
 from kiln.project._template import resolve_template
-from kiln.project._wheel import find_kiln_wheel
+from kiln.project._wheel import find_kiln_wheel, uv_executable
 
 __all__ = ["ANSWERS_FILE", "UpdateResult", "init", "update"]
 
@@ -114,6 +114,7 @@ def init(
     git: bool = True,
     answers: Mapping[str, Any] | None = None,
     kiln_wheel: str | os.PathLike[str] | None = None,
+    lock: bool = True,
 ) -> Path:
     """Create a project from kiln's template.
 
@@ -131,6 +132,8 @@ def init(
         answers: Answers to the template's questions (such as `description`).
         kiln_wheel: A kiln-ml wheel (or a folder with one) for the project to install
             kiln from (default: found or built, see `kiln.project._wheel`).
+        lock: Write `uv.lock` with `uv lock` (which asks the package index). Skipped
+            when uv is missing or the index cannot be reached; `make setup` writes it then.
 
     Returns:
         The project's root folder.
@@ -164,13 +167,34 @@ def init(
             store_template(root, folder, version)
             with _cwd(root):
                 copier.run_copy(TEMPLATE_REPO, ".", data=data, vcs_ref=version, **settings)
+            if lock:
+                _lock(root)
             commit_all(root, f"Create {name} from kiln's project template {version}")
         else:
             copier.run_copy(str(folder), root, data=data, **settings)
+            if lock:
+                _lock(root)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
     return root
+
+
+def _lock(root: Path) -> bool:
+    """`uv lock` in the project; False (and no uv.lock) when uv or the index is missing."""
+    import subprocess
+
+    uv = uv_executable()
+    if uv is None:
+        return False
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    try:
+        done = subprocess.run(
+            [uv, "lock", "--quiet"], cwd=root, env=env, capture_output=True, timeout=180
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and (root / "uv.lock").is_file()
 
 
 def _git_init(root: Path) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 from kiln._exceptions import ConfigurationError
 from kiln._version import __version__
 
-__all__ = ["find_kiln_wheel"]
+__all__ = ["find_kiln_wheel", "uv_executable"]
 
 
 def _pattern() -> str:
@@ -61,7 +61,8 @@ def _source_tree() -> Path | None:
     return None
 
 
-def _uv() -> str | None:
+def uv_executable() -> str | None:
+    """uv on PATH, else beside the running Python (the `reproduce` extra), else None."""
     found = shutil.which("uv")
     beside = Path(sys.executable).parent / "uv"
     return found or (str(beside) if beside.exists() else None)
@@ -94,7 +95,7 @@ def find_kiln_wheel(given: str | os.PathLike[str] | None = None) -> Path | None:
     built = sorted((root / "dist").glob(pattern))
     if built:
         return built[-1]
-    uv = _uv()
+    uv = uv_executable()
     dist = root / "dist"
     command = (
         [uv, "build", "--wheel", "--out-dir", str(dist), str(root)]
