@@ -303,3 +303,12 @@ def test_template_version_and_the_wheel_ships_the_template(tmp_path: Path) -> No
     shipped = {n.split("template/default/", 1)[1] for n in names if "template/default/" in n}
     expected = {str(p.relative_to(TEMPLATE)) for p in TEMPLATE.rglob("*") if p.is_file()}
     assert shipped == expected
+
+
+def test_a_broken_template_names_the_file_and_leaves_nothing(tmp_path: Path) -> None:
+    template = _template_copy(tmp_path)
+    (template / "broken.txt.jinja").write_text("{{ oops\n", encoding="utf-8")
+    done = _run([KILN, "init", "app", "--template", str(template), "--no-lock"], tmp_path)
+    assert done.returncode == 1
+    assert "could not be rendered in broken.txt.jinja, line 1" in done.stderr
+    assert not (tmp_path / "app").exists()

@@ -156,7 +156,11 @@ def init(
             "kiln init makes the project a git repository, but no `git` is on PATH. Install "
             "git, or pass --no-git (the project then cannot take template updates)."
         )
+    existed = root.is_dir()
     root.mkdir(parents=True, exist_ok=True)
+    from copier.errors import CopierError
+    from jinja2 import TemplateError
+
     try:
         data: dict[str, Any] = {"project_name": name, "package_name": package}
         data.update(answers or {})
@@ -174,10 +178,30 @@ def init(
             copier.run_copy(str(folder), root, data=data, **settings)
             if lock:
                 _lock(root)
+    except (CopierError, TemplateError) as exc:
+        _remove(root, existed)
+        line = getattr(exc, "lineno", None)
+        where = f" in {getattr(exc, 'name', '?')}, line {line}" if line else ""
+        raise ConfigurationError(
+            f"The template {folder} could not be rendered{where}: {type(exc).__name__}: {str(exc).rstrip('.')}."
+            " Fix the template (Copier's copier.yml and Jinja files) and run kiln init again."
+        ) from exc
     except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(root, existed)
         raise
     return root
+
+
+def _remove(root: Path, existed: bool) -> None:
+    """Undo a failed init: the folder it made, or what it wrote into an empty one."""
+    if not existed:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for child in root.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _lock(root: Path) -> bool:
