@@ -312,3 +312,21 @@ def test_a_broken_template_names_the_file_and_leaves_nothing(tmp_path: Path) -> 
     assert done.returncode == 1
     assert "could not be rendered in broken.txt.jinja, line 1" in done.stderr
     assert not (tmp_path / "app").exists()
+
+
+def test_update_moves_the_project_to_another_kiln_wheel(
+    made: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # a newer kiln ships another wheel: same template version, new answers
+    template, app = made
+    old = next((app / "wheels").glob("kiln_ml-*.whl"))
+    newer = tmp_path / old.name.replace("-py3-", "-1-py3-")  # a build tag: another file
+    shutil.copyfile(old, newer)
+    args = [KILN, "init", "--update", "--template", str(template), "--kiln-wheel", str(newer)]
+    out = _ok(_run(args, app))
+    assert "from template 1.0.0 to 1.0.0" in out
+    assert sorted(p.name for p in (app / "wheels").iterdir()) == [newer.name]
+    pyproject = (app / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'path = "wheels/{newer.name}"' in pyproject
+    answers = yaml.safe_load((app / ".copier-answers.yml").read_text(encoding="utf-8"))
+    assert answers["kiln_wheel"] == newer.name

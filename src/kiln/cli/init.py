@@ -74,7 +74,7 @@ def init(
                     "conflicts": result.conflicts,
                 }
             )
-        elif result.old_version == result.new_version:
+        elif not result.changed:
             click.echo(f"{result.path} is at template version {result.new_version} already.")
         else:
             click.echo(

@@ -95,15 +95,22 @@ def _cwd(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _wheel_data(project: Path, kiln_wheel: str | os.PathLike[str] | None) -> dict[str, str]:
+def _wheel_answers(kiln_wheel: str | os.PathLike[str] | None) -> tuple[Path | None, dict[str, str]]:
+    """The kiln-ml wheel for the project, and the answers naming it and kiln's version."""
     wheel = find_kiln_wheel(kiln_wheel)
+    return wheel, {"kiln_version": __version__, "kiln_wheel": wheel.name if wheel else ""}
+
+
+def _put_wheel(project: Path, wheel: Path | None, old_name: str = "") -> None:
+    """Copy the wheel into the project's wheels/, removing the one it replaces."""
     if wheel is None:
-        return {"kiln_version": __version__, "kiln_wheel": ""}
+        return
     (project / "wheels").mkdir(exist_ok=True)
     target = project / "wheels" / wheel.name
     if not target.exists():
         shutil.copyfile(wheel, target)
-    return {"kiln_version": __version__, "kiln_wheel": wheel.name}
+    if old_name and old_name != wheel.name and "/" not in old_name:
+        (project / "wheels" / old_name).unlink(missing_ok=True)
 
 
 def init(
@@ -164,7 +171,9 @@ def init(
     try:
         data: dict[str, Any] = {"project_name": name, "package_name": package}
         data.update(answers or {})
-        data.update(_wheel_data(root, kiln_wheel))
+        wheel, wheel_answers = _wheel_answers(kiln_wheel)
+        data.update(wheel_answers)
+        _put_wheel(root, wheel)
         settings = {"defaults": True, "quiet": True, "overwrite": True, "unsafe": False}
         if git:
             _git_init(root)
@@ -257,13 +266,15 @@ def update(
     template: str | os.PathLike[str] = "default",
     kiln_wheel: str | os.PathLike[str] | None = None,
 ) -> UpdateResult:
-    """Merge a newer template version into a project made by `kiln init`.
+    """Merge a newer template version (or a newer kiln's wheel) into a `kiln init` project.
 
     Copier renders the template at the project's version and at the new one and applies
     the difference to the project three-way: lines only the template changed are
     updated, the project's own edits are kept, and lines both changed are left with
     conflict markers and listed in the result. Nothing is committed: review with
-    `git diff`, resolve conflicts, then commit.
+    `git diff`, resolve conflicts, then commit. At the same template version it still
+    re-renders when the running kiln's version or wheel differs from the answers file's,
+    which moves the project's kiln-ml pin and `wheels/` to it.
 
     Args:
         path: The project root (holding `.copier-answers.yml`), a clean git work tree.
@@ -302,7 +313,8 @@ def update(
             f"The project is at template version {old}, newer than this kiln's {version}; "
             "upgrade kiln (downgrades are not supported)."
         )
-    if Version(version) == Version(old):
+    wheel, data = _wheel_answers(kiln_wheel)
+    if Version(version) == Version(old) and all(answers.get(k) == v for k, v in data.items()):
         return UpdateResult(root, old, version)
     if git("status", "--porcelain", cwd=root).strip():
         raise ConfigurationError(
@@ -312,7 +324,6 @@ def update(
     store_template(root, folder, version)
     from copier.errors import CopierError
 
-    data = _wheel_data(root, kiln_wheel)
     try:
         with _cwd(root):
             copier.run_update(
@@ -327,6 +338,7 @@ def update(
             )
     except CopierError as exc:
         raise ConfigurationError(f"The template update failed: {exc}") from exc
+    _put_wheel(root, wheel, str(answers.get("kiln_wheel") or ""))
     status = git("status", "--porcelain", "--untracked-files=all", cwd=root)
     changed = _paths(status)
     unmerged = git("diff", "--name-only", "--diff-filter=U", cwd=root).split()
