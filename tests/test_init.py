@@ -297,7 +297,10 @@ def test_init_without_git_makes_no_repository(tmp_path: Path, project: Path) -> 
 def test_template_version_and_the_wheel_ships_the_template(tmp_path: Path) -> None:
     assert (TEMPLATE / "VERSION").read_text(encoding="utf-8").strip() == TEMPLATE_VERSION
     root = Path(__file__).resolve().parents[1]
-    uv = shutil.which("uv") or str(root / ".tools" / "bin" / "uv")
+    uv = next(
+        (str(p) for p in (BIN / "uv", root / ".tools" / "bin" / "uv") if p.exists()),
+        shutil.which("uv") or "uv",
+    )
     _ok(_run([uv, "build", "--wheel", "--out-dir", str(tmp_path), str(root)], root))
     names = zipfile.ZipFile(next(tmp_path.glob("kiln_ml-*.whl"))).namelist()
     shipped = {n.split("template/default/", 1)[1] for n in names if "template/default/" in n}
