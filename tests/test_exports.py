@@ -128,7 +128,15 @@ EXPECTED: dict[str, set[str]] = {
         "set_alias",
     },
     "kiln.ui": {"create_app", "ui"},
-    "kiln.project": set(),
+    "kiln.project": {
+        "ANSWERS_FILE",
+        "TEMPLATES",
+        "TEMPLATE_VERSION",
+        "UpdateResult",
+        "init",
+        "package_name",
+        "update",
+    },
     "kiln.monitor": {
         "CHECKS",
         "DEFAULTS",

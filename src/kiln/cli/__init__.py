@@ -35,6 +35,7 @@ _COMMANDS = {
         "kiln.cli.monitor:monitor",
         "Drift, data quality and performance of a model against its training data.",
     ),
+    "init": ("kiln.cli.init:init", "Create a project from kiln's template, or update one."),
     "notebook": (
         "kiln.cli.notebook:notebook",
         "Run notebooks with parameters as tracked runs; check, diff and pair them.",
