@@ -307,3 +307,32 @@ def test_in_chromium_a_viewer_fills_the_form_watches_progress_and_gets_the_resul
             assert still == []
         finally:
             browser.close()
+
+
+def test_off_loopback_the_app_needs_a_token_and_every_page_asks_for_it(tmp_path: Path) -> None:
+    import subprocess
+
+    _notebook(tmp_path / "one.ipynb", "x = 1  # a number", "print(x)")
+    base = [KILN, "--store", _store(tmp_path), "notebook", "app", str(tmp_path / "one.ipynb")]
+    refused = subprocess.run(
+        [*base, "--host", "0.0.0.0", "--port", "0"],
+        env=server_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "needs a token: pass --token TOKEN" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    cmd = [*base, "--host", "0.0.0.0", "--token", "s3cret"]
+    with serving(cmd, server_env(tmp_path)) as (url, _proc):
+        assert httpx.get(f"{url}/ready").status_code == 200  # the probe stays open
+        assert httpx.get(f"{url}/n/one").status_code == 401
+        assert httpx.post(f"{url}/api/n/one/runs", json={}).status_code == 401
+        auth = {"authorization": "Bearer s3cret"}
+        assert httpx.get(f"{url}/api/n/one", headers=auth).json()["fields"][0]["name"] == "x"
+        with httpx.Client(base_url=url) as browser:
+            first = browser.get("/n/one?token=s3cret", follow_redirects=False)
+            assert first.status_code == 303
+            assert browser.get("/n/one").status_code == 200

@@ -101,6 +101,15 @@ class JobQueue:
             self._cond.notify()
         return job
 
+    def active(self, key: str) -> Job | None:
+        """A queued or running job with this cache key (the same values submitted twice
+        while the first is not done share its execution)."""
+        with self._cond:
+            for job in self._jobs.values():
+                if job.key == key and job.state in ("queued", "running"):
+                    return job
+            return None
+
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None (unknown, or forgotten long ago)."""
         with self._cond:

@@ -194,6 +194,9 @@ class _App:
             run_id = self.cached(key)
             if run_id is not None:
                 return "run", run_id
+            running = self.queue.active(key)
+            if running is not None:
+                return "job", running.id
         text = json.dumps(values, default=str)
         tags = {KEY_TAG: key, NOTEBOOK_TAG: nb.slug, PARAMS_TAG: text}
         job = self.queue.submit(nb.slug, values, key, tags)
