@@ -216,6 +216,7 @@ EXPECTED: dict[str, set[str]] = {
         "check_notebook",
         "codify",
         "diff_notebooks",
+        "export_notebook",
         "notebook_form",
         "notebook_results",
         "notebook_step",

@@ -336,3 +336,66 @@ def test_off_loopback_the_app_needs_a_token_and_every_page_asks_for_it(tmp_path:
             first = browser.get("/n/one?token=s3cret", follow_redirects=False)
             assert first.status_code == 303
             assert browser.get("/n/one").status_code == 200
+
+
+def _export_notebook(path: Path, body: str) -> None:
+    helper = new_code_cell(body)
+    helper.metadata["tags"] = ["export"]
+    nb = new_notebook(
+        cells=[
+            new_code_cell("import math"),
+            helper,
+            new_code_cell("#| export\ndef area(r: float) -> float:\n    return math.pi * r * r"),
+            new_code_cell("%timeit double(2)\ndouble(21)"),
+        ]
+    )
+    nbformat.write(nb, str(path))
+
+
+def test_exported_cells_make_a_module_that_imports_and_check_warns_when_it_is_stale(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+    import json
+    import subprocess
+
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "p"\n', encoding="utf-8")
+    nb_path = project / "analysis.ipynb"
+    _export_notebook(nb_path, "import math\n\n\ndef double(x: int) -> int:\n    return 2 * x")
+    module = project / "src" / "shapes.py"
+    env = server_env(tmp_path)
+    done = subprocess.run(
+        [KILN, "notebook", "export", str(nb_path), "-o", str(module)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = module.read_text(encoding="utf-8")
+    assert text.startswith("# Exported from ../analysis.ipynb by `kiln notebook export` (")
+    assert "not in a git repository" in text.splitlines()[0]
+    assert "%timeit" not in text
+    assert "#| export" not in text
+    spec = importlib.util.spec_from_file_location("shapes", module)
+    assert spec is not None
+    assert spec.loader is not None
+    shapes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shapes)
+    assert shapes.double(21) == 42
+    assert abs(shapes.area(2.0) - 12.566370614359172) < 1e-12
+
+    def check() -> list[dict[str, Any]]:
+        out = subprocess.run(
+            [KILN, "notebook", "check", str(nb_path), "--json", "--no-imports"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        findings: list[dict[str, Any]] = json.loads(out.stdout)["findings"]
+        return [f for f in findings if f["kind"] == "stale-export"]
+
+    assert check() == []
+    _export_notebook(nb_path, "import math\n\n\ndef double(x: int) -> int:\n    return x + x")
+    stale = check()
+    assert len(stale) == 1
+    assert stale[0]["severity"] == "warning"
+    assert "shapes.py" in stale[0]["message"]
+    assert "export again" in stale[0]["message"]

@@ -439,3 +439,19 @@ def app_cmd(
         store=_store(ctx),
         on_ready=ready,
     )
+
+
+@notebook.command("export")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The module to write, e.g. src/mypkg/features.py.")  # fmt: skip
+def export_cmd(path: str, output: str) -> None:
+    """Write the code cells tagged `export` to an importable module (nbdev's habit).
+
+    Cells tagged `export` (or starting with a `#| export` line) are written in order,
+    under a header naming the notebook and its git commit. `kiln notebook check` warns
+    when the module is older than the notebook's export cells.
+    """
+    from kiln.notebooks import export_notebook
+
+    click.echo(f"wrote {export_notebook(path, output)}")

@@ -9,6 +9,7 @@
   makes nbconvert's render).
 - `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
   also checks that the saved outputs still reproduce.
+- `export_notebook` writes the cells tagged `export` to an importable module.
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
 - `notebook_step` makes a notebook a step of a `kiln.Pipeline`: parameters in, recorded
   values out, cached on the notebook's code (`step` is its deprecated old name).
@@ -36,6 +37,7 @@ __all__ = [
     "check_notebook",
     "codify",
     "diff_notebooks",
+    "export_notebook",
     "notebook_form",
     "notebook_results",
     "notebook_step",
@@ -70,6 +72,7 @@ _LAZY = {
     "notebook_step": "kiln.notebooks._step",
     "step": "kiln.notebooks._step",
     "step_input": "kiln.notebooks._step",
+    "export_notebook": "kiln.notebooks._export",
     "FormField": "kiln.notebooks._form",
     "notebook_form": "kiln.notebooks._form",
     "RunControl": "kiln.notebooks._warm",
