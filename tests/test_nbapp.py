@@ -215,6 +215,8 @@ def test_a_run_past_the_timeout_is_stopped_and_failed_saying_so_and_a_queued_one
 
     url, store = app
     slow = httpx.post(f"{url}/api/n/slow/runs", json={"parameters": {}}).json()["job"]
+    while httpx.get(f"{url}/api/jobs/{slow['id']}").json()["state"] == "queued":
+        time.sleep(0.02)  # the worker takes it
     queued = httpx.post(f"{url}/api/n/report/runs", json={"parameters": {"n": 9}}).json()["job"]
     waiting = httpx.get(f"{url}/api/jobs/{queued['id']}").json()
     assert waiting["state"] == "queued"
@@ -231,6 +233,54 @@ def test_a_run_past_the_timeout_is_stopped_and_failed_saying_so_and_a_queued_one
     assert run.status == "failed"
     assert run.tags["kiln.app.stopped"] == "timeout"
     assert "Stopped: the run took longer" in httpx.get(f"{url}/r/{run.id}").text
+    # A running job cancels too: its cell is interrupted, the run saved as failed.
+    other = httpx.post(f"{url}/api/n/slow/runs", json={"parameters": {"seconds": 20}}).json()
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{url}/api/jobs/{other['job']['id']}").json()["done"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    httpx.post(f"{url}/api/jobs/{other['job']['id']}/cancel")
+    stopped = _wait(url, other["job"]["id"], timeout=10)
+    assert stopped["state"] == "cancelled"
+    assert stopped["error"].startswith("Stopped (cancelled) at code cell 1")
+    assert TrackingClient(store).get_run(stopped["run_id"]).tags["kiln.app.stopped"] == "cancelled"
+
+
+def test_the_form_reads_types_from_values_annotations_and_comments(tmp_path: Path) -> None:
+    from kiln._exceptions import ParameterError
+    from kiln.notebooks import notebook_form
+
+    cell = """from datetime import datetime
+from typing import Literal
+%matplotlib inline
+start: datetime = "2024-01-31T09:30"  # when
+tags: list[Literal["a", "b", "c"]] = ["a"]  # which tags
+ratio: float = 1  # a share; range: 0..
+level: int = 2
+path = Path.home() / "data"
+name: str = "x"
+"""
+    _notebook(tmp_path / "t.ipynb", cell)
+    fields = {f.name: f for f in notebook_form(tmp_path / "t.ipynb")}
+    assert list(fields) == ["start", "tags", "ratio", "level", "name"]  # path is computed
+    assert fields["start"].kind == "datetime"
+    assert (fields["tags"].kind, fields["tags"].choices) == ("multi", ["a", "b", "c"])
+    assert (fields["ratio"].kind, fields["ratio"].low, fields["ratio"].high) == ("float", 0, None)
+    assert fields["ratio"].help == "a share"
+    assert fields["tags"].parse(["c", "a"]) == ["c", "a"]
+    assert fields["ratio"].parse("2.5") == 2.5
+    assert fields["level"].parse("7") == 7
+    assert fields["start"].parse("2024-02-01T10:00") == "2024-02-01T10:00"
+    for name, raw, message in [
+        ("tags", ["d"], "tags: 'd' is not one of the choices (a, b, c)."),
+        ("ratio", "-1", "ratio: -1 is out of range; expected a value in 0..."),
+        ("level", "2.5", "level: '2.5' is not a whole number, e.g. 3."),
+        ("ratio", "nan", "ratio: 'nan' is not a finite number; expected a number, e.g. 0.5."),
+        ("start", "soon", "start: 'soon' is not a date and time; expected YYYY-MM-DDTHH:MM"),
+    ]:
+        with pytest.raises(ParameterError) as caught:
+            fields[name].parse(raw)
+        assert str(caught.value).startswith(message)
 
 
 def _open(browser: Any, url: str) -> tuple[Any, list[str]]:
@@ -269,10 +319,10 @@ def test_in_chromium_a_viewer_fills_the_form_watches_progress_and_gets_the_resul
             assert "out of range" in error.inner_text()
             page.fill("#f-n", "7")
             page.fill("#f-title", "Seen <i>by</i> Chromium")
+            page.fill("#f-delay", "0.6")  # three steps of 0.6 s: progress to watch
             page.click("#submit")
             page.wait_for_url("**/j/**")
-            seen = page.inner_text("#job-state")
-            assert seen.startswith(("Queued", "Running", "Finished")), seen
+            page.locator("#job-state").filter(has_text="Running: cell").wait_for(timeout=20_000)
             page.wait_for_url("**/r/**", timeout=30_000)
             run_id = page.url.rsplit("/", 1)[1]
             frame = page.frame_locator("#result")
@@ -284,6 +334,7 @@ def test_in_chromium_a_viewer_fills_the_form_watches_progress_and_gets_the_resul
             page.goto(f"{url}/n/report")
             page.fill("#f-n", "7")
             page.fill("#f-title", "Seen <i>by</i> Chromium")
+            page.fill("#f-delay", "0.6")
             page.click("#submit")
             page.wait_for_url(f"**/r/{run_id}")  # straight to the stored result
             assert len(_runs(store)) == count
