@@ -342,9 +342,14 @@ async def result_page(request: Request) -> Response:
             hidden.append((f.name, "" if value is None else str(value)))
     from urllib.parse import urlencode
 
-    return render(
-        request, "app_result.html", nb=nb, result=data, hidden=hidden, change=urlencode(hidden)
-    )
+    # The link to the form spells unchecked boxes out ("off"), so they stay unchecked.
+    off = [
+        (f.name, "off")
+        for f in fields
+        if f.kind == "bool" and not data["parameters"].get(f.name, True)
+    ]
+    change = urlencode(hidden + off)
+    return render(request, "app_result.html", nb=nb, result=data, hidden=hidden, change=change)
 
 
 async def result_output(request: Request) -> Response:
