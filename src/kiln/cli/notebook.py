@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from kiln.cli._common import json_option
+from kiln.cli._common import check_port_free, json_option, setting_option, write_port
 from kiln.cli._output import echo_json
 
 __all__ = ["notebook"]
@@ -365,3 +365,93 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "to_dict"):
         return value.to_dict(orient="list")
     return value
+
+
+@notebook.command("app")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8866, show_default=True, type=int,
+              help="Port to bind (0: a free one; see --port-file).")  # fmt: skip
+@click.option("--port-file", type=click.Path(dir_okay=False),
+              help="Write the bound port to this file once the app is ready (for --port 0).")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Executions at once; the rest wait in a queue, their position shown.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds one execution may run before it is stopped and failed (0: no limit).")  # fmt: skip
+@setting_option("token", metavar="TOKEN")
+@click.option("--no-auth", is_flag=True,
+              help="Serve off loopback without a token, on purpose (loudly).")  # fmt: skip
+@click.pass_context
+def app_cmd(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    host: str,
+    port: int,
+    port_file: str | None,
+    workers: int,
+    timeout: float,
+    token: str | None,
+    no_auth: bool,
+) -> None:
+    """Serve notebooks as web apps: a form from the parameters cell, each submit a tracked run.
+
+    PATHS are notebooks or folders of them (one page each, an index for several). A
+    submit runs the notebook with the form's values in a warm forked kernel, as a
+    tracked run, and shows its outputs without code; the same values on the same code
+    return the stored result at once (/r/RUN_ID), "Run again" forces a new run. At most
+    --workers run at once, the rest are queued. Bound to anything but loopback it needs
+    --token (or KILN_TOKEN), or --no-auth on purpose.
+    """
+    import os
+
+    from kiln.serving import is_loopback
+    from kiln.ui import notebook_app
+
+    check_port_free(host, port)
+    if port_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(port_file))):
+        raise click.BadParameter(
+            f"the folder of {port_file!r} does not exist; create it, or name a file in an "
+            "existing folder.",
+            param_hint="'--port-file'",
+        )
+    if no_auth and not is_loopback(host):
+        click.secho(
+            f"WARNING: the notebook app on {host} has no token: anyone who can reach this "
+            "address can run its notebooks and read their results.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+
+    def ready(url: str) -> None:
+        if port_file is not None:
+            write_port(port_file, int(url.rsplit(":", 1)[1]))
+        click.echo(f"kiln notebook app on {url}", err=True)
+
+    notebook_app(
+        list(paths),
+        host=host,
+        port=port,
+        workers=workers,
+        timeout=timeout or None,
+        token=token or None,
+        no_auth=no_auth,
+        store=_store(ctx),
+        on_ready=ready,
+    )
+
+
+@notebook.command("export")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The module to write, e.g. src/mypkg/features.py.")  # fmt: skip
+def export_cmd(path: str, output: str) -> None:
+    """Write the code cells tagged `export` to an importable module (nbdev's habit).
+
+    Cells tagged `export` (or starting with a `#| export` line) are written in order,
+    under a header naming the notebook and its git commit. `kiln notebook check` warns
+    when the module is older than the notebook's export cells.
+    """
+    from kiln.notebooks import export_notebook
+
+    click.echo(f"wrote {export_notebook(path, output)}")

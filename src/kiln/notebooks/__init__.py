@@ -9,9 +9,13 @@
   makes nbconvert's render).
 - `check_notebook` finds hidden state and out-of-order execution; with `rerun=True` it
   also checks that the saved outputs still reproduce.
+- `export_notebook` writes the cells tagged `export` to an importable module.
 - `diff_notebooks` and `pair_notebook` make notebooks reviewable in version control.
 - `notebook_step` makes a notebook a step of a `kiln.Pipeline`: parameters in, recorded
   values out, cached on the notebook's code (`step` is its deprecated old name).
+- `notebook_form` reads a typed form from the `parameters` cell; `WarmRunner` runs a
+  notebook again and again in kernels forked warm, with progress and a `RunControl` to
+  stop it (what `kiln notebook app` serves).
 - The `kiln_notebook` pytest fixture (kiln's pytest plugin, `kiln.notebooks._pytest`)
   runs a notebook from a test and returns what it recorded.
 
@@ -24,12 +28,17 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "FormField",
     "NotebookResult",
     "ParametersCellWarning",
+    "RunControl",
     "SweepResult",
+    "WarmRunner",
     "check_notebook",
     "codify",
     "diff_notebooks",
+    "export_notebook",
+    "notebook_form",
     "notebook_results",
     "notebook_step",
     "notebook_text",
@@ -63,6 +72,11 @@ _LAZY = {
     "notebook_step": "kiln.notebooks._step",
     "step": "kiln.notebooks._step",
     "step_input": "kiln.notebooks._step",
+    "export_notebook": "kiln.notebooks._export",
+    "FormField": "kiln.notebooks._form",
+    "notebook_form": "kiln.notebooks._form",
+    "RunControl": "kiln.notebooks._warm",
+    "WarmRunner": "kiln.notebooks._warm",
 }
 
 

@@ -3,7 +3,8 @@
 Static checks (no kernel): execution counts missing, out of order or with gaps; a cell
 that uses a name only a later cell defines; names used but defined nowhere (state that
 lived only in the kernel); no `parameters` cell; imports of packages the project does
-not declare. With `rerun=True` a fresh copy is executed in a new kernel and its outputs
+not declare; modules exported from it (`kiln notebook export`) that are older than its
+cells (a warning). With `rerun=True` a fresh copy is executed in a new kernel and its outputs
 are compared with the saved ones: numbers within a tolerance, with memory addresses,
 timestamps, progress bars and stderr ignored, and nbval's cell markers honoured
 (`# NBVAL_SKIP`, `# NBVAL_IGNORE_OUTPUT`, `# NBVAL_RAISES_EXCEPTION`,
@@ -236,6 +237,22 @@ def _imports(nb_path: Path, cells: list[Any]) -> list[Finding]:
     return found
 
 
+def _exports(path: Path, nb: Any) -> list[Finding]:
+    """A warning per module exported from this notebook that is older than its cells."""
+    from kiln.notebooks._export import stale_exports
+
+    return [
+        Finding(
+            "stale-export",
+            None,
+            f"{module} was exported from this notebook with `kiln notebook export` and is "
+            f"older than it ({why}); export again: kiln notebook export {path} -o {module}",
+            severity="warning",
+        )
+        for module, why in stale_exports(path, nb)
+    ]
+
+
 def check_notebook(
     notebook: str | os.PathLike[str],
     *,
@@ -277,6 +294,7 @@ def check_notebook(
     report.findings += _names(cells, pindex)
     if imports:
         report.findings += _imports(path, cells)
+    report.findings += _exports(path, nb)
     if rerun:
         from kiln.notebooks._compare import rerun_findings
 

@@ -30,7 +30,7 @@ class Finding:
 
     Attributes:
         kind: missing-count, out-of-order, count-gap, defined-later, undefined,
-            no-parameters, undeclared-import, output-mismatch or rerun-error.
+            no-parameters, undeclared-import, output-mismatch, rerun-error or stale-export.
         cell: Index among the notebook's code cells (None for the notebook as a whole).
         message: What is wrong and how to fix it.
         severity: "error" (fails the check) or "warning" (fails it only when strict).

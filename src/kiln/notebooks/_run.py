@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -379,8 +379,14 @@ def execute_prepared(
     raise_on_error: bool,
     client: TrackingClient,
     begin: float,
+    on_cell: Callable[[int], None] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> NotebookResult:
-    """Create the run, execute a prepared notebook in `kernel`, store what it produced."""
+    """Create the run, execute a prepared notebook in `kernel`, store what it produced.
+
+    `on_cell` is called with each code cell's position once it ran (progress); `tags`
+    are added to the run's own.
+    """
     from kiln._settings import get_setting
     from kiln.notebooks._kernel import execute
     from kiln.tracking import capture_environment
@@ -392,7 +398,7 @@ def execute_prepared(
             experiment=experiment,
             name=name or stem,
             parent_id=parent,
-            tags={"kiln.notebook": notebook, "kiln.kernel": kernel.kernel_name},
+            tags={"kiln.notebook": notebook, "kiln.kernel": kernel.kernel_name, **(tags or {})},
             environment=capture_environment(
                 packages=parent is None and bool(get_setting("capture_packages")),
                 git=parent is None,
@@ -410,6 +416,7 @@ def execute_prepared(
             setup=_SETUP.format(env=env),
             teardown=_TEARDOWN,
             timeout=timeout,
+            on_cell=on_cell,
             stop_on_sigterm=True,
         )
     finally:

@@ -12,12 +12,17 @@ installed package (no CDN), a JSON API under `/api/` for every page's data. Boun
 anything but loopback it needs a token (`--token` / `KILN_TOKEN`) or an explicit
 `--no-auth`.
 
+`create_notebook_app` / `notebook_app` (`kiln notebook app`) serve notebooks as web
+apps on the same machinery: a typed form from the `parameters` cell, each submit a
+tracked run in a warm kernel, results cached by code and parameters.
+
 Needs the `ui` extra: `pip install 'kiln-ml[ui]'`.
 """
 
 from __future__ import annotations
 
 from kiln.ui._app import create_app
+from kiln.ui._apps import create_notebook_app, notebook_app
 from kiln.ui._server import ui
 
-__all__ = ["create_app", "ui"]
+__all__ = ["create_app", "create_notebook_app", "notebook_app", "ui"]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-__all__ = ["PAGE_MODULES", "TOKEN_COOKIE", "create_app"]
+__all__ = ["PAGE_MODULES", "TOKEN_COOKIE", "create_app", "error_handlers", "token_middleware"]
 
 PAGE_MODULES = [
     "kiln.ui._pages_home",
@@ -37,27 +37,21 @@ def _given_token(request: Request) -> str | None:
     return request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
 
 
-def create_app(store: str | None = None, *, token: str | None = None) -> Starlette:
-    """The dashboard as an ASGI app over `store` (default: the configured store).
+def token_middleware(token: str | None, *, what: str = "dashboard", hint: str = "kiln ui") -> Any:
+    """The middleware that asks every request but /health, /ready and /static for `token`.
+
+    The token comes as an `Authorization: Bearer` header, or `?token=` once (then kept in
+    an HttpOnly cookie and dropped from the URL). Shared by the dashboard and
+    `kiln notebook app`.
 
     Args:
-        store: The store URL or path (embedded SQLite or PostgreSQL).
-        token: When given, every page and API call needs it: an `Authorization: Bearer`
-            header, or `?token=` once (then kept in an HttpOnly cookie).
-
-    Returns:
-        The Starlette app (run it with `kiln.serving.run_app`, or `kiln ui`).
+        token: The token; None lets every request through.
+        what: What the pages are, for the 401 message ("dashboard").
+        hint: The command whose `--token` set it, for the 401 message.
     """
-    from kiln._extras import require
-
-    require("starlette", "ui", "The dashboard")
-    require("jinja2", "ui", "The dashboard")
-    from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.responses import JSONResponse, RedirectResponse
-    from starlette.routing import Mount
-    from starlette.staticfiles import StaticFiles
 
     async def check_token(request: Request, call_next: Any) -> Response:
         if token is None or request.url.path.startswith(_OPEN):
@@ -66,7 +60,7 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Starlet
         if given is None or not hmac.compare_digest(given.encode(), token.encode()):
             if request.url.path.startswith("/api/"):
                 return JSONResponse(
-                    {"error": "This dashboard needs a token: send Authorization: Bearer TOKEN."},
+                    {"error": f"This {what} needs a token: send Authorization: Bearer TOKEN."},
                     status_code=401,
                 )
             return render(
@@ -74,8 +68,8 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Starlet
                 "error.html",
                 401,
                 title="Token required",
-                message="This dashboard needs a token: open it with ?token=TOKEN "
-                "(the one given to kiln ui --token or KILN_TOKEN).",
+                message=f"This {what} needs a token: open it with ?token=TOKEN "
+                f"(the one given to {hint} --token or KILN_TOKEN).",
             )
         if "token" in request.query_params:  # keep it in a cookie, drop it from the URL
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
@@ -87,10 +81,14 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Starlet
             return response
         return await call_next(request)
 
-    routes: list[Any] = []
-    for name in PAGE_MODULES:
-        routes.extend(importlib.import_module(name).ROUTES)
-    routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"))
+    return Middleware(BaseHTTPMiddleware, dispatch=check_token)
+
+
+def error_handlers() -> dict[Any, Any]:
+    """Starlette exception handlers: kiln's NotFoundError as 404, other KilnErrors as 400,
+    HTTPException as its status; a JSON `{"error": ...}` under /api/, else the error page."""
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/api/"):
@@ -109,16 +107,36 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Starlet
             return JSONResponse({"error": detail}, status_code=status)
         return render(request, "error.html", status, title=f"Error {status}", message=detail)
 
-    from starlette.exceptions import HTTPException
+    return {NotFoundError: not_found, KilnError: kiln_error, HTTPException: http_error}
 
+
+def create_app(store: str | None = None, *, token: str | None = None) -> Starlette:
+    """The dashboard as an ASGI app over `store` (default: the configured store).
+
+    Args:
+        store: The store URL or path (embedded SQLite or PostgreSQL).
+        token: When given, every page and API call needs it: an `Authorization: Bearer`
+            header, or `?token=` once (then kept in an HttpOnly cookie).
+
+    Returns:
+        The Starlette app (run it with `kiln.serving.run_app`, or `kiln ui`).
+    """
+    from kiln._extras import require
+
+    require("starlette", "ui", "The dashboard")
+    require("jinja2", "ui", "The dashboard")
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    routes: list[Any] = []
+    for name in PAGE_MODULES:
+        routes.extend(importlib.import_module(name).ROUTES)
+    routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=check_token)],
-        exception_handlers={
-            NotFoundError: not_found,
-            KilnError: kiln_error,
-            HTTPException: http_error,
-        },
+        middleware=[token_middleware(token)],
+        exception_handlers=error_handlers(),
     )
     app.state.store = store
     app.state.client = None
