@@ -35,7 +35,7 @@ def populate(store: str, folder: Path) -> dict[str, Any]:
             run.log_metric("system/cpu_percent", 10.0 + i)
             run.set_tags({"team": "growth" if i % 2 else "core"})
         ids["churn"].append(run.id)
-    with kiln.start_run("xss", experiment="churn") as run:
+    with kiln.start_run(f"xss {XSS}", experiment="churn") as run:
         run.log_params({"note": XSS, "alpha": 0.99})
         run.log_metric("acc", 0.1)
         run.set_tags({"team": XSS})

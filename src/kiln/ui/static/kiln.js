@@ -89,6 +89,7 @@ window.kiln = window.kiln || {};
     plots.forEach(function (div) {
       const key = div.dataset.metric;
       Promise.all(runs.map(function (r) {
+        if (r.metrics && !(key in r.metrics)) { return { step: [], value: [], total: 0 }; }
         return kiln.series(r.id, key).catch(function () { return { step: [], value: [], total: 0 }; });
       })).then(function (all) {
         state[key] = all;
@@ -109,7 +110,7 @@ window.kiln = window.kiln || {};
 
   kiln.compareCharts = function (data) {
     if (!window.Plotly) { return; }
-    const runs = data.runs.map(function (r) { return { id: r.id, label: r.name + " " + r.id.slice(0, 8) }; });
+    const runs = data.runs.map(function (r) { return { id: r.id, label: r.name + " " + r.id.slice(0, 8), metrics: r.metrics }; });
     drawMetricCharts(runs);
     const div = document.getElementById("parallel");
     const par = data.parallel;
