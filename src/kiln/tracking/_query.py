@@ -249,10 +249,13 @@ def _joined(op: Any, parts: list[ColumnElement[bool]]) -> ColumnElement[bool]:
     return op(*parts) if len(parts) > 1 else parts[0]
 
 
-def order_columns(keys: list[OrderKey], query: Any) -> tuple[Any, list[tuple[Any, bool]]]:
+def order_columns(
+    keys: list[OrderKey], query: Any, *, inner_first: bool = False
+) -> tuple[Any, list[tuple[Any, bool]]]:
     """Join what the order-by keys need onto `query`; return it with the columns the rows
     sort by, each with whether it sorts descending (missing values last either way). The
-    last two are start_time (newest first) and id, so the order is total."""
+    last two are start_time (newest first) and id, so the order is total. `inner_first`
+    joins the first key's table inner: only the runs that have that key."""
     columns: list[tuple[Any, bool]] = []
     for i, key in enumerate(keys):
         field: Field = key.field
@@ -261,9 +264,8 @@ def order_columns(keys: list[OrderKey], query: Any) -> tuple[Any, list[tuple[Any
         else:
             table = {"metrics": s.latest_metrics, "params": s.params, "tags": s.tags}[field.kind]
             alias = table.alias(f"ord{i}")
-            query = query.outerjoin(
-                alias, and_(alias.c.run_id == s.runs.c.id, alias.c.key == field.name)
-            )
+            on = and_(alias.c.run_id == s.runs.c.id, alias.c.key == field.name)
+            query = query.join(alias, on, isouter=not (inner_first and i == 0))
             cols = [alias.c.value_num, alias.c.value] if field.kind == "params" else [alias.c.value]
         columns.extend((col, key.descending) for col in cols)
     columns.append((s.runs.c.start_time, True))

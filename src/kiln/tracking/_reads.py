@@ -7,7 +7,7 @@ import gc
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from kiln._exceptions import (
@@ -64,6 +64,20 @@ def _make_cursor(order: str, values: list[Any]) -> str:
 
     raw = json.dumps({"o": order, "v": values}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _resume(columns: list[tuple[Any, bool]], last: list[Any] | None, have: int) -> list[Any]:
+    """The conditions of the rows after `last` among the runs that have the first order
+    key; for a metric or tag also a range on its value, so an index seeks to the cursor."""
+    if last is None:
+        return []
+    from kiln.tracking._query import after_row
+
+    conds = [after_row(columns, last)]
+    if have == 0:
+        col, descending = columns[0]
+        conds.append(col <= last[0] if descending else col >= last[0])
+    return conds
 
 
 def _read_cursor(cursor: str, order: str, n_values: int) -> list[Any]:
@@ -466,19 +480,46 @@ class RunReads(_ClientBase):
         keys = parse_order_by(order or None)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise TrackingError(f"limit must be an integer from 1 to 10,000; got {limit!r}.")
-        joined = s.runs.join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
-        query, columns = order_columns(keys, select(s.runs.c.id).select_from(joined))
         conds = [s.runs.c.deleted_at.is_(None), where]
         if experiment is not None:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
             conds.append(s.runs.c.experiment_id.in_([self.experiment_id(n) for n in names]))
-        if after:
-            conds.append(after_row(columns, _read_cursor(after, order, len(columns))))
-        terms = [(c.desc() if d else c.asc()).nulls_last() for c, d in columns[:-2]]
-        terms += [s.runs.c.start_time.desc(), s.runs.c.id]
-        query = query.add_columns(*(c for c, _ in columns)).where(*conds).order_by(*terms)
+        joined: Any = s.runs
+        if "experiment" in f"{filter} {order}".lower():  # only then is the join needed
+            joined = s.runs.join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
+
+        def page(inner: bool, extra: Callable[[list[Any]], list[Any]], n: int) -> list[Any]:
+            query, columns = order_columns(
+                keys, select(s.runs.c.id).select_from(joined), inner_first=inner
+            )
+            terms = [(c.desc() if d else c.asc()).nulls_last() for c, d in columns[:-2]]
+            terms += [s.runs.c.start_time.desc(), s.runs.c.id]
+            query = query.add_columns(*(c for c, _ in columns)).where(*conds, *extra(columns))
+            return list(conn.execute(query.order_by(*terms).limit(n)).all())
+
+        n_cols = len(order_columns(keys, select(s.runs.c.id))[1])
+        last = _read_cursor(after, order, n_cols) if after else None
+        keyed = bool(keys) and keys[0].field.kind != "attribute"
         with no_gc(), self.store.read() as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+            if not keyed:
+                rows = page(False, lambda cols: [after_row(cols, last)] if last else [], limit + 1)
+            else:
+                # Ordered by a metric, param or tag: first the runs that have it (on SQLite
+                # walked from the key's index, stopping at the page's end), then those that
+                # lack it (missing values sort last), so no page sorts every run.
+                have = 1 if keys[0].field.kind == "params" else 0  # its `value` column
+                rows = []
+                if last is None or last[have] is not None:
+                    rows = page(True, lambda cols: _resume(cols, last, have), limit + 1)
+                if len(rows) <= limit:
+                    rows += page(
+                        False,
+                        lambda cols: [
+                            cols[have][0].is_(None),
+                            *([after_row(cols, last)] if last and last[have] is None else []),
+                        ],
+                        limit + 1 - len(rows),
+                    )
             if not rows and filter and not after:
                 self._warn_missing_keys(conn, parse_filter(filter), conds[:1] + conds[2:])
         found = self._load_runs([row[0] for row in rows[:limit]], full=False)

@@ -70,18 +70,11 @@ def _experiments(tracking: TrackingClient, metric: str, direction: str) -> list[
     with tracking.store.read() as conn:
         rows = conn.execute(query).all()
         if metric:
-            m = s.latest_metrics
-            pick = func.min(m.c.value) if direction == "min" else func.max(m.c.value)
-            best = {
-                int(i): float(v)
-                for i, v in conn.execute(
-                    select(r.c.experiment_id, pick)
-                    .select_from(m.join(r, r.c.id == m.c.run_id))
-                    .where(m.c.key == metric, r.c.deleted_at.is_(None), r.c.parent_id.is_(None))
-                    .group_by(r.c.experiment_id)
-                )
-                if v is not None
-            }
+            for i, _name, _created, n, _last in rows:
+                if n:
+                    value = _best(conn, int(i), int(n), metric, direction)
+                    if value is not None:
+                        best[int(i)] = value
     return [
         {
             "id": int(i),
@@ -93,6 +86,33 @@ def _experiments(tracking: TrackingClient, metric: str, direction: str) -> list[
         }
         for i, name, created, n, last in rows
     ]
+
+
+# The best value of a metric in one experiment. A large experiment walks the metric's
+# (key, value) index from the best end and stops at its first run; a small one reads its
+# own runs' values. (CROSS JOIN fixes SQLite's join order; elsewhere it is a plain join.)
+_BEST_FROM_INDEX = """
+SELECT o.value FROM latest_metrics o CROSS JOIN runs r
+WHERE o."key" = :key AND r.id = o.run_id AND r.experiment_id = :exp
+  AND r.deleted_at IS NULL AND r.parent_id IS NULL
+ORDER BY o.value {order} LIMIT 1
+"""
+_BEST_FROM_RUNS = """
+SELECT {pick}(o.value) FROM runs r CROSS JOIN latest_metrics o
+WHERE r.experiment_id = :exp AND r.deleted_at IS NULL AND r.parent_id IS NULL
+  AND o.run_id = r.id AND o."key" = :key
+"""
+
+
+def _best(conn: Any, experiment_id: int, n_runs: int, metric: str, direction: str) -> float | None:
+    from sqlalchemy import text
+
+    if n_runs > 2000:
+        sql = _BEST_FROM_INDEX.format(order="ASC" if direction == "min" else "DESC")
+    else:
+        sql = _BEST_FROM_RUNS.format(pick="min" if direction == "min" else "max")
+    value = conn.execute(text(sql), {"key": metric, "exp": experiment_id}).scalar()
+    return None if value is None else float(value)
 
 
 def _experiments_data(request: Request) -> dict[str, Any]:
