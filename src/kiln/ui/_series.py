@@ -55,7 +55,7 @@ class Series:
 # SQLite: buckets [a, b) of steps from a recursive CTE; per bucket one index range scan
 # for the minimum and one for the maximum. SQLite gives a bare column (`step`) the value
 # of the row that holds the query's single min() or max(), so each scan also says where
-# the extreme was logged; %.17g keeps the float exact through the text.
+# the extreme was logged; the value comes through the text to 16 significant digits.
 _SQLITE = """
 WITH RECURSIVE r AS (
   SELECT min(step) AS lo, max(step) + 1 - min(step) AS span, count(*) AS n
