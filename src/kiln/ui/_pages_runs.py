@@ -40,7 +40,7 @@ __all__ = ["ROUTES"]
 _PIPELINE = "kiln.pipeline"
 _MAX_CHILDREN = 1000
 _MAX_COMPARE = 50
-_CSV_PAGE = 1000
+_CSV_PAGE = 5000
 
 
 # ------------------------------------------------------------------ experiments
@@ -254,15 +254,20 @@ def runs_csv(request: Request) -> Response:
     except (FilterSyntaxError, TrackingError) as exc:
         return api({"error": str(exc)}, 400)
 
-    def rows() -> Iterator[str]:
+    def rows() -> Iterator[str]:  # a page at a time: each chunk is a hop to a thread
         runs, cursor, _ = first
         columns = view.columns if view.columns is not None else default_columns(runs)
         head = ["run_id", "name", "experiment", "status", "start_time", "duration"]
-        yield _csv_line(head + [c.name for c in columns])
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(head + [c.name for c in columns])
         while True:
             for r in runs:
                 base = [r.id, r.name, r.experiment, r.status, fmt_time(r.start_time), r.duration]
-                yield _csv_line(base + [cell(r, c) for c in columns])
+                writer.writerow(_csv_cells(base + [cell(r, c) for c in columns]))
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
             if cursor is None:
                 return
             runs, cursor, _ = _search(request, view, after=cursor)
@@ -274,15 +279,17 @@ def runs_csv(request: Request) -> Response:
     )
 
 
-def _csv_line(values: list[Any]) -> str:
-    out = io.StringIO()
-    # A text cell that a spreadsheet would read as a formula is quoted with a leading '.
-    safe = [
-        "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") and not _is_number(v) else v
+def _csv_cells(values: list[Any]) -> list[Any]:
+    """Cells for the CSV writer: None as empty, and a text cell that a spreadsheet would
+    read as a formula (=, +, -, @ and not a number) quoted with a leading '."""
+    return [
+        ""
+        if v is None
+        else "'" + v
+        if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") and not _is_number(v)
+        else v
         for v in values
     ]
-    csv.writer(out, lineterminator="\n").writerow(["" if v is None else v for v in safe])
-    return out.getvalue()
 
 
 def _is_number(text: str) -> bool:
