@@ -71,7 +71,7 @@ def test_experiments_to_runs_to_filter_to_sort_to_run_to_compare(site: Any, tmp_
     tab = Tab(browser, url, tmp_path)
     page = tab.page
     tab.go("/experiments?metric=acc")
-    assert page.locator("#experiments tbody tr").count() == 3
+    assert page.locator("#experiments tbody tr").count() == 4
     tab.shot("experiments")
     page.click("#experiments >> text=churn")
     page.wait_for_url("**/runs?experiment=churn")

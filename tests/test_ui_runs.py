@@ -57,7 +57,7 @@ def test_experiments_list_run_counts_activity_and_the_best_value_of_a_metric(das
     http, _ids = dash
     data = http.get("/api/experiments", params={"metric": "acc"}).json()
     by_name = {e["name"]: e for e in data["experiments"]}
-    assert set(by_name) == {"churn", "fraud", "tuning"}
+    assert set(by_name) == {"churn", "fraud", "tuning", "toy"}
     assert by_name["churn"]["runs"] == 13  # top-level runs only
     assert by_name["tuning"]["runs"] == 1  # the sweep run, not its trials
     assert data["direction"] == "max"
@@ -202,6 +202,20 @@ def test_a_sweep_page_lists_its_trials_best_first(dash: Any) -> None:
     assert scores == sorted(scores, reverse=True)
     assert children["runs"][0]["params"] == {"alpha": "0.3", "depth": "5"}
     assert "Sweep trials" in http.get(f"/runs/{ids['sweep']}").text
+
+
+def test_a_pipeline_page_lists_its_steps_with_their_cache_status(dash: Any) -> None:
+    http, ids = dash
+    data = http.get(f"/api/runs/{ids['pipeline']}").json()
+    steps = data["children"]
+    assert steps["kind"] == "pipeline"
+    assert [(s["step"], s["cache"]) for s in steps["runs"]] == [("load", "hit"), ("train", "hit")]
+    assert ["Pipeline graph", f"/pipelines/{ids['pipeline']}"] in data["links"]
+    page = http.get(f"/runs/{ids['pipeline']}").text
+    assert "Pipeline steps" in page
+    assert 'class="cache-hit"' in page
+    table = http.get("/api/runs", params={"experiment": "toy", "columns": "metrics.train.score"})
+    assert [r["values"]["metrics.train.score"] for r in table.json()["runs"]] == [3.0, 3.0]
 
 
 def test_a_long_metric_is_downsampled_with_its_spike_kept(dash: Any) -> None:

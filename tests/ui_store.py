@@ -16,6 +16,20 @@ def sweep_objective(alpha: float, depth: int) -> dict[str, float]:
     return {"acc": 1.0 - (alpha - 0.3) ** 2 - 0.01 * (depth - 5) ** 2}
 
 
+def load() -> list[float]:
+    """A pipeline step: the data."""
+    return [1.0, 2.0, 3.0]
+
+
+def train(load: list[float], alpha: float) -> float:
+    """A pipeline step: a score, logged as a metric of the step's run."""
+    import kiln
+
+    score = sum(load) * alpha
+    kiln.log_metric("score", score)
+    return score
+
+
 def populate(store: str, folder: Path) -> dict[str, Any]:
     """Three experiments, runs with params/metrics/tags, a failed run, a long metric
     series with one spike, a run named with a script tag, a sweep's trials."""
@@ -68,5 +82,10 @@ def populate(store: str, folder: Path) -> dict[str, Any]:
     )
     ids["sweep"] = found.run_id
     ids["trials"] = [t.run_id for t in found.trials]
+    from kiln.pipeline import Pipeline
+
+    pipeline = Pipeline([load, train], name="toy", root=folder)
+    pipeline.run({"alpha": 0.5}, experiment="toy")
+    ids["pipeline"] = pipeline.run({"alpha": 0.5}, experiment="toy").run_id  # cache hits
     kiln.flush()
     return ids
