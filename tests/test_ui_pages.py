@@ -263,9 +263,6 @@ def test_markup_in_names_is_rendered_inert(ui: tuple[str, Filled]) -> None:
 
 def _open(browser: Any, url: str, problems: list[str]) -> Any:
     page = browser.new_page()
-    # base.html's `<link rel="icon" href="data:,">` comes with the core pages (i17-core);
-    # until then Chromium asks for /favicon.ico, which is no page of this module's.
-    page.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
     page.on(
         "console",
         lambda m: problems.append(f"{url}: {m.type}: {m.text}") if m.type == "error" else None,
