@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import ConfigurationError, DataFileError
+from kiln._jsonable import plain
 from kiln.monitor._drift import DEFAULTS as DRIFT_DEFAULTS
 from kiln.monitor._drift import TABLE_COLUMNS, DriftResult, drift
 from kiln.monitor._performance import PerformanceResult, performance, reference_metrics
@@ -170,21 +171,6 @@ def load_config(config: Any) -> dict[str, Any]:
     return dict(config)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready values: numpy scalars as Python ones, NaN and infinity as None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 @dataclass
 class MonitorReport:
     """What `kiln.monitor` found: drift, prediction drift, data quality, performance.
@@ -285,7 +271,7 @@ class MonitorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values (NaN and infinity as None)."""
-        return _plain(
+        return plain(
             {
                 "model_uri": self.model_uri,
                 "model": self.model,

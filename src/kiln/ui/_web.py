@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln._jsonable import plain
+
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
@@ -81,23 +83,6 @@ def registry(request: Request) -> RegistryClient:
         state.registry = RegistryClient(client(request))
     found: RegistryClient = state.registry
     return found
-
-
-def plain(value: Any) -> Any:
-    """JSON-ready values: numpy scalars as Python ones, NaN/inf as None, times as text."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def fmt_time(ms: Any) -> str:
