@@ -15,6 +15,8 @@ N = 50_000
 
 @pytest.fixture
 def series(tmp_path: Path) -> tuple[TrackingClient, str]:
+    """A 50,000-point series with two spikes and a short one (SQLite; the portable query
+    is checked against it on the same store)."""
     tracking = TrackingClient(f"sqlite:///{tmp_path / 'kiln.db'}")
     run = tracking.create_run(experiment="s")
     rows = [("loss", 2.0 + math.sin(s / 500.0), s * 3, None) for s in range(N)]

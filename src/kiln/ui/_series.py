@@ -122,45 +122,32 @@ def _point(text: str) -> tuple[int, float]:
     return int(step), float(value)
 
 
+# Other databases (PostgreSQL): each bucket's extremes picked by window functions.
+_GENERIC = """
+WITH r AS (
+  SELECT min(step) AS lo, max(step) + 1 - min(step) AS span, count(*) AS n
+  FROM metrics WHERE run_id = :run AND "key" = :key
+),
+b AS (
+  SELECT m.step AS step, m.value AS value, r.n AS n,
+         floor((m.step - r.lo) * :buckets / r.span) AS bucket
+  FROM metrics m, r WHERE m.run_id = :run AND m."key" = :key
+),
+k AS (
+  SELECT step, value, n,
+         row_number() OVER (PARTITION BY bucket ORDER BY value, step) AS low,
+         row_number() OVER (PARTITION BY bucket ORDER BY value DESC, step) AS high
+  FROM b
+)
+SELECT step, value, n FROM k WHERE low = 1 OR high = 1 ORDER BY step, value
+"""
+
+
 def _generic(conn: Any, run_id: str, key: str, points: int) -> Series:
     """Other databases (PostgreSQL): each bucket's extremes by a window function."""
-    from sqlalchemy import Integer, cast, func, literal, or_, select
+    from sqlalchemy import text
 
-    from kiln.store import schema as s
-
-    m = s.metrics
-    mine = (m.c.run_id == run_id, m.c.key == key)
-    r = (
-        select(
-            func.min(m.c.step).label("lo"),
-            (func.max(m.c.step) + 1 - func.min(m.c.step)).label("span"),
-            func.count().label("n"),
-        )
-        .where(*mine)
-        .cte("r")
-    )
-    bucket = cast(func.floor((m.c.step - r.c.lo) * literal(float(points)) / r.c.span), Integer)
-    ranked = (
-        select(
-            m.c.step,
-            m.c.value,
-            r.c.n,
-            func.row_number()
-            .over(partition_by=bucket, order_by=(m.c.value, m.c.step))
-            .label("low"),
-            func.row_number()
-            .over(partition_by=bucket, order_by=(m.c.value.desc(), m.c.step))
-            .label("high"),
-        )
-        .select_from(m.join(r, literal(True)))
-        .where(*mine)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(ranked.c.step, ranked.c.value, ranked.c.n)
-        .where(or_(ranked.c.low == 1, ranked.c.high == 1))
-        .order_by(ranked.c.step, ranked.c.value)
-    ).all()
+    rows = conn.execute(text(_GENERIC), {"run": run_id, "key": key, "buckets": float(points)}).all()
     if not rows:
         return Series(key, 0)
     return Series(
