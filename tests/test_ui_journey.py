@@ -19,6 +19,13 @@ pytestmark = pytest.mark.slow
 
 def test_one_visit_through_every_area_of_the_dashboard(tmp_path: Path) -> None:
     filled = fill(tmp_path / "store")
+    from kiln.tracking import TrackingClient
+
+    client = TrackingClient(filled.store)
+    training = client.create_run(experiment="ui-pages", name="training")
+    client.log_metrics(training, [("loss", 1.0 / (1 + step), step, None) for step in range(50)])
+    client.end_run(training)
+    client.flush()
     shots = tmp_path / "shots"
     shots.mkdir()
     cmd = [KILN, "--store", filled.store, "ui"]
@@ -45,10 +52,16 @@ def test_one_visit_through_every_area_of_the_dashboard(tmp_path: Path) -> None:
         tab.shot("3-sorted")
         table = page.url
 
+        tab.go(f"/runs/{training}")
+        tab.charts_drawn(1)
+        assert page.locator(".plot").count() == 1  # the loss's 50 steps
+        assert page.locator(".plot[data-metric=loss] .main-svg").count() >= 1
+        tab.shot("4-run")
+
+        page.goto(table)
         page.locator("a.run-link").first.click()
         page.wait_for_url("**/runs/*")
-        assert tab.charts_drawn(1) >= 1  # the monitoring run's metrics
-        tab.shot("4-run")
+        assert page.locator(".plot").count() == 0  # single values: in the table only
         page.click("#artifacts >> text=monitor.html")
         page.wait_for_url("**/artifacts/monitor.html")
         page.frame_locator("iframe.report").locator("h1").first.wait_for(timeout=30_000)

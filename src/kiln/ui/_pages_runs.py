@@ -368,6 +368,9 @@ def _run_data(request: Request, run_id: str) -> dict[str, Any]:
     diff = env.pop("git_diff", None)
     packages = env.pop("packages", None) or {}
     metric_keys = sorted(run.metrics)
+    from kiln.ui._series import point_counts
+
+    counts = point_counts(tracking.store, run.id)
     links = []
     if f"{_PIPELINE}.target" in run.tags:
         links.append(("Pipeline graph", f"/pipelines/{run.id}"))
@@ -378,7 +381,8 @@ def _run_data(request: Request, run_id: str) -> dict[str, Any]:
         "run": run.to_dict() | {"environment": env},
         "git_diff": diff,
         "packages": packages,
-        "metrics": [k for k in metric_keys if not k.startswith("system/")],
+        # A chart per metric with a history; a single value reads better in the table.
+        "metrics": [k for k in metric_keys if not k.startswith("system/") and counts.get(k, 0) > 1],
         "system_metrics": [k for k in metric_keys if k.startswith("system/")],
         "artifacts": [
             {
