@@ -24,7 +24,7 @@ from kiln._exceptions import FilterSyntaxError
 from kiln.store import schema as s
 from kiln.tracking._filter import ATTRIBUTES, And, Compare, Field, Node, Not, Or, OrderKey
 
-__all__ = ["compile_filter", "missing_keys", "order_clauses"]
+__all__ = ["after_row", "compile_filter", "missing_keys", "order_clauses", "order_columns"]
 
 
 def _attr_column(name: str) -> Any:
@@ -249,9 +249,14 @@ def _joined(op: Any, parts: list[ColumnElement[bool]]) -> ColumnElement[bool]:
     return op(*parts) if len(parts) > 1 else parts[0]
 
 
-def order_clauses(keys: list[OrderKey], query: Any) -> tuple[Any, list[Any]]:
-    """Join what the order-by keys need onto `query` and return it with its ORDER BY terms."""
-    terms: list[Any] = []
+def order_columns(
+    keys: list[OrderKey], query: Any, *, inner_first: bool = False
+) -> tuple[Any, list[tuple[Any, bool]]]:
+    """Join what the order-by keys need onto `query`; return it with the columns the rows
+    sort by, each with whether it sorts descending (missing values last either way). The
+    last two are start_time (newest first) and id, so the order is total. `inner_first`
+    joins the first key's table inner: only the runs that have that key."""
+    columns: list[tuple[Any, bool]] = []
     for i, key in enumerate(keys):
         field: Field = key.field
         if field.kind == "attribute":
@@ -259,15 +264,40 @@ def order_clauses(keys: list[OrderKey], query: Any) -> tuple[Any, list[Any]]:
         else:
             table = {"metrics": s.latest_metrics, "params": s.params, "tags": s.tags}[field.kind]
             alias = table.alias(f"ord{i}")
-            query = query.outerjoin(
-                alias, and_(alias.c.run_id == s.runs.c.id, alias.c.key == field.name)
-            )
+            on = and_(alias.c.run_id == s.runs.c.id, alias.c.key == field.name)
+            query = query.join(alias, on, isouter=not (inner_first and i == 0))
             cols = [alias.c.value_num, alias.c.value] if field.kind == "params" else [alias.c.value]
-        for col in cols:
-            terms.append((col.desc() if key.descending else col.asc()).nulls_last())
-    terms.append(s.runs.c.start_time.desc())
-    terms.append(s.runs.c.id)
+        columns.extend((col, key.descending) for col in cols)
+    columns.append((s.runs.c.start_time, True))
+    columns.append((s.runs.c.id, False))
+    return query, columns
+
+
+def order_clauses(keys: list[OrderKey], query: Any) -> tuple[Any, list[Any]]:
+    """Join what the order-by keys need onto `query` and return it with its ORDER BY terms."""
+    query, columns = order_columns(keys, query)
+    terms = [(col.desc() if desc else col.asc()).nulls_last() for col, desc in columns[:-2]]
+    terms += [s.runs.c.start_time.desc(), s.runs.c.id]
     return query, terms
+
+
+def after_row(columns: list[tuple[Any, bool]], values: list[Any]) -> ColumnElement[bool]:
+    """The rows that sort strictly after the row whose sort values are `values`, in the
+    order of `columns` (from `order_columns`; missing values last): a keyset condition,
+    so the next page is found without counting past the earlier ones (no OFFSET)."""
+    alternatives: list[ColumnElement[bool]] = []
+    for i, (col, descending) in enumerate(columns):
+        value = values[i]
+        if value is None:
+            continue  # nothing sorts after a missing value but missing values (ties)
+        same = [
+            c.is_(None) if v is None else c == v
+            for (c, _), v in zip(columns[:i], values[:i], strict=True)
+        ]
+        beyond = col < value if descending else col > value
+        last = i >= len(columns) - 2  # start_time and id are never missing
+        alternatives.append(and_(*same, beyond if last else or_(beyond, col.is_(None))))
+    return or_(*alternatives) if alternatives else false()
 
 
 def _named_keys(node: Node | None) -> list[Field]:

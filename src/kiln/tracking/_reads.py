@@ -7,7 +7,7 @@ import gc
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from kiln._exceptions import (
@@ -56,6 +56,50 @@ def effective_status(
 
 
 _N_RUN_COLUMNS = 10
+
+
+def _make_cursor(order: str, values: list[Any]) -> str:
+    """A page cursor: the order it was made for and the last run's sort values."""
+    import base64
+
+    raw = json.dumps({"o": order, "v": values}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _resume(columns: list[tuple[Any, bool]], last: list[Any] | None, have: int) -> list[Any]:
+    """The conditions of the rows after `last` among the runs that have the first order
+    key; for a metric or tag also a range on its value, so an index seeks to the cursor."""
+    if last is None:
+        return []
+    from kiln.tracking._query import after_row
+
+    conds = [after_row(columns, last)]
+    if have == 0:
+        col, descending = columns[0]
+        conds.append(col <= last[0] if descending else col >= last[0])
+    return conds
+
+
+def _read_cursor(cursor: str, order: str, n_values: int) -> list[Any]:
+    """The sort values in `cursor`, checked against the order they are used with."""
+    import base64
+    import binascii
+
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        values, made_for = data["v"], data["o"]
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise TrackingError(
+            f"{cursor[:40]!r} is not a page cursor: pass back the one a page returned "
+            "(or leave it out for the first page)."
+        ) from None
+    if made_for != order or not isinstance(values, list) or len(values) != n_values:
+        raise TrackingError(
+            f"This page cursor was made for the order {made_for or 'newest first'!r}, not "
+            f"{order or 'newest first'!r}: start from the first page when the order changes."
+        )
+    return values
 
 
 @contextlib.contextmanager
@@ -397,6 +441,90 @@ class RunReads(_ClientBase):
             if not found and filter:
                 self._warn_missing_keys(conn, parse_filter(filter), conds[:1] + conds[2:])
         return self._with_files(found) if files else found
+
+    def search_runs_page(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[Run], str | None]:
+        """One page of `search_runs`, and the cursor of the next page (None on the last).
+
+        Pass the cursor back as `after` (with the same `order_by`) for the next page. The
+        page after a cursor is found by the sort values of its last run (keyset paging),
+        never by skipping the earlier runs, so page 1,000 of 100,000 runs is as quick as
+        page 1; runs added meanwhile do not shift a page.
+
+        Args:
+            experiment: One experiment name or several; None means all.
+            filter: An expression in the filter language, as for `search_runs`.
+            order_by: e.g. `"metrics.acc desc"`; several keys separated by commas.
+            limit: At most this many runs on the page (1 to 10,000).
+            after: The cursor a previous page returned.
+
+        Raises:
+            FilterSyntaxError: The filter or order cannot be parsed.
+            TrackingError: A cursor that is not one, or was made for another order.
+        """
+        self._flush_pending()
+        from sqlalchemy import select
+
+        from kiln.store import schema as s
+        from kiln.tracking._filter import parse_filter, parse_order_by
+        from kiln.tracking._query import after_row, compile_filter, order_columns
+
+        where = compile_filter(parse_filter(filter or ""), filter or "")
+        order = (order_by or "").strip()
+        keys = parse_order_by(order or None)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise TrackingError(f"limit must be an integer from 1 to 10,000; got {limit!r}.")
+        conds = [s.runs.c.deleted_at.is_(None), where]
+        if experiment is not None:
+            names = [experiment] if isinstance(experiment, str) else list(experiment)
+            conds.append(s.runs.c.experiment_id.in_([self.experiment_id(n) for n in names]))
+        joined: Any = s.runs
+        if "experiment" in f"{filter} {order}".lower():  # only then is the join needed
+            joined = s.runs.join(s.experiments, s.experiments.c.id == s.runs.c.experiment_id)
+
+        def page(inner: bool, extra: Callable[[list[Any]], list[Any]], n: int) -> list[Any]:
+            query, columns = order_columns(
+                keys, select(s.runs.c.id).select_from(joined), inner_first=inner
+            )
+            terms = [(c.desc() if d else c.asc()).nulls_last() for c, d in columns[:-2]]
+            terms += [s.runs.c.start_time.desc(), s.runs.c.id]
+            query = query.add_columns(*(c for c, _ in columns)).where(*conds, *extra(columns))
+            return list(conn.execute(query.order_by(*terms).limit(n)).all())
+
+        n_cols = len(order_columns(keys, select(s.runs.c.id))[1])
+        last = _read_cursor(after, order, n_cols) if after else None
+        keyed = bool(keys) and keys[0].field.kind != "attribute"
+        with no_gc(), self.store.read() as conn:
+            if not keyed:
+                rows = page(False, lambda cols: [after_row(cols, last)] if last else [], limit + 1)
+            else:
+                # Ordered by a metric, param or tag: first the runs that have it (on SQLite
+                # walked from the key's index, stopping at the page's end), then those that
+                # lack it (missing values sort last), so no page sorts every run.
+                have = 1 if keys[0].field.kind == "params" else 0  # its `value` column
+                rows = []
+                if last is None or last[have] is not None:
+                    rows = page(True, lambda cols: _resume(cols, last, have), limit + 1)
+                if len(rows) <= limit:
+                    rows += page(
+                        False,
+                        lambda cols: [
+                            cols[have][0].is_(None),
+                            *([after_row(cols, last)] if last and last[have] is None else []),
+                        ],
+                        limit + 1 - len(rows),
+                    )
+            if not rows and filter and not after:
+                self._warn_missing_keys(conn, parse_filter(filter), conds[:1] + conds[2:])
+        found = self._load_runs([row[0] for row in rows[:limit]], full=False)
+        cursor = _make_cursor(order, list(rows[limit - 1][1:])) if len(rows) > limit else None
+        return found, cursor
 
     def with_step_metrics(self, runs: Sequence[Run]) -> list[Run]:
         """The runs, each pipeline run with its steps' metrics rolled up into its own.
