@@ -320,7 +320,7 @@ def _children(tracking: TrackingClient, run: Run) -> dict[str, Any]:
 
         kids.sort(key=rank)
     elif kind == "pipeline":
-        kids.sort(key=lambda r: r.start_time)
+        kids = _in_step_order(kids)
     rows = [
         {
             "id": r.id,
@@ -337,6 +337,28 @@ def _children(tracking: TrackingClient, run: Run) -> dict[str, Any]:
         for r in kids
     ]
     return {"kind": kind, "objective": objective, "direction": direction, "runs": rows}
+
+
+def _in_step_order(steps: list[Run]) -> list[Run]:
+    """A pipeline's step runs in run order: by start time, a step after the steps it
+    reads (cache hits are recorded within the same millisecond)."""
+    import json
+
+    def reads(run: Run) -> set[str]:
+        try:
+            return set(json.loads(run.tags.get(f"{_PIPELINE}.inputs") or "{}"))
+        except (ValueError, TypeError):
+            return set()
+
+    steps = sorted(steps, key=lambda r: (r.start_time, r.tags.get(f"{_PIPELINE}.step", "")))
+    names = {r.tags.get(f"{_PIPELINE}.step", "") for r in steps}
+    done: set[str] = set()
+    out: list[Run] = []
+    while steps:
+        ready = next((i for i, r in enumerate(steps) if reads(r) & names <= done), 0)
+        out.append(steps.pop(ready))
+        done.add(out[-1].tags.get(f"{_PIPELINE}.step", ""))
+    return out
 
 
 def _run_data(request: Request, run_id: str) -> dict[str, Any]:
