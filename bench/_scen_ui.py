@@ -1,0 +1,304 @@
+"""u. The dashboard: `kiln ui` vs `mlflow server` answering runs pages over 100,000 runs.
+
+Once per session (untimed), the same seeded runs (10 params, 10 metrics, 5 tags each)
+go into a kiln store through one `TrackingClient` (kiln has no bulk-import API; its
+background writer batches many runs per transaction) and into an MLflow SQLite store
+through MLflow's own SQLAlchemy models in one transaction, plus one run with 1,000,000
+values of one metric in each. Each repetition then starts each tool's server over its
+store, fresh (bench/scenarios/ui_bench.py), and asks it for the runs page and 20
+filtered/sorted pages (bench/scenarios/_uidata.py), the long metric downsampled for a
+chart, and (kiln, with Chromium) the long run's page until its chart has rendered.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from _harness import KILN_CLI, KILN_PY, MLFLOW_ENV, MLFLOW_PY, BenchError, run
+from _scenarios import FULL, Context, Figures, Row, Scenario, Stats, _cell, _sec
+from _uidata import PAGE, QUERIES  # bench/scenarios is on sys.path (see _scenarios)
+
+CHROMIUM = Path("/usr/bin/chromium")
+TOOLS = ("kiln", "mlflow")
+
+
+def _msf(v: float) -> str:
+    return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def _p95(values: list[float]) -> float:
+    """The 95th percentile, interpolated between the two nearest ranks."""
+    xs = sorted(values)
+    pos = 0.95 * (len(xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _query_text(i: int) -> str:
+    q = QUERIES[i]
+    return f"`{q.kiln_filter or '(no filter)'}` by `{q.kiln_order or 'start_time desc'}`"
+
+
+class Dashboard(Scenario):
+    key, title = "u", "the dashboard: runs pages over many runs (kiln ui vs mlflow server)"
+    steps = 2
+    prepare_steps = 2
+
+    def __init__(self) -> None:
+        self.populated: dict[str, dict[str, Any]] = {}
+        self.per_query: dict[str, list[list[float]]] = {t: [] for t in TOOLS}
+        self.loads: list[float] = []
+        self.spikes: dict[str, bool] = {}
+        self.series_points: dict[str, int] = {}
+        self.chart_problems: list[str] = []
+        self.page_bytes: dict[str, float] = {}
+        self.chromium = False
+
+    def _sizes(self, ctx: Context) -> tuple[int, int]:
+        """Runs in the store, and values of the long run's metric."""
+        return (100_000, 1_000_000) if ctx.sizes == FULL else (10_000, 100_000)
+
+    def prepare(self, ctx: Context) -> None:
+        if not MLFLOW_PY.exists():
+            raise BenchError(
+                f"No MLflow env at {MLFLOW_ENV}: run "
+                "KILN_BENCH_ANCHORS=mlflow bash bench/setup_anchors.sh."
+            )
+        self.chromium = CHROMIUM.exists() and importlib.util.find_spec("playwright") is not None
+        n, points = self._sizes(ctx)
+        wd = ctx.ws.root / f"prepared-{self.key}"
+        wd.mkdir()
+        ctx.prepared[self.key] = wd
+        label = f"{self.key}. kiln populate {n:,} runs + {points:,} points"
+        ctx.step(label)
+        script = ctx.ws.script("kiln_ui_populate.py")
+        child = run(
+            label,
+            [str(KILN_PY), script, str(wd), str(n), str(points)],
+            cwd=wd,
+            timeout=ctx.timeout * 3,
+        )
+        self.populated["kiln"] = child.data
+        label = f"{self.key}. mlflow populate {n:,} runs + {points:,} points"
+        ctx.step(label)
+        script = ctx.ws.script("mlflow_ui_populate.py")
+        times = wd / "times.json"
+        cmd = [str(MLFLOW_PY), script, str(wd), str(n), str(points), str(times)]
+        child = run(label, cmd, cwd=wd, timeout=ctx.timeout * 3)
+        self.populated["mlflow"] = child.data
+
+    def _server(self, ctx: Context, tool: str) -> dict[str, Any]:
+        label = f"{self.key}. {tool} server"
+        ctx.step(label)
+        self.loads.append(os.getloadavg()[0])
+        with ctx.ws.fresh(f"{self.key}-{tool}") as wd:
+            cmd = [
+                str(KILN_PY),
+                ctx.ws.script("ui_bench.py"),
+                str(wd),
+                tool,
+                str(ctx.prepared[self.key]),
+                str(KILN_CLI),
+                str(MLFLOW_ENV),
+                str(self.populated[tool]["long_id"]),
+                "1" if self.chromium and tool == "kiln" else "0",
+            ]
+            # MLflow takes seconds per search over 100,000 runs: 21 of them and a start.
+            return run(label, cmd, cwd=wd, timeout=ctx.timeout * 2).data
+
+    def rep(self, ctx: Context) -> Figures:
+        got = {tool: self._server(ctx, tool) for tool in TOOLS}
+        k, m = got["kiln"]["pages"], got["mlflow"]["pages"]
+        for i, (a, b) in enumerate(zip(k, m, strict=True)):
+            same = a["times"] == b["times"] if QUERIES[i].by_time else a["names"] == b["names"]
+            if not same or len(a["names"]) != len(b["names"]):
+                raise BenchError(
+                    f"{self.key}: query {i} ({_query_text(i)}) gave different pages: kiln "
+                    f"{a['names'][:5]}... ({len(a['names'])} runs), MLflow {b['names'][:5]}... "
+                    f"({len(b['names'])} runs)."
+                )
+        out: Figures = {}
+        for tool, d in got.items():
+            times = d["times_ms"]
+            self.per_query[tool].append(times)
+            out[f"{tool}_median"] = statistics.median(times)
+            out[f"{tool}_p95"] = _p95(times)
+            out[f"{tool}_max"] = max(times)
+            out[f"{tool}_first"] = times[0]
+            out[f"{tool}_series"] = statistics.median(d["series_ms"])
+            out[f"{tool}_start"] = d["start_s"]
+            self.spikes[tool] = bool(d["series"]["spike"])
+            self.series_points[tool] = int(d["series"]["points"])
+            self.page_bytes[tool] = statistics.median(d["bytes"])
+        html = got["kiln"]["html_ms"]
+        out["kiln_html_median"] = statistics.median(html)
+        out["kiln_html_p95"] = _p95(html)
+        if got["kiln"]["chart_ms"]:
+            out["kiln_chart"] = statistics.median(got["kiln"]["chart_ms"])
+            out["kiln_chart_first"] = got["kiln"]["chart_ms"][0]
+        self.chart_problems += got["kiln"]["chart_problems"]
+        return out
+
+    def rows(self, ctx: Context, s: Stats) -> list[Row]:
+        n, points = self._sizes(ctx)
+
+        def med(name: str) -> float:
+            return s[name][0]
+
+        def pair(name: str) -> tuple[str, str]:
+            return _cell(s, f"kiln_{name}", _msf), "MLflow " + _cell(s, f"mlflow_{name}", _msf)
+
+        goal = n == 100_000
+        rows = [
+            Row(
+                f"runs page + 20 filtered/sorted pages over {n:,} runs ({PAGE} a page), "
+                "median of the 21, ms",
+                *pair("median"),
+                med("mlflow_median") / med("kiln_median"),
+                "kiln < 100 ms",
+                med("kiln_median") < 100 if goal else None,
+            ),
+            Row(
+                "the same 21 pages: p95, ms",
+                *pair("p95"),
+                med("mlflow_p95") / med("kiln_p95"),
+                "kiln < 300 ms",
+                med("kiln_p95") < 300 if goal else None,
+            ),
+            Row(
+                "the same 21 pages: the slowest, ms",
+                *pair("max"),
+                med("mlflow_max") / med("kiln_max"),
+            ),
+            Row(
+                "the runs page as it opens (no filter, newest first), ms",
+                *pair("first"),
+                med("mlflow_first") / med("kiln_first"),
+            ),
+            Row(
+                "the same 21 pages as server-rendered HTML (`/runs`), median / p95, ms",
+                f"{_msf(med('kiln_html_median'))} / {_msf(med('kiln_html_p95'))}",
+                "—",
+            ),
+            Row(
+                f"a run's metric with {points:,} values, downsampled for a chart "
+                "(1,000 buckets), ms",
+                *pair("series"),
+                med("mlflow_series") / med("kiln_series"),
+            ),
+        ]
+        if "kiln_chart" in s:
+            rows.append(
+                Row(
+                    "that run's page in Chromium: navigation to its chart drawn, ms",
+                    _cell(s, "kiln_chart", _msf),
+                    "—",
+                    None,
+                    "< 1 s",
+                    med("kiln_chart") < 1000 if points == 1_000_000 else None,
+                )
+            )
+        rows.append(
+            Row(
+                "server start to its first ready answer, s",
+                _cell(s, "kiln_start", _sec),
+                "MLflow " + _cell(s, "mlflow_start", _sec),
+                med("mlflow_start") / med("kiln_start"),
+            )
+        )
+        return rows
+
+    def _slowest(self, tool: str, top: int = 3) -> str:
+        runs = self.per_query[tool]
+        if not runs:
+            return "none"
+        medians = [statistics.median(r[i] for r in runs) for i in range(len(QUERIES))]
+        order = sorted(range(len(QUERIES)), key=lambda i: -medians[i])[:top]
+        return "; ".join(f"{_query_text(i)} {_msf(medians[i])} ms" for i in order)
+
+    def describe(self, ctx: Context) -> list[str]:
+        n, points = self._sizes(ctx)
+        k, m = self.populated.get("kiln", {}), self.populated.get("mlflow", {})
+        notes = [
+            f"Store: {n:,} runs in experiment `bench`, each with 10 params, 10 metrics (one "
+            "value each) and 5 tags, the same seeded values for both tools "
+            "(bench/scenarios/_uidata.py), and one run in `bench-long` with "
+            f"{points:,} values of `loss` (one spike of 1000 at two thirds). kiln: "
+            "populated through one `TrackingClient` in one process (create_run with tags, "
+            "log_params, log_metrics, end_run per run; kiln has no bulk-import API, and its "
+            "background writer commits many runs per transaction): "
+            f"{k.get('rate', 0):,.0f} runs/s ({k.get('seconds', 0):.0f} s; the long run "
+            f"{k.get('long_seconds', 0):.1f} s; kiln.db {k.get('db_mb', 0):,.0f} MB). "
+            "MLflow: the rows its `create_run` + `log_batch` + `set_terminated` write, "
+            "through its own SQLAlchemy models in one transaction, with kiln's start and "
+            f"end times ({m.get('rate', 0):,.0f} runs/s; its client makes ~35 runs/s). "
+            "Populated once per session; the servers read the same files every repetition.",
+            "Servers, one process each, started fresh each repetition on a free loopback "
+            "port: `kiln --store <store> ui --port 0 --port-file <file>` (Starlette on "
+            "uvicorn); `mlflow server --backend-store-uri sqlite:///<mlflow.db> --workers 1` "
+            "(mlflow==3.17.2). One untimed warm-up query each (not among the 21), then each "
+            "query once, one at a time on one keep-alive connection.",
+            "Queries: the runs page as it opens (no filter, newest first), then 20 "
+            "different filters on params, metrics, tags and the name, ordered by metrics, "
+            "params and start_time; kiln: `GET /api/runs?experiment=bench&filter=..&order=..` "
+            f"(its page size, {PAGE}); MLflow: its UI's `POST "
+            "/ajax-api/2.0/mlflow/runs/search` with the same filter and order_by, "
+            f"`max_results: {PAGE}`, `run_view_type: ACTIVE_ONLY`. MLflow's filter has no "
+            "`or`, and no `in` for params or tags, so the queries use `=`, `!=`, `like` and "
+            "numeric comparisons only. The harness checks both tools return the same page "
+            "for every query (the same runs in the same order; by start times where the "
+            "order is start_time, whose millisecond ties each tool breaks its own way). "
+            f"Median response body: kiln {self.page_bytes.get('kiln', 0) / 1024:,.0f} KiB "
+            "(the page's default columns: 5 params, 6 metrics), MLflow "
+            f"{self.page_bytes.get('mlflow', 0) / 1024:,.0f} KiB (every param, metric and "
+            "tag of each run).",
+            "Time: neither server reports its own time in a header, so each figure is the "
+            "client's wall time on loopback, from sending the request to reading the whole "
+            "body (`http.client`); the client, the server and the load share the 2 cores. "
+            "The HTML row repeats the 21 queries as `GET /runs` pages right after the JSON "
+            "ones (so the database pages they read are warm).",
+            "Slowest pages (median over repetitions): kiln: "
+            + self._slowest("kiln")
+            + ". MLflow: "
+            + self._slowest("mlflow")
+            + ".",
+            f"Long metric: kiln `GET /api/runs/<id>/metrics/loss?points=1000` (each of 1,000 "
+            f"step buckets keeps its min and max: {self.series_points.get('kiln', 0):,} "
+            f"points, spike {'kept' if self.spikes.get('kiln') else 'LOST'}) vs the call "
+            "MLflow's UI charts with, `GET /ajax-api/2.0/mlflow/metrics/"
+            "get-history-bulk-interval?run_ids=<id>&metric_key=loss&max_results=1000` "
+            f"({self.series_points.get('mlflow', 0):,} evenly spaced steps, spike "
+            f"{'kept' if self.spikes.get('mlflow') else 'not shown'}); median of 5 calls.",
+        ]
+        if self.chromium:
+            problems = sorted(set(self.chart_problems))
+            notes.append(
+                "Chart: kiln's run page of the long run in headless Chromium "
+                "(/usr/bin/chromium, Playwright), a fresh browser context each time (no "
+                "cached Plotly), from `page.goto` to `.plot .main-svg` attached; median of "
+                "3 per repetition. MLflow's React UI was not driven. Console errors: "
+                + ("; ".join(problems[:3]) if problems else "none")
+                + "."
+            )
+        else:
+            notes.append("Chart: not measured (no /usr/bin/chromium or Playwright here).")
+        cores = os.cpu_count() or 1
+        loads = sorted(self.loads) or [os.getloadavg()[0]]
+        spread = (
+            f"the 1-minute load average before the servers ranged {loads[0]:.1f}-"
+            f"{loads[-1]:.1f} (median {loads[len(loads) // 2]:.1f}) on {cores} cores"
+        )
+        if loads[-1] > 0.75 * cores:
+            notes.append(
+                f"The machine was shared with other work during this run: {spread}, so "
+                "absolute figures are noisy. Re-run `.venv/bin/python bench/run.py --only u "
+                "--reps 3` on a quiet machine for clean ones."
+            )
+        else:
+            notes.append(f"Load during this run: {spread}.")
+        return notes
