@@ -14,9 +14,13 @@ Then the long run's metric, downsampled for a chart, 5 times: kiln's
 `chromium`, kiln's run page of the long run in headless Chromium (Playwright), a fresh
 browser context each time: from navigation to `.plot .main-svg` present.
 
-Usage: ui_bench.py WORKDIR TOOL PREPARED KILN_CLI MLFLOW_ENV LONG_ID CHROMIUM
+A request still unanswered after CAP seconds is counted as CAP (a lower bound) and the
+server is restarted (its one worker would still be busy with it), then warmed up again.
+
+Usage: ui_bench.py WORKDIR TOOL PREPARED KILN_CLI MLFLOW_ENV LONG_ID CHROMIUM QUERIES CAP
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -32,8 +36,23 @@ from _uidata import EXPERIMENT, LONG_KEY, PAGE, QUERIES, SPIKE, WARM_UP, Query
 
 workdir, tool, prepared, kiln_cli, mlflow_env, long_id = sys.argv[1:7]
 use_chromium = sys.argv[7] == "1"
+asked = [int(i) for i in sys.argv[8].split(",")]  # indexes into QUERIES
+cap = float(sys.argv[9])  # seconds: a request that takes longer is counted as this
 SERIES_REPS = 5
 CHART_REPS = 3
+# Where the page's time went, from the browser's own timings (ms since navigation):
+# the HTML's last byte, plotly.min.js's last byte, when the page asked for the series,
+# its last byte, and now.
+BREAKDOWN = """() => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  const res = performance.getEntriesByType("resource");
+  const end = (part) => Math.max(0, ...res.filter((r) => r.name.includes(part))
+                                          .map((r) => r.responseEnd));
+  const asked = res.filter((r) => r.name.includes("/metrics/")).map((r) => r.startTime);
+  return {html: nav.responseEnd, plotly: end("plotly.min.js"),
+          asked: asked.length ? Math.min(...asked) : 0, series: end("/metrics/"),
+          drawn: performance.now()};
+}"""
 
 
 def free_port() -> int:
@@ -43,25 +62,20 @@ def free_port() -> int:
 
 
 env = dict(os.environ)
-log_path = os.path.join(workdir, f"{tool}-server.log")
 port_file = os.path.join(workdir, "port")
 if tool == "kiln":
     env["KILN_HOME"] = os.path.join(workdir, ".kiln")
-    cmd = [
-        kiln_cli,
-        "--store",
-        kiln_store(prepared),
-        "ui",
-        "--port",
-        "0",
-        "--port-file",
-        port_file,
-    ]
     ready = "/ready"
 else:
-    port = free_port()
     env["PATH"] = os.path.join(mlflow_env, "bin") + os.pathsep + env["PATH"]
-    cmd = [
+    ready = "/health"
+
+
+def command(port: int) -> list[str]:
+    if tool == "kiln":
+        store = kiln_store(prepared)
+        return [kiln_cli, "--store", store, "ui", "--port", "0", "--port-file", port_file]
+    return [
         os.path.join(mlflow_env, "bin", "mlflow"),
         "server",
         "--backend-store-uri",
@@ -75,49 +89,83 @@ else:
         "--workers",
         "1",
     ]
-    ready = "/health"
 
 
-def tail() -> str:
-    with open(log_path, "rb") as fh:
-        return fh.read().decode("utf-8", "replace")[-2000:]
+class Server:
+    """The server as a real process; `restart` after a request ran past the cap (its
+    one worker would still be busy with it)."""
 
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.start()
 
-log = open(log_path, "wb")  # noqa: SIM115 - closed below
-t0 = time.perf_counter()
-proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+    def start(self) -> None:
+        self.starts += 1
+        self.log_path = os.path.join(workdir, f"{tool}-server-{self.starts}.log")
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(port_file)
+        self.port = 0 if tool == "kiln" else free_port()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            command(self.port), env=env, stdout=self.log, stderr=self.log, start_new_session=True
+        )
+        self.wait_ready(t0)
+        self.start_s = time.perf_counter() - t0
+        self.client = Client(self.port)
 
+    def tail(self) -> str:
+        with open(self.log_path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")[-2000:]
 
-def wait_ready() -> int:
-    global port
-    while True:
-        if proc.poll() is not None:
-            sys.exit(f"{tool} server exited {proc.returncode}: {tail()}")
-        if time.perf_counter() - t0 > 180:
-            sys.exit(f"{tool} server not ready in 180 s: {tail()}")
-        if tool == "kiln":
+    def wait_ready(self, t0: float) -> None:
+        assert self.proc is not None
+        while True:
+            if self.proc.poll() is not None:
+                sys.exit(f"{tool} server exited {self.proc.returncode}: {self.tail()}")
+            if time.perf_counter() - t0 > 180:
+                sys.exit(f"{tool} server not ready in 180 s: {self.tail()}")
+            if tool == "kiln":
+                try:
+                    with open(port_file) as fh:
+                        self.port = int(fh.read().strip())
+                except (OSError, ValueError):
+                    time.sleep(0.01)
+                    continue
             try:
-                with open(port_file) as fh:
-                    port = int(fh.read().strip())
-            except (OSError, ValueError):
-                time.sleep(0.01)
-                continue
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", ready)
+                if c.getresponse().status == 200:
+                    c.close()
+                    return
+            except OSError:
+                pass
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", ready)
-            if c.getresponse().status == 200:
-                c.close()
-                return port
-        except OSError:
-            pass
-        time.sleep(0.01)
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.log.close()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 class Client:
     """One keep-alive connection; each request timed from send to the last body byte."""
 
     def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=cap)
 
     def call(self, method: str, path: str, body: object = None) -> tuple[float, int, bytes]:
         data = None if body is None else json.dumps(body).encode()
@@ -171,30 +219,37 @@ def ask(client: Client, q: Query, experiment_id: str) -> tuple[float, dict, int]
     return ms, page, len(payload)
 
 
+server = Server()
 try:
-    port = wait_ready()
-    start_s = time.perf_counter() - t0
-    client = Client(port)
+    start_s = server.start_s
     experiment_id = ""
     if tool == "mlflow":
         path = "/ajax-api/2.0/mlflow/experiments/get-by-name?" + urlencode(
             {"experiment_name": EXPERIMENT}
         )
-        _, status, payload = client.call("GET", path)
+        _, status, payload = server.client.call("GET", path)
         experiment_id = json.loads(payload)["experiment"]["experiment_id"]
-    ask(client, WARM_UP, experiment_id)  # untimed
-    times, pages, sizes = [], [], []
-    for q in QUERIES:
-        ms, page, size = ask(client, q, experiment_id)
+    ask(server.client, WARM_UP, experiment_id)  # untimed
+    times, pages, sizes, capped = [], [], [], []
+    for i in asked:
+        try:
+            ms, page, size = ask(server.client, QUERIES[i], experiment_id)
+        except TimeoutError:  # past the cap: counted as the cap, server restarted
+            ms, page, size = 1000 * cap, None, 0
+            capped.append(i)
+            server.restart()
+            ask(server.client, WARM_UP, experiment_id)  # untimed, as at the start
         times.append(ms)
         pages.append(page)
         sizes.append(size)
+    client = server.client
+    port = server.port
     html = []
     if tool == "kiln":
-        for q in QUERIES:
-            ms, status, payload = client.call("GET", kiln_path(q, "/runs"))
+        for i in asked:
+            ms, status, payload = client.call("GET", kiln_path(QUERIES[i], "/runs"))
             if status != 200 or b"<table" not in payload:
-                sys.exit(f"kiln /runs for {q} answered {status}: {payload[:300]!r}")
+                sys.exit(f"kiln /runs for {QUERIES[i]} answered {status}: {payload[:300]!r}")
             html.append(ms)
 
     series = []
@@ -218,6 +273,7 @@ try:
 
     chart: list[float] = []
     problems: list[str] = []
+    parts: list[dict] = []
     if tool == "kiln" and use_chromium:
         from playwright.sync_api import sync_playwright
 
@@ -237,20 +293,18 @@ try:
                     page.goto(f"http://127.0.0.1:{port}/runs/{long_id}", wait_until="commit")
                     page.wait_for_selector(".plot .main-svg", state="attached", timeout=60_000)
                     chart.append(1000 * (time.perf_counter() - s))
+                    parts.append(page.evaluate(BREAKDOWN))
                     context.close()
             finally:
                 browser.close()
 finally:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-    log.close()
+    server.stop()
 
 emit(
     start_s=start_s,
+    asked=asked,
+    capped=capped,
+    restarts=server.starts - 1,
     times_ms=times,
     html_ms=html,
     pages=pages,
@@ -259,4 +313,5 @@ emit(
     series=shown,
     chart_ms=chart,
     chart_problems=problems[:5],
+    chart_parts=parts,
 )
