@@ -24,7 +24,7 @@ from _uidata import PAGE, QUERIES  # bench/scenarios is on sys.path (see _scenar
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOOLS = ("kiln", "mlflow")
-CAP = {"kiln": 60.0, "mlflow": 30.0}
+CAP = {"kiln": 60.0, "mlflow": 20.0}
 """Seconds after which a request is counted as this long (a lower bound) and its server
 restarted: MLflow takes minutes for some searches over 100,000 runs."""
 
@@ -156,6 +156,8 @@ class Dashboard(Scenario):
             out[f"{tool}_series"] = statistics.median(d["series_ms"])
             out[f"{tool}_start"] = d["start_s"]
             self.spikes[tool] = bool(d["series"]["spike"])
+            if d["series"].get("capped"):
+                self.capped[tool].append(-1)  # -1: the long metric's series
             self.series_points[tool] = int(d["series"]["points"])
             answered = [b for b in d["bytes"] if b]
             if answered:
@@ -228,7 +230,9 @@ class Dashboard(Scenario):
             Row(
                 f"a run's metric with {points:,} values, downsampled for a chart "
                 "(1,000 buckets), ms",
-                *pair("series"),
+                _cell(s, "kiln_series", _msf),
+                ("MLflow ≥ " if -1 in self.capped["mlflow"] else "MLflow ")
+                + _cell(s, "mlflow_series", _msf),
                 med("mlflow_series") / med("kiln_series"),
             ),
         ]
@@ -265,7 +269,8 @@ class Dashboard(Scenario):
         hits = self.capped[tool]
         if not hits:
             return "none"
-        return f"{len(hits)} answers (queries {', '.join(map(str, sorted(set(hits))))})"
+        named = ["the long metric" if i < 0 else str(i) for i in sorted(set(hits))]
+        return f"{len(hits)} answers (queries {', '.join(named)})"
 
     def _breakdown(self) -> str:
         parts = self.chart_parts
