@@ -780,3 +780,6 @@ SCENARIOS.append(Evaluate())
 from _scen_monitor import Monitor  # noqa: E402 - it imports this module's helpers
 
 SCENARIOS.append(Monitor())
+from _scen_ui import Dashboard  # noqa: E402 - it imports this module's helpers
+
+SCENARIOS.append(Dashboard())
