@@ -22,6 +22,15 @@ window.kiln = window.kiln || {};
     return cache.get(url);
   };
 
+  // plotly.js loads asynchronously (`<script async data-plotly>`): the series are fetched
+  // while it loads, and drawn once it has run.
+  kiln.plotlyReady = new Promise(function (resolve) {
+    if (window.Plotly) { resolve(window.Plotly); return; }
+    const tag = document.querySelector("script[data-plotly]");
+    if (tag) { tag.addEventListener("load", function () { resolve(window.Plotly); }); }
+    window.addEventListener("load", function () { if (window.Plotly) { resolve(window.Plotly); } });
+  });
+
   // Exponential moving average, debiased (as TensorBoard's smoothing slider).
   kiln.smooth = function (values, weight) {
     if (!weight) { return values; }
@@ -69,7 +78,7 @@ window.kiln = window.kiln || {};
     const state = {};
     function draw(div) {
       const got = state[div.dataset.metric];
-      if (!got) { return; }
+      if (!got || !window.Plotly) { return; }
       const c = controls();
       const traces = got.map(function (s, i) {
         const trace = {
@@ -93,6 +102,9 @@ window.kiln = window.kiln || {};
         return kiln.series(r.id, key).catch(function () { return { step: [], value: [], total: 0 }; });
       })).then(function (all) {
         state[key] = all;
+        return kiln.plotlyReady;
+      }).then(function () {
+        const all = state[key];
         draw(div);
         const total = all.reduce(function (a, s) { return a + (s.total || 0); }, 0);
         const shown = all.reduce(function (a, s) { return a + s.step.length; }, 0);
@@ -104,14 +116,16 @@ window.kiln = window.kiln || {};
   }
 
   kiln.runCharts = function (data) {
-    if (!window.Plotly) { return; }
     drawMetricCharts([{ id: data.run, label: "" }]);
   };
 
   kiln.compareCharts = function (data) {
-    if (!window.Plotly) { return; }
     const runs = data.runs.map(function (r) { return { id: r.id, label: r.name + " " + r.id.slice(0, 8), metrics: r.metrics }; });
     drawMetricCharts(runs);
+    kiln.plotlyReady.then(function () { parallel(data); });
+  };
+
+  function parallel(data) {
     const div = document.getElementById("parallel");
     const par = data.parallel;
     if (!div || !par.show) { return; }
@@ -129,5 +143,5 @@ window.kiln = window.kiln || {};
       line: { color: last.values, colorscale: "Viridis", showscale: true },
       dimensions: dims,
     }], { margin: { l: 60, r: 60, t: 40, b: 20 } }, config);
-  };
+  }
 })(window.kiln);
