@@ -22,6 +22,8 @@ EXPECTED: dict[str, set[str]] = {
         "ActiveRun",
         "ArtifactInfo",
         "DEFAULT_EXPERIMENT",
+        "SERVING_EXPERIMENT",
+        "SERVING_URI_TAG",
         "DatasetInfo",
         "Experiment",
         "LoggedRequest",

@@ -21,6 +21,9 @@ def _ui(tmp_path: Path, *args: str) -> list[str]:
 def test_the_dashboard_serves_pages_and_static_files_on_loopback(tmp_path: Path) -> None:
     with serving(_ui(tmp_path), server_env(tmp_path)) as (url, _proc):
         assert httpx.get(f"{url}/health").text == "ok"
+        timing = httpx.get(f"{url}/experiments").headers["server-timing"]
+        assert timing.startswith("app;dur=")
+        assert float(timing[8:]) >= 0
         home = httpx.get(f"{url}/", follow_redirects=False)
         assert home.status_code == 302
         assert home.headers["location"] == "/experiments"

@@ -50,6 +50,8 @@ from kiln.tracking._fluent import (
     start_run,
 )
 from kiln.tracking._lite import download_run_artifacts
+from kiln.tracking._predlog import EXPERIMENT as SERVING_EXPERIMENT
+from kiln.tracking._predlog import URI_TAG as SERVING_URI_TAG
 from kiln.tracking._predlog import LoggedRequest, PredictionLogWriter, prediction_log
 from kiln.tracking._records import ArtifactInfo, DatasetInfo, Experiment, Metric, Run
 from kiln.tracking._scope import scoped_filter
@@ -60,6 +62,8 @@ __all__ = [
     "DEFAULT_EXPERIMENT",
     "MAX_PARAM",
     "RUNS_PREFIX",
+    "SERVING_EXPERIMENT",
+    "SERVING_URI_TAG",
     "ActiveRun",
     "ArtifactInfo",
     "DatasetInfo",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import importlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import KilnError, NotFoundError
@@ -14,7 +15,15 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-__all__ = ["PAGE_MODULES", "TOKEN_COOKIE", "create_app", "error_handlers", "token_middleware"]
+__all__ = [
+    "PAGE_MODULES",
+    "TOKEN_COOKIE",
+    "ServerTiming",
+    "create_app",
+    "error_handlers",
+    "middleware",
+    "token_middleware",
+]
 
 PAGE_MODULES = [
     "kiln.ui._pages_home",
@@ -35,6 +44,42 @@ def _given_token(request: Request) -> str | None:
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     return request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
+
+
+class ServerTiming:
+    """Pure ASGI middleware: every answer says how long the app took to start it, as
+    `Server-Timing: app;dur=<ms>` (what a browser's devtools and the bench read)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                took = f"app;dur={(time.perf_counter() - start) * 1000:.1f}".encode()
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"server-timing", took)],
+                }
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
+def middleware(token: str | None, *, what: str = "dashboard", hint: str = "kiln ui") -> list[Any]:
+    """The middleware of kiln's web apps: `ServerTiming`, and the token check when a
+    token is set (none at all otherwise: each layer costs every request)."""
+    from starlette.middleware import Middleware
+
+    layers = [Middleware(ServerTiming)]
+    if token is not None:
+        layers.append(token_middleware(token, what=what, hint=hint))
+    return layers
 
 
 def token_middleware(token: str | None, *, what: str = "dashboard", hint: str = "kiln ui") -> Any:
@@ -135,7 +180,7 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Starlet
     routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"))
     app = Starlette(
         routes=routes,
-        middleware=[token_middleware(token)],
+        middleware=middleware(token),
         exception_handlers=error_handlers(),
     )
     app.state.store = store

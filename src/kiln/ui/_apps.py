@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from kiln._exceptions import ConfigurationError, KilnError, NotFoundError, ParameterError
-from kiln.ui._app import error_handlers, token_middleware
+from kiln.ui._app import error_handlers, middleware
 from kiln.ui._web import STATIC, api, render
 
 if TYPE_CHECKING:
@@ -499,7 +499,7 @@ def create_notebook_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[token_middleware(token, what="notebook app", hint="kiln notebook app")],
+        middleware=middleware(token, what="notebook app", hint="kiln notebook app"),
         exception_handlers=error_handlers(),
         lifespan=lifespan,
     )

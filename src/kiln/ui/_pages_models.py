@@ -18,12 +18,10 @@ if TYPE_CHECKING:
 
     from kiln.registry import ModelVersion
 
-__all__ = ["ROUTES", "SERVING_EXPERIMENT", "SERVING_URI_TAG"]
+from kiln.tracking import SERVING_EXPERIMENT, SERVING_URI_TAG
 
-SERVING_EXPERIMENT = "kiln-serving"
-"""The experiment of the prediction-log runs (`kiln.tracking.PredictionLogWriter`)."""
-SERVING_URI_TAG = "kiln.serving.model_uri"
-"""The tag naming the URI a prediction-log run's server serves."""
+__all__ = ["ROUTES"]
+
 SERVING_LIMIT = 50
 """At most this many serving runs are read per model (newest first)."""
 
