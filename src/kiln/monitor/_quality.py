@@ -442,7 +442,7 @@ class _Checker:
             name,
             "warning" if rate > limit else "info",
             f"{_many(n_below + n_above, 'value')} ({rate:.2%} of the finite ones) of column "
-            f"{name!r} fall outside the training range [{low:g}, {high:g}] ({n_below:,} "
+            f"{name!r} {'falls' if n_below + n_above == 1 else 'fall'} outside the training range [{low:g}, {high:g}] ({n_below:,} "
             f"below, {n_above:,} above); e.g. "
             f"{', '.join(repr(e['value']) for e in _jsonable(examples)[:3])}. The model "
             "extrapolates there: check the inputs, or retrain on data that covers them"
