@@ -20,6 +20,7 @@ __all__ = [
     "json_option",
     "resolve_run",
     "setting_option",
+    "start_web_server",
     "store_place",
     "write_port",
 ]
@@ -133,3 +134,44 @@ def check_port_free(host: str, port: int) -> None:
                 f"Port {port} on {host} is already in use by another process: stop it, or "
                 "choose another port with --port (--port 0 takes a free one)."
             ) from None
+
+
+def start_web_server(
+    host: str, port: int, port_file: str | None, *, no_auth: bool, name: str, exposes: str
+) -> Callable[[str], None]:
+    """Checks before a web server starts (the port is free, --port-file's folder exists),
+    a loud warning when it serves off loopback without a token, and its `on_ready`
+    callback: writes the port file and says where it listens.
+
+    Args:
+        host: The address to bind.
+        port: The port (0: a free one).
+        port_file: Where to write the bound port, if anywhere.
+        no_auth: Whether --no-auth was given.
+        name: What is served ("dashboard"), for the messages.
+        exposes: What anyone reaching the address could do, for the warning.
+    """
+    from kiln.serving import is_loopback
+
+    check_port_free(host, port)
+    if port_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(port_file))):
+        raise click.BadParameter(
+            f"the folder of {port_file!r} does not exist; create it, or name a file in an "
+            "existing folder.",
+            param_hint="'--port-file'",
+        )
+    if no_auth and not is_loopback(host):
+        click.secho(
+            f"WARNING: the {name} on {host} has no token: anyone who can reach this "
+            f"address can {exposes}.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+
+    def ready(url: str) -> None:
+        if port_file is not None:
+            write_port(port_file, int(url.rsplit(":", 1)[1]))
+        click.echo(f"kiln {name} on {url}", err=True)
+
+    return ready

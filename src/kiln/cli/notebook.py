@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from kiln.cli._common import check_port_free, json_option, setting_option, write_port
+from kiln.cli._common import json_option, setting_option, start_web_server
 from kiln.cli._output import echo_json
 
 __all__ = ["notebook"]
@@ -402,31 +402,16 @@ def app_cmd(
     --workers run at once, the rest are queued. Bound to anything but loopback it needs
     --token (or KILN_TOKEN), or --no-auth on purpose.
     """
-    import os
-
-    from kiln.serving import is_loopback
     from kiln.ui import notebook_app
 
-    check_port_free(host, port)
-    if port_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(port_file))):
-        raise click.BadParameter(
-            f"the folder of {port_file!r} does not exist; create it, or name a file in an "
-            "existing folder.",
-            param_hint="'--port-file'",
-        )
-    if no_auth and not is_loopback(host):
-        click.secho(
-            f"WARNING: the notebook app on {host} has no token: anyone who can reach this "
-            "address can run its notebooks and read their results.",
-            fg="red",
-            bold=True,
-            err=True,
-        )
-
-    def ready(url: str) -> None:
-        if port_file is not None:
-            write_port(port_file, int(url.rsplit(":", 1)[1]))
-        click.echo(f"kiln notebook app on {url}", err=True)
+    ready = start_web_server(
+        host,
+        port,
+        port_file,
+        no_auth=no_auth,
+        name="notebook app",
+        exposes="run its notebooks and read their results",
+    )
 
     notebook_app(
         list(paths),

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from kiln.cli._common import check_port_free, setting_option, write_port
+from kiln.cli._common import setting_option, start_web_server
 
 __all__ = ["ui"]
 
@@ -43,29 +41,15 @@ def ui(
     Bound to anything but loopback it needs --token (or KILN_TOKEN), or --no-auth on
     purpose.
     """
-    from kiln.serving import is_loopback
     from kiln.ui import ui as serve_ui
 
     store = (ctx.find_root().obj or {}).get("store")
-    check_port_free(host, port)
-    if port_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(port_file))):
-        raise click.BadParameter(
-            f"the folder of {port_file!r} does not exist; create it, or name a file in an "
-            "existing folder.",
-            param_hint="'--port-file'",
-        )
-    if no_auth and not is_loopback(host):
-        click.secho(
-            f"WARNING: the dashboard on {host} has no token: anyone who can reach this "
-            "address can read every run, param, artifact and model in the store.",
-            fg="red",
-            bold=True,
-            err=True,
-        )
-
-    def ready(url: str) -> None:
-        if port_file is not None:
-            write_port(port_file, int(url.rsplit(":", 1)[1]))
-        click.echo(f"kiln dashboard on {url}", err=True)
-
+    ready = start_web_server(
+        host,
+        port,
+        port_file,
+        no_auth=no_auth,
+        name="dashboard",
+        exposes="read every run, param, artifact and model in the store",
+    )
     serve_ui(store, host=host, port=port, token=token or None, no_auth=no_auth, on_ready=ready)
