@@ -78,3 +78,15 @@ def test_a_bad_time_says_what_a_time_is(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="since='yesterday' is not a time: give an ISO 8601"):
         prediction_log("models:/m@a", since="yesterday", store=_store(tmp_path))
+
+
+def test_without_store_the_reader_reads_the_store_configure_chose(tmp_path: Path) -> None:
+    import kiln
+    from kiln.tracking import LoggedRequest, PredictionLogWriter, prediction_log
+
+    store = _store(tmp_path)
+    writer = PredictionLogWriter("models:/m@a", store=store, rate=1.0)
+    writer.write([LoggedRequest("r", 1_800_000_000_000, "1", pd.DataFrame({"x": [1.0]}), [0])])
+    writer.close()
+    kiln.configure(store)
+    assert list(prediction_log("models:/m@a")["kiln_request_id"]) == ["r"]
