@@ -1,4 +1,4 @@
-"""kiln-ml's wheel for a new project, while kiln-ml is not on a public package index.
+"""kiln-ml's own wheel (for a new project, a model package), while kiln-ml is not on a public package index.
 
 Found, in order: the file or folder the caller gave; the wheel file kiln was installed
 from; `dist/` of kiln's source tree (where `make dist` puts it); else built there with
@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 from kiln._exceptions import ConfigurationError
 from kiln._version import __version__
 
-__all__ = ["find_kiln_wheel", "uv_executable"]
+__all__ = ["find_kiln_wheel", "installed_wheel", "source_tree", "uv_executable"]
 
 
 def _pattern() -> str:
@@ -45,13 +45,14 @@ def _local(url: object) -> Path | None:
     return Path(unquote(urlparse(text).path)) if text.startswith("file:") else None
 
 
-def _source_tree() -> Path | None:
+def source_tree() -> Path | None:
+    """The folder kiln-ml was installed from (editable or local source), if any."""
     info = _direct_url()
     candidates = []
     folder = _local(info.get("url")) if "dir_info" in info else None
     if folder is not None:
         candidates.append(folder)
-    candidates.append(Path(__file__).resolve().parents[3])  # src/kiln/project -> root
+    candidates.append(Path(__file__).resolve().parents[2])  # src/kiln/_wheel.py -> root
     for root in candidates:
         project = root / "pyproject.toml"
         if project.is_file() and re.search(
@@ -59,6 +60,13 @@ def _source_tree() -> Path | None:
         ):
             return root
     return None
+
+
+def installed_wheel() -> Path | None:
+    """The local kiln-ml wheel file kiln was installed from, if it is still there."""
+    info = _direct_url()
+    path = _local(info.get("url")) if "archive_info" in info else None
+    return path if path is not None and path.suffix == ".whl" and path.is_file() else None
 
 
 def uv_executable() -> str | None:
@@ -85,11 +93,10 @@ def find_kiln_wheel(given: str | os.PathLike[str] | None = None) -> Path | None:
                 "in a clone of kiln at that version."
             )
         return found[0]
-    info = _direct_url()
-    wheel = _local(info.get("url")) if "archive_info" in info else None
-    if wheel is not None and wheel.is_file() and wheel.match(pattern):
+    wheel = installed_wheel()
+    if wheel is not None and wheel.match(pattern):
         return wheel
-    root = _source_tree()
+    root = source_tree()
     if root is None:
         return None
     built = sorted((root / "dist").glob(pattern))

@@ -21,9 +21,9 @@ from typing import Any
 from kiln._exceptions import ConfigurationError
 from kiln._extras import require
 from kiln._version import __version__
+from kiln._wheel import find_kiln_wheel, uv_executable
 from kiln.project._git import TEMPLATE_REPO, commit_all, git, has_git, store_template
 from kiln.project._template import resolve_template
-from kiln.project._wheel import find_kiln_wheel, uv_executable
 
 __all__ = ["ANSWERS_FILE", "UpdateResult", "init", "update"]
 
@@ -138,7 +138,7 @@ def init(
             `update`, whose merge works on git).
         answers: Answers to the template's questions (such as `description`).
         kiln_wheel: A kiln-ml wheel (or a folder with one) for the project to install
-            kiln from (default: found or built, see `kiln.project._wheel`).
+            kiln from (default: found or built, see `kiln._wheel`).
         lock: Write `uv.lock` with `uv lock` (which asks the package index). Skipped
             when uv is missing or the index cannot be reached; `make setup` writes it then.
 

@@ -27,9 +27,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
 
 from kiln._exceptions import ConfigurationError
+from kiln._wheel import installed_wheel, source_tree, uv_executable
 
 __all__ = ["build_package"]
 
@@ -60,56 +60,6 @@ def _registry_version(uri: str, store: str | None) -> tuple[str, str, list[str]]
     return str(found.version), found.source, list(found.aliases)
 
 
-def _installed_from() -> dict[str, Any]:
-    """kiln-ml's PEP 610 `direct_url.json` (empty when installed from an index)."""
-    import importlib.metadata
-    import json
-
-    try:
-        text = importlib.metadata.distribution("kiln-ml").read_text("direct_url.json")
-    except importlib.metadata.PackageNotFoundError:
-        text = None
-    return dict(json.loads(text)) if text else {}
-
-
-def _local(url: str) -> Path | None:
-    from urllib.parse import unquote, urlparse
-
-    return Path(unquote(urlparse(url).path)) if url.startswith("file:") else None
-
-
-def _installed_wheel() -> Path | None:
-    """The local kiln-ml wheel file kiln was installed from, if it is still there."""
-    info = _installed_from()
-    path = _local(str(info.get("url", ""))) if "archive_info" in info else None
-    return path if path is not None and path.suffix == ".whl" and path.is_file() else None
-
-
-def _source_tree() -> Path | None:
-    """The folder kiln-ml was installed from (editable or local source), if any."""
-    info = _installed_from()
-    candidates = []
-    folder = _local(str(info.get("url", ""))) if "dir_info" in info else None
-    if folder is not None:
-        candidates.append(folder)
-    candidates.append(Path(__file__).resolve().parents[3])  # src/kiln/serving -> root
-    for root in candidates:
-        project = root / "pyproject.toml"
-        if project.is_file() and re.search(
-            r'^name\s*=\s*"kiln-ml"', project.read_text(encoding="utf-8"), re.M
-        ):
-            return root
-    return None
-
-
-def _uv() -> str | None:
-    found = shutil.which("uv")
-    if found:
-        return found
-    beside = Path(sys.executable).parent / "uv"
-    return str(beside) if beside.exists() else None
-
-
 def _kiln_wheel(out: Path, given: str | os.PathLike[str] | None) -> Path | None:
     """Put the kiln-ml wheel of the running version into `out`; None when there is none
     to put (kiln-ml installed from a package index, which will serve it again)."""
@@ -136,14 +86,14 @@ def _kiln_wheel(out: Path, given: str | os.PathLike[str] | None) -> Path | None:
     kept = sorted(out.glob(pattern))
     if kept:
         return kept[0]
-    wheel = _installed_wheel()
+    wheel = installed_wheel()
     if wheel is not None and wheel.name.startswith(f"kiln_ml-{__version__}-"):
         return _kiln_wheel(out, wheel)
-    root = _source_tree()
+    root = source_tree()
     if root is None:
         return None
     with tempfile.TemporaryDirectory(prefix="kiln-wheel-") as tmp:
-        uv = _uv()
+        uv = uv_executable()
         command = (
             [uv, "build", "--wheel", "--out-dir", tmp, str(root)]
             if uv
