@@ -87,7 +87,7 @@ def test_walked_pages_and_the_plan_they_fall_back_to_give_the_same_pages(
     if walk == "sets":
         # A walk that runs out of time (a filter that matches few of the runs walked)
         # is stopped and the page read by building each term's set of runs instead.
-        monkeypatch.setattr("kiln.tracking._reads._WALK_BUDGET", 0.0)
+        monkeypatch.setattr("kiln.tracking._reads._WALK_BUDGET", 0)
     for experiment, filter, order in WALKED:
         _check_pages(tracking, experiment, filter, order)
 

@@ -66,25 +66,31 @@ def _make_cursor(order: str, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-# How long (seconds) a runs page may walk an index before it is read by building the
-# filter's sets instead (`search_runs_page`). A walk that fills its page takes a few ms.
-_WALK_BUDGET = 0.03
+# How far a runs page may walk an index (SQLite virtual-machine steps) before it is read
+# by building the filter's sets instead (`search_runs_page`). A walk that fills its page
+# takes 1,000-100,000 steps (a few ms); 200,000 is some 40 ms on a 2-core machine. Steps,
+# not seconds, so the plan a page gets does not depend on how busy the machine is.
+_WALK_BUDGET = 200_000
 
 
-def _within(conn: Any, seconds: float, query: Any) -> list[Any] | None:
-    """The rows of `query` on SQLite, or None when it has not finished within `seconds`
-    (it is interrupted then: SQLite's progress handler, checked every 1,000 steps)."""
-    import time
-
+def _within(conn: Any, steps: int, query: Any) -> list[Any] | None:
+    """The rows of `query` on SQLite, or None when it has not finished within about
+    `steps` virtual-machine steps (it is interrupted then, by SQLite's progress handler)."""
     from sqlalchemy.exc import OperationalError
 
     raw = conn.connection.driver_connection
-    deadline = time.perf_counter() + seconds
-    raw.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
+    every = 1000
+    left = [steps]
+
+    def spent() -> bool:
+        left[0] -= every
+        return left[0] < 0
+
+    raw.set_progress_handler(spent, every)
     try:
         return list(conn.execute(query).all())
     except OperationalError as exc:
-        if "interrupted" in str(exc.orig) and time.perf_counter() > deadline:
+        if "interrupted" in str(exc.orig) and left[0] < 0:
             return None
         raise
     finally:
@@ -526,8 +532,8 @@ class RunReads(_ClientBase):
         # until the page is full: the filter's metric, param and tag terms as correlated
         # EXISTS, one primary-key search per run walked. When the filter matches few of
         # the runs walked, that walk is long, and building each term's set of runs once
-        # (the plan every other page uses) is quicker: past _WALK_BUDGET the walk stops and
-        # the page is read that way instead.
+        # (the plan every other page uses) is quicker: past _WALK_BUDGET steps the walk
+        # stops and the page is read that way instead.
         walked = (
             compile_filter(node, filter or "", correlated=True)
             if self.store.dialect == "sqlite" and joined is s.runs
