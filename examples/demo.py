@@ -393,10 +393,10 @@ def monitor(windows: list[tuple[str, str]], out: Path, seen: dict[str, Any]) -> 
 # ------------------------------------------------------------------ 8. summary
 def summary(out: Path, seen: dict[str, Any], seconds: float) -> None:
     env = {k: os.environ[k] for k in ("KILN_STORE", "KILN_HOME") if os.environ.get(k)}
-    prefix = "".join(f"{k}={v} " for k, v in env.items())
+    prefix = "".join(f"{k}={v} " for k, v in env.items()) + shown(Path(kiln_command()[0]))
     say(f"the store: {kiln.get_client().store.url}", markup=False)
-    say("start the dashboard (in the project's env: .venv/bin/kiln):")
-    say(f"  {prefix}kiln ui", markup=False)
+    say("start the dashboard:")
+    say(f"  {prefix} ui", markup=False)
 
     trials = ",".join(short(t) for t in seen["trials"])
     rows = [
@@ -417,11 +417,11 @@ def summary(out: Path, seen: dict[str, Any], seconds: float) -> None:
     say(f"files: {shown(out)}/: explore.ipynb, evaluation.html, monitor.html, serve.log")
     say("and on the command line:")
     for command in (
-        f"kiln runs list -e {EXPERIMENT}",
-        f"kiln models show {MODEL}@production",
-        f"kiln monitor {URI} --since 1h",
+        f"runs list -e {EXPERIMENT}",
+        f"models show {MODEL}@production",
+        f"monitor {URI} --since 1h",
     ):
-        say(f"  {prefix}{command}", markup=False)
+        say(f"  {prefix} {command}", markup=False)
 
 
 if __name__ == "__main__":

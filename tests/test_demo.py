@@ -93,7 +93,7 @@ def test_the_demo_tells_the_whole_story_and_leaves_no_server(tmp_path: Path) -> 
         pass
 
     # The summary names `kiln ui` and a page per result; each answers, showing that result.
-    assert f"KILN_HOME={env['KILN_HOME']} kiln ui" in text
+    assert f"KILN_HOME={env['KILN_HOME']} {KILN} ui" in text
     summary = text.split("What just happened, and where to look", 1)[1]
     pages = re.findall(r"^    http://127\.0\.0\.1:5000(/\S+)$", summary, re.M)
     assert len(pages) == 6
