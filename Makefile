@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -n auto
 .PHONY: help demo test lint docs bench dist env env-dev clean
 
 help:
-	@echo "make demo   create the env, train and track a model on the embedded store"
+	@echo "make demo   the whole story on the embedded store: notebook, pipeline, sweep, evaluation, registry, serving, monitoring"
 	@echo "make test   create the env with dev dependencies and run the whole suite"
 	@echo "make lint   ruff, mypy and the import contract (import-linter)"
 	@echo "make docs   API reference (pdoc) into docs/_build"
