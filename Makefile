@@ -16,7 +16,7 @@ help:
 	@echo "make demo   create the env, train and track a model on the embedded store"
 	@echo "make test   create the env with dev dependencies and run the whole suite"
 	@echo "make lint   ruff, mypy and the import contract (import-linter)"
-	@echo "make docs   API reference (pdoc) into docs/_build"
+	@echo "make docs   the docs site (guides and the pdoc API reference) into docs/_build"
 	@echo "make bench  benchmarks against the tools users would pick instead"
 	@echo "make dist   build kiln-ml's wheel into dist/ (kiln-ml is not on a public index yet)"
 
