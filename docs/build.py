@@ -281,7 +281,7 @@ def main(argv: list[str]) -> int:
     specs = [m for m in PUBLIC_MODULES if m.removeprefix("kiln.") not in kiln.__all__]
     pdoc.pdoc(*specs, output_directory=dest / "api")
     pages = build_site(dest)
-    print(f"{len(pages)} guides and the API reference (api/) written to {dest / 'index.html'}")
+    print(f"{len(pages)} pages and the API reference (api/) written to {dest / 'index.html'}")
     return 0
 
 

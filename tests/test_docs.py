@@ -195,3 +195,60 @@ def test_the_site_builds_with_every_guide_and_working_links(tmp_path: Path) -> N
     assert broken == []
     api = (site / "api" / "kiln.html").read_text(encoding="utf-8")
     assert "start_run" in api
+
+
+def _command_lines(page: Path) -> list[str]:
+    """The shell command lines of a page's console and bash blocks (continuations joined)."""
+    lines = []
+    for lang, code, _why in _blocks(page):
+        if lang not in ("console", "bash"):
+            continue
+        code = code.replace("\\\n", " ")
+        prompted = any(line.startswith("$ ") for line in code.splitlines())
+        for line in code.splitlines():
+            if prompted and not line.startswith("$ "):
+                continue  # a transcript: the rest is output
+            line = line.strip().removeprefix("$ ")
+            for inner in re.findall(r"\$\(([^()]*)\)", line):  # kiln ... $(kiln runs list ...)
+                lines.append(inner)
+                line = line.replace(f"$({inner})", "ID")
+            lines.extend(p.strip() for p in re.split(r"\s(?:\|\||&&|\||;)\s", line))
+    return lines
+
+
+def test_every_kiln_command_and_option_in_the_guides_exists() -> None:
+    """A `kiln ...` line of a guide (or the README) names a command of docs/cli.md, with
+    options it has: also in the illustrations, which are not run."""
+    import shlex
+
+    cli_md = (DOCS / "cli.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## (kiln.*?)\n\n```text\n(.*?)^```", cli_md, re.S | re.M))
+    wrong = []
+    for page in [*_pages(), ROOT / "README.md"]:
+        if page.name == "cli.md":
+            continue
+        for line in _command_lines(page):
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:
+                continue
+            while words and re.match(r"[A-Z_]+=", words[0]):
+                words = words[1:]  # KILN_STORE=... kiln ...
+            if not words or words[0] != "kiln":
+                continue
+            path, rest = ["kiln"], words[1:]
+            if rest[:1] == ["--store"]:
+                rest = rest[2:]
+            while rest and " ".join([*path, rest[0]]) in sections:
+                path.append(rest.pop(0))
+            if len(path) == 1 and rest and not rest[0].startswith("-"):
+                wrong.append(f"{page.name}: no command `kiln {rest[0]}` ({line})")
+                continue
+            help_text = sections[" ".join(path)]
+            for word in rest:
+                option = word.split("=", 1)[0]
+                if re.fullmatch(r"--?[a-zA-Z][\w-]*", option) and not re.search(
+                    rf"(^|[\s,]){re.escape(option)}([\s,=]|$)", help_text, re.M
+                ):
+                    wrong.append(f"{page.name}: `{' '.join(path)}` has no {option} ({line})")
+    assert wrong == [], "\n".join(wrong)
