@@ -19,9 +19,11 @@ docs/cli.md is exactly what `docs/build.py --write-cli` generates from the comma
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -106,9 +108,7 @@ def test_guide_examples_run(name: str, tmp_path: Path) -> None:
             cmd = ["bash", "-euo", "pipefail", "-c", code]
         else:
             cmd = [sys.executable, "-c", code]
-        proc = subprocess.run(
-            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
-        )
+        proc = _run_block(cmd, tmp_path, env)
         assert proc.returncode == 0, (
             f"{name} block {i} ({lang}) failed:\n{code}\n--- stdout\n{proc.stdout}"
             f"\n--- stderr\n{proc.stderr}"
@@ -118,6 +118,25 @@ def test_guide_examples_run(name: str, tmp_path: Path) -> None:
                 f"{name} block {i} promises {promise!r}, which it did not print:\n{code}\n"
                 f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
             )
+
+
+def _run_block(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one block in a process group of its own: whatever it started in the background
+    (a server it did not stop) is killed with it, and it may take at most 180 s."""
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"a block ran over 180 s:\n{' '.join(cmd)}\n{out}\n{err}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _docs_build() -> ModuleType:
