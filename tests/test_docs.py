@@ -155,6 +155,16 @@ def test_every_guide_is_linked_from_the_index() -> None:
     assert missing == set(), f"docs/index.md does not link {sorted(missing)}"
 
 
+def test_every_guide_links_to_the_cli_and_the_api_reference() -> None:
+    for page in _pages():
+        if page.name in NOT_GUIDES:
+            continue
+        targets = LINK.findall(page.read_text(encoding="utf-8"))
+        assert any(t.startswith("api/") for t in targets), f"{page.name}: no API link"
+        if page.name != "model-format.md":
+            assert any(t.startswith("cli.md") for t in targets), f"{page.name}: no cli.md link"
+
+
 def test_every_relative_link_in_the_docs_resolves() -> None:
     build = _docs_build()
     broken = []
