@@ -53,26 +53,26 @@ class Series:
 
 
 # SQLite: buckets [a, b) of steps from a recursive CTE (the first and last step are two
-# index searches, the count an index-only scan); per bucket one index range scan
-# for the minimum and one for the maximum. SQLite gives a bare column (`step`) the value
-# of the row that holds the query's single min() or max(), so each scan also says where
-# the extreme was logged; the value comes through the text to 16 significant digits.
+# index searches); per bucket one index range scan for the minimum (and the bucket's
+# count: the total is their sum) and one for the maximum. SQLite gives a bare column
+# (`step`) the value of the row that holds the query's single min() or max(), so each
+# scan also says where the extreme was logged; the value comes through the text to 17
+# significant digits.
 _SQLITE = """
 WITH RECURSIVE r AS (
-  SELECT lo, hi + 1 - lo AS span, n FROM (SELECT
+  SELECT lo, hi + 1 - lo AS span FROM (SELECT
     (SELECT step FROM metrics WHERE run_id = :run AND "key" = :key ORDER BY step LIMIT 1) AS lo,
     (SELECT step FROM metrics WHERE run_id = :run AND "key" = :key ORDER BY step DESC LIMIT 1)
-      AS hi,
-    (SELECT count(*) FROM metrics WHERE run_id = :run AND "key" = :key) AS n)
+      AS hi)
 ),
 k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < :buckets),
 e AS (
   SELECT lo + CAST(span * 1.0 * i / :buckets AS INTEGER) AS a,
-         lo + CAST(span * 1.0 * (i + 1) / :buckets AS INTEGER) AS b, n
-  FROM k, r WHERE r.n > 0
+         lo + CAST(span * 1.0 * (i + 1) / :buckets AS INTEGER) AS b
+  FROM k, r WHERE r.lo IS NOT NULL
 )
-SELECT n,
-  (SELECT printf('%d %.17g', step, min(value)) FROM metrics
+SELECT
+  (SELECT printf('%d %.17g %d', step, min(value), count(*)) FROM metrics
    WHERE run_id = :run AND "key" = :key AND step >= a AND step < b),
   (SELECT printf('%d %.17g', step, max(value)) FROM metrics
    WHERE run_id = :run AND "key" = :key AND step >= a AND step < b)
@@ -108,17 +108,20 @@ def _from_sqlite(key: str, rows: list[Any]) -> Series:
     kept: dict[int, float] = {}
     steps: list[int] = []
     values: list[float] = []
-    for _n, low, high in rows:
+    total = 0
+    for low, high in rows:
         if low is None:
             continue
-        pair = [_point(low), _point(high)]
+        step, value, count = low.split(" ", 2)
+        total += int(count)
+        pair = [(int(step), float(value)), _point(high)]
         pair.sort()
         for step, value in pair if pair[0] != pair[1] else pair[:1]:
             if kept.get(step) != value:
                 kept[step] = value
                 steps.append(step)
                 values.append(value)
-    return Series(key, int(rows[0][0]), steps, values)
+    return Series(key, total, steps, values)
 
 
 def _point(text: str) -> tuple[int, float]:
