@@ -110,3 +110,19 @@ def test_a_cursor_is_checked_against_its_order(tracking: TrackingClient) -> None
         tracking.search_runs_page(None, None, None, 5, "%%%")
     with pytest.raises(TrackingError, match="limit must be an integer from 1 to 10,000"):
         tracking.search_runs_page(limit=0)
+
+
+@pytest.mark.parametrize("groups", [32, 2], ids=["a-query-per-value", "one-sort"])
+def test_param_ordered_pages_by_value_or_in_one_sort_give_the_same_pages(
+    tracking: TrackingClient, groups: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A param with few values (alpha has 4: three numbers and 'auto') is paged one value
+    # at a time on SQLite; past _MAX_GROUPS values, one query sorts them all.
+    monkeypatch.setattr("kiln.tracking._reads._MAX_GROUPS", groups)
+    for experiment, filter, order in [
+        (None, None, "params.alpha"),
+        ("a", "metrics.acc > 0.55", "params.alpha desc, metrics.acc"),
+        (None, "tags.team = 'u' or params.alpha != 'auto'", "params.alpha, name desc"),
+        ("b", "params.alpha is null", "params.alpha desc"),
+    ]:
+        _check_pages(tracking, experiment, filter, order)

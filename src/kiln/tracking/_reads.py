@@ -97,6 +97,42 @@ def _within(conn: Any, steps: int, query: Any) -> list[Any] | None:
         raw.set_progress_handler(None, 0)
 
 
+_MAX_GROUPS = 32
+
+
+def _param_groups(
+    conn: Any, key: str, descending: bool, last: list[Any] | None
+) -> list[tuple[float | None, str]] | None:
+    """The distinct values of param `key` as (value_num, value), in the order a runs page
+    sorts them (numbers first, then text; missing values are not among them), from the
+    cursor's value on; None when there are more than _MAX_GROUPS (then one query sorts
+    them all). Read by skipping through the (key, value) index: one search per value."""
+    from sqlalchemy import select
+
+    from kiln.store import schema as s
+
+    p = s.params
+    found: list[tuple[float | None, str]] = []
+    prev: str | None = None
+    while True:
+        query = select(p.c.value, p.c.value_num).where(p.c.key == key)
+        if prev is not None:
+            query = query.where(p.c.value > prev)
+        row = conn.execute(query.order_by(p.c.value).limit(1)).first()
+        if row is None:
+            break
+        if len(found) == _MAX_GROUPS:
+            return None
+        prev = row[0]
+        found.append((row[1], row[0]))
+    numbers = sorted((g for g in found if g[0] is not None), reverse=descending)
+    texts = sorted((g for g in found if g[0] is None), key=lambda g: g[1], reverse=descending)
+    ordered = numbers + texts
+    if last is not None and (last[0], last[1]) in ordered:  # (the cursor's rows may be gone)
+        ordered = ordered[ordered.index((last[0], last[1])) :]
+    return ordered
+
+
 def _resume(columns: list[tuple[Any, bool]], last: list[Any] | None, have: int) -> list[Any]:
     """The conditions of the rows after `last` among the runs that have the first order
     key; for a metric or tag also a range on its value, so an index seeks to the cursor."""
@@ -544,7 +580,11 @@ class RunReads(_ClientBase):
             keyed = bool(keys) and keys[0].field.kind == "metrics"
             return key_bounds(node, keys[0].field, columns[0][0]) if keyed else []
 
-        def page(inner: bool, extra: Callable[[list[Any]], list[Any]], n: int) -> list[Any]:
+        def page(
+            inner: bool, extra: Callable[[list[Any]], list[Any]], n: int, one_value: bool = False
+        ) -> list[Any]:
+            # one_value: the runs with one value of the first key (a param): read from
+            # the (key, value) index, only those runs.
             lead = inner and keys[0].field.kind in ("metrics", "tags")
             by_time = not keys or (
                 keys[0].field.kind == "attribute" and keys[0].field.name == "start_time"
@@ -552,7 +592,8 @@ class RunReads(_ClientBase):
             walk = walked is not None and (lead or (not inner and by_time and len(exp_ids) == 1))
 
             def query(cond: Any, walking: bool) -> Any:
-                frm, columns = order_from(keys, joined, inner_first=inner, lead=walking and lead)
+                first = (walking and lead) or one_value
+                frm, columns = order_from(keys, joined, inner_first=inner, lead=first)
                 terms = [
                     # A walked key's values are never missing (start_time, or an inner
                     # join on a NOT NULL value), and NULLS LAST on an ascending key would
@@ -589,7 +630,25 @@ class RunReads(_ClientBase):
                 # lack it (missing values sort last), so no page sorts every run.
                 have = 1 if keys[0].field.kind == "params" else 0  # its `value` column
                 rows = []
-                if last is None or last[have] is not None:
+                groups = None
+                if have and walked is not None:  # a param, on SQLite
+                    groups = _param_groups(conn, keys[0].field.name, keys[0].descending, last)
+                if groups is not None:
+                    # Few distinct values (a categorical param): one page query per value,
+                    # in the order's order, each sorting only that value's runs.
+                    for _num, text in groups:
+                        if len(rows) > limit:
+                            break
+                        rows += page(
+                            True,
+                            lambda cols, text=text: [
+                                cols[1][0] == text,
+                                *_resume(cols, last, have),
+                            ],
+                            limit + 1 - len(rows),
+                            one_value=True,
+                        )
+                elif last is None or last[have] is not None:
                     rows = page(True, lambda cols: _resume(cols, last, have), limit + 1)
                 if len(rows) <= limit:
                     rows += page(
