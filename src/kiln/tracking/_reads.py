@@ -639,15 +639,11 @@ class RunReads(_ClientBase):
                     for _num, text in groups:
                         if len(rows) > limit:
                             break
-                        rows += page(
-                            True,
-                            lambda cols, text=text: [
-                                cols[1][0] == text,
-                                *_resume(cols, last, have),
-                            ],
-                            limit + 1 - len(rows),
-                            one_value=True,
-                        )
+
+                        def of_value(cols: list[Any], text: str = text) -> list[Any]:
+                            return [cols[1][0] == text, *_resume(cols, last, have)]
+
+                        rows += page(True, of_value, limit + 1 - len(rows), one_value=True)
                 elif last is None or last[have] is not None:
                     rows = page(True, lambda cols: _resume(cols, last, have), limit + 1)
                 if len(rows) <= limit:
