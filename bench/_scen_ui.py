@@ -298,7 +298,7 @@ class Dashboard(Scenario):
 
         return (
             "Where its time went (browser timings, ms after navigation, medians): the "
-            f"HTML's last byte {at('html')}, plotly.min.js's {at('plotly')}, the series "
+            f"HTML's last byte {at('html')}, plotly.js's {at('plotly')}, the series "
             f"asked for at {at('asked')} (after Plotly has run), its last byte "
             f"{at('series')}, chart drawn {at('drawn')}."
         )

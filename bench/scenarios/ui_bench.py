@@ -41,7 +41,7 @@ cap = float(sys.argv[9])  # seconds: a request that takes longer is counted as t
 SERIES_REPS = 5
 CHART_REPS = 3
 # Where the page's time went, from the browser's own timings (ms since navigation):
-# the HTML's last byte, plotly.min.js's last byte, when the page asked for the series,
+# the HTML's last byte, plotly.js's last byte (whichever bundle the page loads), when the page asked for the series,
 # its last byte, and now.
 BREAKDOWN = """() => {
   const nav = performance.getEntriesByType("navigation")[0];
@@ -49,7 +49,7 @@ BREAKDOWN = """() => {
   const end = (part) => Math.max(0, ...res.filter((r) => r.name.includes(part))
                                           .map((r) => r.responseEnd));
   const asked = res.filter((r) => r.name.includes("/metrics/")).map((r) => r.startTime);
-  return {html: nav.responseEnd, plotly: end("plotly.min.js"),
+  return {html: nav.responseEnd, plotly: end("/static/plotly"),
           asked: asked.length ? Math.min(...asked) : 0, series: end("/metrics/"),
           drawn: performance.now()};
 }"""
