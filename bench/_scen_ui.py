@@ -299,7 +299,7 @@ class Dashboard(Scenario):
         return (
             "Where its time went (browser timings, ms after navigation, medians): the "
             f"HTML's last byte {at('html')}, plotly.js's {at('plotly')}, the series "
-            f"asked for at {at('asked')} (after Plotly has run), its last byte "
+            f"asked for at {at('asked')} (from the page's head), its last byte "
             f"{at('series')}, chart drawn {at('drawn')}."
         )
 
