@@ -13,10 +13,10 @@ PYTEST_ARGS ?= -n auto
 .PHONY: help demo test lint docs bench dist env env-dev clean
 
 help:
-	@echo "make demo   create the env, train and track a model on the embedded store"
+	@echo "make demo   the whole story on the embedded store: notebook, pipeline, sweep, evaluation, registry, serving, monitoring"
 	@echo "make test   create the env with dev dependencies and run the whole suite"
 	@echo "make lint   ruff, mypy and the import contract (import-linter)"
-	@echo "make docs   API reference (pdoc) into docs/_build"
+	@echo "make docs   the docs site (guides and the pdoc API reference) into docs/_build"
 	@echo "make bench  benchmarks against the tools users would pick instead"
 	@echo "make dist   build kiln-ml's wheel into dist/ (kiln-ml is not on a public index yet)"
 

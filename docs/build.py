@@ -1,6 +1,9 @@
-"""Build kiln's docs: the API reference (pdoc, from docstrings) and the generated pages.
+"""Build kiln's docs: one static site of the guides and the API reference.
 
-python docs/build.py docs/_build         # API reference HTML + generated pages check
+python docs/build.py docs/_build         # the site: docs/*.md as HTML with one navigation
+                                         # (index.html), the API reference (pdoc, from
+                                         # the docstrings) under api/; checks the
+                                         # generated pages are current
 python docs/build.py --write-cli         # regenerate docs/cli.md from --help, and the
                                          # settings tables from kiln._settings.SETTINGS
 
@@ -10,6 +13,7 @@ the README's "Settings" section (both from `SETTINGS`, the one settings table).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -152,6 +156,99 @@ def generated_pages() -> dict[Path, str]:
     }
 
 
+SITE_CSS = """
+body { margin: 0; font: 16px/1.55 system-ui, sans-serif; color: #1f2328; display: flex; }
+nav { flex: 0 0 15rem; padding: 1.5rem 1rem; border-right: 1px solid #d0d7de;
+      position: sticky; top: 0; height: 100vh; overflow: auto; box-sizing: border-box; }
+nav a { display: block; padding: 0.15rem 0; color: #0969da; text-decoration: none; }
+nav a.here { font-weight: 600; color: #1f2328; }
+nav .api { margin-top: 1rem; border-top: 1px solid #d0d7de; padding-top: 1rem; }
+main { flex: 1; max-width: 56rem; padding: 1.5rem 2.5rem; min-width: 0; }
+pre { background: #f6f8fa; padding: 0.8rem; overflow: auto; border-radius: 6px; }
+code { font: 0.9em ui-monospace, monospace; }
+table { border-collapse: collapse; display: block; overflow: auto; }
+th, td { border: 1px solid #d0d7de; padding: 0.3rem 0.6rem; vertical-align: top; }
+"""
+
+_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def _markdown() -> Any:
+    """markdown-it (CommonMark and tables) with GitHub-style heading ids."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.anchors import anchors_plugin
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").use(anchors_plugin, max_level=6)
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The ids the site gives the headings of a markdown page (`page.md#id` links)."""
+    return set(re.findall(r'<h[1-6] id="([^"]+)"', _markdown().render(text)))
+
+
+def _to_html_link(href: str) -> str:
+    """A link between guides, `model-format.md#x`, as the site's `model-format.html#x`."""
+    if re.match(r"[a-z][a-z0-9+.-]*:|#", href):
+        return href
+    path, hash_, anchor = href.partition("#")
+    if path.endswith(".md"):
+        path = path[: -len(".md")] + ".html"
+    return path + hash_ + anchor
+
+
+def _title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return re.sub(r"[`*]", "", line[2:]).strip()
+    return fallback
+
+
+def site_pages() -> list[Path]:
+    """The pages of the site's navigation: index.md, then the pages it links, in order."""
+    index = HERE / "index.md"
+    order = [index]
+    for _label, href in _LINK.findall(index.read_text(encoding="utf-8")):
+        page = HERE / href.partition("#")[0]
+        if href.endswith(".md") and page.exists() and page not in order:
+            order.append(page)
+    rest = sorted(p for p in HERE.glob("*.md") if p not in order)
+    return order + rest
+
+
+def build_site(dest: Path) -> list[Path]:
+    """Render every docs/*.md page into `dest` as HTML with one navigation; return them."""
+    import html
+
+    md = _markdown()
+    pages = site_pages()
+    titles = {p: _title(p.read_text(encoding="utf-8"), p.stem) for p in pages}
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for page in pages:
+        tokens = md.parse(page.read_text(encoding="utf-8"))
+        for token in tokens:
+            for child in token.children or ():
+                if child.type == "link_open":
+                    child.attrSet("href", _to_html_link(str(child.attrGet("href"))))
+        body = md.renderer.render(tokens, md.options, {})
+        nav = "\n".join(
+            f'<a href="{p.stem}.html"{" class=here" if p == page else ""}>'
+            f"{html.escape(titles[p])}</a>"
+            for p in pages
+        )
+        out = dest / f"{page.stem}.html"
+        out.write_text(
+            "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(titles[page])} - kiln</title><style>{SITE_CSS}</style>"
+            f'</head><body><nav>{nav}\n<a class=api href="api/kiln.html">API reference</a>'
+            f"</nav><main>{body}</main></body></html>\n",
+            encoding="utf-8",
+        )
+        written.append(out)
+    return written
+
+
 def main(argv: list[str]) -> int:
     if "--write-cli" in argv:
         for path, text in generated_pages().items():
@@ -174,14 +271,17 @@ def main(argv: list[str]) -> int:
     import pdoc.render
 
     dest = Path(argv[0]) if argv else HERE / "_build"
-    pdoc.render.configure(docformat="google", search=True, show_source=False)
+    pdoc.render.configure(
+        docformat="google", search=True, show_source=False, template_directory=HERE / "templates"
+    )
     api_modules()  # resolves the lazy names in this process, where pdoc then finds them
     import kiln
 
     # pdoc already walks the subpackages the root exports by name (kiln.evaluate, kiln.autolog).
     specs = [m for m in PUBLIC_MODULES if m.removeprefix("kiln.") not in kiln.__all__]
     pdoc.pdoc(*specs, output_directory=dest / "api")
-    print(f"API reference written to {dest / 'api' / 'index.html'}")
+    pages = build_site(dest)
+    print(f"{len(pages)} pages and the API reference (api/) written to {dest / 'index.html'}")
     return 0
 
 

@@ -40,21 +40,56 @@ ORDERS = [
 ]
 
 
+def _check_pages(
+    tracking: TrackingClient, experiment: str | None, filter: str | None, order: str | None
+) -> None:
+    """Every page of 7, cursor after cursor, is search_runs' order cut in sevens."""
+    whole = [r.id for r in tracking.search_runs(experiment, filter=filter, order_by=order)]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        runs, cursor = tracking.search_runs_page(experiment, filter, order, 7, cursor)
+        seen += [r.id for r in runs]
+        pages += 1
+        if cursor is None:
+            break
+    assert seen == whole, (experiment, filter, order)
+    assert pages == max(1, -(-len(whole) // 7))
+
+
 def test_pages_walk_the_same_order_as_search_runs(tracking: TrackingClient) -> None:
     for order in ORDERS:
         for filter in (None, "metrics.acc > 0.55", "params.alpha = 'auto'"):
-            whole = [r.id for r in tracking.search_runs(filter=filter, order_by=order)]
-            seen: list[str] = []
-            cursor = None
-            pages = 0
-            while True:
-                runs, cursor = tracking.search_runs_page(None, filter, order, 7, cursor)
-                seen += [r.id for r in runs]
-                pages += 1
-                if cursor is None:
-                    break
-            assert seen == whole, (order, filter)
-            assert pages == max(1, -(-len(whole) // 7))
+            _check_pages(tracking, None, filter, order)
+
+
+# Pages SQLite reads by walking an index in their order (a metric's or a tag's values,
+# one experiment's start times), testing each run's metrics, params and tags as it goes;
+# a filter's own bounds on the order's metric seek within that index.
+WALKED = [
+    ("a", None, None),
+    ("a", "metrics.acc > 0.55 and tags.team != 'v'", "start_time"),
+    ("b", "params.alpha is null or params.alpha > 0.2", "start_time desc"),
+    (None, "metrics.acc > 0.55 and metrics.acc <= 0.7", "metrics.acc desc"),
+    ("a", "metrics.acc >= 0.6 and not (params.alpha = 'auto')", "metrics.acc"),
+    (None, "metrics.acc = 0.6", "metrics.acc desc, name"),
+    ("a", "tags.team is null or params.alpha != 'auto'", "tags.team desc"),
+    (None, "tags.team = 'u' and metrics.acc is not null", "tags.team, metrics.acc desc"),
+    ("b", "name like 'r1%' and status = 'finished'", "metrics.acc"),
+]
+
+
+@pytest.mark.parametrize("walk", ["walked", "sets"])
+def test_walked_pages_and_the_plan_they_fall_back_to_give_the_same_pages(
+    tracking: TrackingClient, walk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if walk == "sets":
+        # A walk that runs out of time (a filter that matches few of the runs walked)
+        # is stopped and the page read by building each term's set of runs instead.
+        monkeypatch.setattr("kiln.tracking._reads._WALK_BUDGET", 0)
+    for experiment, filter, order in WALKED:
+        _check_pages(tracking, experiment, filter, order)
 
 
 def test_a_page_of_one_experiment_and_its_full_runs(tracking: TrackingClient) -> None:

@@ -76,8 +76,31 @@ def test_what_the_writer_writes_the_reader_reads(tmp_path: Path) -> None:
 def test_a_bad_time_says_what_a_time_is(tmp_path: Path) -> None:
     from kiln.tracking import prediction_log
 
-    with pytest.raises(ValueError, match="since='yesterday' is not a time: give an ISO 8601"):
+    with pytest.raises(ValueError, match="since='yesterday' is not a time; expected an ISO 8601"):
         prediction_log("models:/m@a", since="yesterday", store=_store(tmp_path))
+
+
+def test_a_window_reads_durations_ago_as_kiln_monitor_does(tmp_path: Path) -> None:
+    import time
+
+    from kiln.tracking import LoggedRequest, PredictionLogWriter, prediction_log
+
+    store = _store(tmp_path)
+    now = int(time.time() * 1000)
+    writer = PredictionLogWriter("models:/m@a", store=store, rate=1.0)
+    writer.write(
+        [
+            LoggedRequest("old", now - 10 * 86_400_000, "1", pd.DataFrame({"x": [1.0]}), [0]),
+            LoggedRequest("new", now - 3_600_000, "1", pd.DataFrame({"x": [2.0]}), [1]),
+        ]
+    )
+    writer.close()
+    assert list(prediction_log("models:/m@a", since="7d", store=store)["kiln_request_id"]) == [
+        "new"
+    ]
+    assert list(prediction_log("models:/m@a", until="2d", store=store)["kiln_request_id"]) == [
+        "old"
+    ]
 
 
 def test_without_store_the_reader_reads_the_store_configure_chose(tmp_path: Path) -> None:

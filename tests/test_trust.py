@@ -224,6 +224,38 @@ def test_kiln_predict_and_serve_load_a_trusted_pickled_model(
     assert answer.json()["predictions"] == pytest.approx([2.2, 2.4, 5.6, 5.8])
 
 
+def test_a_trusted_pickle_whose_code_is_not_importable_says_how_to_make_it_so(
+    tmp_path: Path,
+) -> None:
+    folder = _fallback_model(tmp_path / "fallback")
+    X, _ = _frame()
+    X.to_parquet(tmp_path / "in.parquet")
+    env = _env(tmp_path) | {"PYTHONPATH": ""}  # model_fns, which defines it, is not on it
+
+    out = subprocess.run(
+        [
+            KILN,
+            "predict",
+            str(folder),
+            str(tmp_path / "in.parquet"),
+            "-o",
+            "o.csv",
+            "--trust-pickle",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "cannot be imported here (model_fns" in out.stderr
+    assert "add its folder to PYTHONPATH" in out.stderr
+
+
 # ------------------------------------------------------------------ skops types
 def _skops_model(folder: Path, marker: Path) -> Path:
     from sklearn.linear_model import LinearRegression

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from browser_helpers import chromium
+from kiln.ui._pages_runs import series_url
 from serve_helpers import KILN, server_env, serving
 from test_ui_runs import make_store
 from ui_store import XSS
@@ -140,6 +141,25 @@ def test_a_long_series_charts_quickly_and_a_failed_run_shows_its_traceback(
     drawn = tab.page.locator(".plot[data-metric=loss]")
     assert int(drawn.get_attribute("data-points") or 0) <= 2000
     assert took < 5  # 120,000 points, downsampled on the server
+    # The page's head asks for each chart's series before any script runs; the request
+    # kiln.js makes for it is that same one (each series fetched once, not twice).
+    preloaded = tab.page.eval_on_selector_all(
+        "link[rel=preload][as=fetch]", "links => links.map(l => l.href)"
+    )
+    asked = tab.page.evaluate(
+        "performance.getEntriesByType('resource').map(r => r.name)"
+        ".filter(n => n.includes('/metrics/'))"
+    )
+    assert preloaded
+    assert sorted(asked) == sorted(preloaded)
+    # ... for any key: the server writes the URL as JavaScript's encodeURIComponent does.
+    keys = ["loss", "val/acc (top-1)!", "système/mém*", "a b/'c'~d"]
+    in_js = tab.page.evaluate(
+        "keys => keys.map(k => '/api/runs/r1/metrics/' + k.split('/')"
+        ".map(encodeURIComponent).join('/') + '?points=1000')",
+        keys,
+    )
+    assert in_js == [series_url("r1", k) for k in keys]
     tab.shot("long-run")
     tab.go(f"/runs/{ids['failed']}")
     assert "ValueError: the data had no rows" in tab.page.inner_text("#traceback")

@@ -166,6 +166,7 @@ class Client:
 
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=cap)
+        self.server_ms: float | None = None
 
     def call(self, method: str, path: str, body: object = None) -> tuple[float, int, bytes]:
         data = None if body is None else json.dumps(body).encode()
@@ -174,7 +175,17 @@ class Client:
         self.conn.request(method, path, data, headers)
         response = self.conn.getresponse()
         payload = response.read()
+        self.server_ms = server_time(response.getheader("server-timing") or "")
         return 1000 * (time.perf_counter() - s), response.status, payload
+
+
+def server_time(header: str) -> float | None:
+    """The `app;dur=<ms>` a kiln answer carries (its own time); None without one."""
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params[4:])
+    return None
 
 
 def kiln_path(q: Query, page: str = "/api/runs") -> str:
@@ -240,9 +251,12 @@ try:
 
     warm_up()
     times, pages, sizes, capped = [], [], [], []
+    server_ms: list[float] = []
     for i in asked:
         try:
             ms, page, size = ask(server.client, QUERIES[i], experiment_id)
+            if server.client.server_ms is not None:
+                server_ms.append(server.client.server_ms)
         except TimeoutError:  # past the cap: counted as the cap, server restarted
             ms, page, size = 1000 * cap, None, 0
             capped.append(i)
@@ -328,6 +342,7 @@ emit(
     capped=capped,
     restarts=server.starts - 1,
     times_ms=times,
+    server_ms=server_ms,
     html_ms=html,
     pages=pages,
     bytes=sizes,

@@ -108,8 +108,8 @@ SETTINGS: tuple[Setting, ...] = (
         "token",
         str,
         None,
-        "Bearer token: kiln serve requires it from clients off loopback, and kiln's clients "
-        "send it to a kiln team server.",
+        "Bearer token: kiln serve, kiln ui and kiln notebook app, bound off loopback, "
+        "require it from their clients.",
         "KILN_TOKEN",
     ),
     Setting(

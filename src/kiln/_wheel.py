@@ -1,7 +1,8 @@
 """kiln-ml's own wheel (for a new project, a model package), while kiln-ml is not on a public package index.
 
 Found, in order: the file or folder the caller gave; the wheel file kiln was installed
-from; `dist/` of kiln's source tree (where `make dist` puts it); else built there with
+from; `dist/` of kiln's source tree (where `make dist` puts it) unless a file under `src/`
+or `pyproject.toml` changed since it was built; else built there with
 `uv build --wheel --out-dir dist` (what `make dist` runs). None when kiln was installed
 from a package index: the project then asks the index for kiln-ml.
 """
@@ -76,6 +77,16 @@ def uv_executable() -> str | None:
     return found or (str(beside) if beside.exists() else None)
 
 
+def _stale(wheel: Path, root: Path) -> bool:
+    """True when a file the wheel is built from is newer than the wheel (an old `make dist`)."""
+    built = wheel.stat().st_mtime
+    sources = [root / "pyproject.toml", *(root / "src").rglob("*")]
+    return any(
+        "__pycache__" not in path.parts and path.is_file() and path.stat().st_mtime > built
+        for path in sources
+    )
+
+
 def find_kiln_wheel(given: str | os.PathLike[str] | None = None) -> Path | None:
     """The kiln-ml wheel of the running version (see the module docs), or None.
 
@@ -100,7 +111,7 @@ def find_kiln_wheel(given: str | os.PathLike[str] | None = None) -> Path | None:
     if root is None:
         return None
     built = sorted((root / "dist").glob(pattern))
-    if built:
+    if built and not _stale(built[-1], root):
         return built[-1]
     uv = uv_executable()
     dist = root / "dist"

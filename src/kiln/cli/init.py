@@ -41,7 +41,7 @@ __all__ = ["init"]
     "--kiln-wheel",
     type=click.Path(exists=True),
     help="A kiln-ml wheel (or a folder with one) for the project's wheels/ (default: the one "
-    "kiln was installed from, or dist/ of kiln's source tree, built there if missing).",
+    "kiln was installed from, or dist/ of kiln's source tree, built there if missing or older than the source).",
 )
 @json_option
 def init(
@@ -112,8 +112,14 @@ def init(
         return
     click.echo(f"Created {root}")
     if not no_lock and not (root / "uv.lock").is_file():
+        from kiln._wheel import uv_executable
+
         click.echo(
-            "No uv.lock yet (uv not found, or the package index not reachable): "
-            "`make setup` writes it."
+            "No uv.lock yet: uv is not installed, and the project's tasks run with it. "
+            "Install it with `pip install uv` (or see https://docs.astral.sh/uv/); "
+            "`make setup` then writes uv.lock."
+            if uv_executable() is None
+            else "No uv.lock yet (`uv lock` failed: is the package index reachable?): "
+            "`make setup` writes it, or says why it cannot."
         )
     click.echo(f"Next:  cd {name} && make setup && make test && make run")

@@ -171,7 +171,7 @@ class SklearnFlavor(Flavor):
             require_trust(manifest, trust_pickle)
             _pickle_warning(manifest)
             # The caller trusts this file; its bytes were checked against their hashes.
-            return pickle.loads(data)
+            return _unpickle(lambda: pickle.loads(data))
         from kiln._extras import require
 
         sio = require("skops.io", "sklearn", "Loading a scikit-learn model")
@@ -358,7 +358,20 @@ def _pickle_load(folder: Path, manifest: dict[str, Any]) -> Any:
     _pickle_warning(manifest)
     with open(folder / model_file(manifest), "rb") as fh:
         # The caller trusts this file; the files were checked against their hashes first.
-        return pickle.load(fh)
+        return _unpickle(lambda: pickle.load(fh))
+
+
+def _unpickle(load: Any) -> Any:
+    """`load()`, with a pickle that names a class this process cannot import said plainly."""
+    try:
+        return load()
+    except (ModuleNotFoundError, AttributeError) as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise ModelError(
+            f"The pickled model needs code that cannot be imported here ({missing!s}: {exc}). "
+            "Run from the folder that holds that module, add its folder to PYTHONPATH, or "
+            "install the package that defines it, then load again."
+        ) from exc
 
 
 def require_trust(manifest: dict[str, Any], trust_pickle: bool, source: str = "") -> None:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kiln._exceptions import ConfigurationError, ExperimentNotFoundError
+from kiln._exceptions import ExperimentNotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,26 +148,11 @@ class PredictionLogWriter:
 
 
 def _ms(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"{what}={value!r} is not a time: give an ISO 8601 string such as "
-                "'2026-11-22T10:00:00', a datetime, or milliseconds since the epoch."
-            ) from exc
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
-    raise ConfigurationError(
-        f"{what} must be a datetime, an ISO 8601 string or milliseconds; got "
-        f"{type(value).__name__}."
-    )
+    """A time as `kiln.monitor` reads it (ISO 8601, "7d" ago, datetime, ms), in ms."""
+    from kiln._times import parse_time
+
+    when = parse_time(value, what)
+    return None if when is None else int(when.timestamp() * 1000)
 
 
 def prediction_log(
@@ -182,8 +166,9 @@ def prediction_log(
 
     Args:
         model_uri: The URI exactly as given to `kiln serve`.
-        since: Keep rows logged at or after this time (datetime, ISO 8601 string, or ms).
-        until: Keep rows logged before this time.
+        since: Keep rows logged at or after this time: a datetime, an ISO 8601 string,
+            milliseconds since the epoch, or a duration ago such as "7d" or "12h".
+        until: Keep rows logged before this time (the same forms).
         store: The store to read (default: the one `kiln.configure` chose, else the
             default store).
 

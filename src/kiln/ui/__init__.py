@@ -8,7 +8,8 @@ ui(port=5000)                                # serve it (Ctrl-C stops)
 ```
 
 Server-rendered pages (Starlette and Jinja2, autoescaped), plotly.js served from the
-installed package (no CDN), a JSON API under `/api/` for every page's data. Bound to
+installed packages (no CDN: plotly's full bundle, and for a run's line charts the basic
+bundle kiln ships, a quarter of its size), a JSON API under `/api/` for every page's data. Bound to
 anything but loopback it needs a token (`--token` / `KILN_TOKEN`) or an explicit
 `--no-auth`.
 

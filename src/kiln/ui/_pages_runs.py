@@ -368,9 +368,9 @@ def _run_data(request: Request, run_id: str) -> dict[str, Any]:
     diff = env.pop("git_diff", None)
     packages = env.pop("packages", None) or {}
     metric_keys = sorted(run.metrics)
-    from kiln.ui._series import point_counts
+    from kiln.ui._series import keys_with_history
 
-    counts = point_counts(tracking.store, run.id)
+    charted = keys_with_history(tracking.store, run.id)
     links = []
     if f"{_PIPELINE}.target" in run.tags:
         links.append(("Pipeline graph", f"/pipelines/{run.id}"))
@@ -382,7 +382,7 @@ def _run_data(request: Request, run_id: str) -> dict[str, Any]:
         "git_diff": diff,
         "packages": packages,
         # A chart per metric with a history; a single value reads better in the table.
-        "metrics": [k for k in metric_keys if not k.startswith("system/") and counts.get(k, 0) > 1],
+        "metrics": [k for k in metric_keys if not k.startswith("system/") and k in charted],
         "system_metrics": [k for k in metric_keys if k.startswith("system/")],
         "artifacts": [
             {
@@ -398,9 +398,24 @@ def _run_data(request: Request, run_id: str) -> dict[str, Any]:
     }
 
 
+_PRELOADED = 6  # charts whose series the page's head asks for before any script runs
+
+
+def series_url(run_id: str, key: str, points: int = 1000) -> str:
+    """The URL kiln.js's `kiln.series` asks for a metric's downsampled history
+    (each path segment encoded as JavaScript's encodeURIComponent does)."""
+    js_safe = "!'()*"
+    segments = "/".join(quote(part, safe=js_safe) for part in key.split("/"))
+    return f"/api/runs/{quote(run_id, safe=js_safe)}/metrics/{segments}?points={points}"
+
+
 def run_page(request: Request) -> Response:
     data = _run_data(request, request.path_params["run_id"])
-    return render(request, "run.html", **data, chart={"run": data["run"]["id"]})
+    run_id = data["run"]["id"]
+    # The first charts' data is fetched while plotly.js loads and runs, not after.
+    keys = (data["metrics"] + data["system_metrics"])[:_PRELOADED]
+    preload = [series_url(run_id, k) for k in keys]
+    return render(request, "run.html", **data, chart={"run": run_id}, preload=preload)
 
 
 def run_api(request: Request) -> Response:
