@@ -7,6 +7,7 @@ was measured, so figures from different runs are never mistaken for one run's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -182,6 +183,22 @@ def _section(scenario: Scenario, rows: list[Row], notes: list[str], measured: st
     return lines + [""] + [f"- {n}" for n in notes]
 
 
+def _mlflow_line(mlflow: dict[str, str], path: Path) -> str:
+    """The header's MLflow line; without an MLflow env here (a run of scenarios that need
+    none), the existing file's line, which the kept sections were measured with."""
+    line = (
+        f"- **MLflow** {mlflow['version']} in `bench/.envs/mlflow`, SQLite backend, Python "
+        f"{mlflow['python']}, SQLite {mlflow['sqlite']}"
+    )
+    if mlflow["version"] != "?":
+        return line
+    with contextlib.suppress(OSError):
+        for old in path.read_text(encoding="utf-8").splitlines():
+            if old.startswith("- **MLflow** ") and "**MLflow** ?" not in old:
+                return old
+    return line
+
+
 def write(report: Report, path: Path) -> None:
     """Write RESULTS.md, keeping the scenarios this run did not measure."""
     kiln = tool_versions(KILN_PY, "kiln-ml")
@@ -252,8 +269,7 @@ def write(report: Report, path: Path) -> None:
         f"- **Load average** (1/5/15 min) {'; '.join(report.load)}",
         f"- **kiln** {kiln['version']} (commit {commit}{dirty}), Python {kiln['python']}, "
         f"SQLite {kiln['sqlite']}",
-        f"- **MLflow** {mlflow['version']} in `bench/.envs/mlflow`, SQLite backend, Python "
-        f"{mlflow['python']}, SQLite {mlflow['sqlite']}",
+        _mlflow_line(mlflow, path),
         f"- **Method:** every figure is the median of {report.reps} interleaved repetitions (kiln, "
         "MLflow, kiln, MLflow, ...), min-max in brackets; each repetition is a fresh process "
         "with a fresh temporary folder and store. Ratios are kiln's advantage, from the medians: "

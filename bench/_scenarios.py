@@ -783,3 +783,6 @@ SCENARIOS.append(Monitor())
 from _scen_ui import Dashboard  # noqa: E402 - it imports this module's helpers
 
 SCENARIOS.append(Dashboard())
+from _scen_app import NotebookApp  # noqa: E402 - it imports this module's helpers
+
+SCENARIOS.append(NotebookApp())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the anchor tools' own envs under bench/.envs/ (gitignored): mlflow (about 850 MB)
-# for scenarios a-g, kedro and dvc for scenario h, papermill for n, evidently for m.
+# for scenarios a-g, kedro and dvc for scenario h, papermill for n, evidently for m, voila
+# for v.
 # Idempotent: does nothing when the pinned MLflow is already installed there.
 # mlflow 3.18.0 does not install here (its mlflow-skinny 3.18.0 is not on the index).
 # scikit-learn and skops are pinned to the versions in kiln's .venv (when it has them),
@@ -197,4 +198,40 @@ else
     fi
     env="$ev_env" install "evidently==$EVIDENTLY_VERSION" "pandas<3" pyarrow
     "$ev_env/bin/python" -c "import evidently; print('installed evidently', evidently.__version__)"
+fi
+
+# --- Scenario v (notebook app vs Voilà): Voilà in its own env with the notebook's
+# libraries at kiln's versions; its `python3` kernel is that env's (ipykernel installed
+# there, and Voilà starts kernels with the interpreter of the env it runs in).
+VOILA_VERSION=0.5.13
+voila_env="$here/.envs/voila"
+if ! wants voila; then
+    echo "skipping voila (KILN_BENCH_ANCHORS=${KILN_BENCH_ANCHORS:-})"
+elif [[ -x "$voila_env/bin/python" ]] && "$voila_env/bin/python" - "$VOILA_VERSION" <<'PYEOF' 2>/dev/null; then
+import importlib.metadata as md
+import sys
+
+sys.exit(md.version("voila") != sys.argv[1] or not md.version("matplotlib"))
+PYEOF
+    echo "voila $VOILA_VERSION is already installed in $voila_env"
+else
+    echo "Installing voila==$VOILA_VERSION into $voila_env ..."
+    if [[ -n "$uv" ]]; then
+        UV_PYTHON_DOWNLOADS=never "$uv" venv --quiet --clear --python "$PY" "$voila_env"
+    else
+        "$PY" -m venv --clear "$voila_env"
+    fi
+    voila_pins=""
+    if [[ -x "$kiln_py" ]]; then
+        voila_pins=$("$kiln_py" - numpy pandas matplotlib ipykernel <<'PYEOF' 2>/dev/null || true
+import importlib.metadata as md
+import sys
+
+print(" ".join(f"{d}=={md.version(d)}" for d in sys.argv[1:]))
+PYEOF
+)
+    fi
+    # shellcheck disable=SC2086  # one requirement per word
+    env="$voila_env" install "voila==$VOILA_VERSION" ${voila_pins:-numpy pandas matplotlib ipykernel}
+    "$voila_env/bin/python" -c "import voila; print('installed voila', voila.__version__)"
 fi
