@@ -185,7 +185,11 @@ def test_the_run_page_lists_params_charts_system_metrics_and_artifacts(dash: Any
     page = http.get(f"/runs/{run_id}").text
     assert 'data-metric="acc"' in page
     assert 'class="plot system" data-metric="system/cpu_percent"' in page
-    assert "/static/plotly.min.js" in page
+    # A run's line charts use plotly.js's basic bundle, shipped in kiln (no CDN).
+    assert "/static/plotly-basic.min.js" in page
+    bundle = http.get("/static/plotly-basic.min.js")
+    assert bundle.status_code == 200
+    assert "plotly.js (basic - minified)" in bundle.text[:200]
     xss = http.get(f"/api/runs/{ids['xss']}").json()
     assert [a["url"] for a in xss["artifacts"]] == [f"/runs/{ids['xss']}/artifacts/report.txt"]
     assert f'href="/runs/{ids["xss"]}/artifacts/report.txt"' in http.get(f"/runs/{ids['xss']}").text
