@@ -109,6 +109,25 @@ def test_init_creates_the_project_in_a_git_repo(project: Path) -> None:
         assert re.search(rf"^{target} = ", pyproject, re.M) or target == "setup", target
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_serve_takes_another_port_and_registers_only_a_new_model(project: Path) -> None:
+    # kiln's "port 8000 is in use" error says to choose another port with --port: with
+    # make, that is PORT=
+    def serve_line(*args: str) -> str:
+        dry = _ok(_run(["make", "-n", "serve", "RUN=", *args], project))
+        [line] = [x for x in dry.splitlines() if x.startswith("kiln serve ")]
+        return line
+
+    assert serve_line().endswith(" --port 8000 --log-rate 1")
+    assert serve_line("PORT=8001").endswith(" --port 8001 --log-rate 1")
+    assert "make serve PORT=8001" in (project / "README.md").read_text(encoding="utf-8")
+    # every `make serve` registers the newest trained model, a new version only when new
+    dry = _ok(_run(["make", "-n", "register", "RUN="], project))
+    assert "kiln models register $run demo --if-changed" in dry, dry
+    pyproject = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert "kiln models register $run demo --if-changed" in pyproject
+
+
 def test_ci_workflow_is_valid_and_has_every_step(project: Path) -> None:
     workflow = project / ".github" / "workflows" / "ci.yml"
     _ok(
@@ -240,7 +259,7 @@ def test_update_reports_a_conflict_when_both_changed_a_line(made: tuple[Path, Pa
     template, app = made
     _edit_and_commit(app, "params.yaml", "  C: 1.0", "  C: 0.3")
     _bump(template, "1.1.0", "params.yaml.jinja", "  C: 1.0", "  C: 2.0")
-    _bump(template, "1.1.0", "Makefile.jinja", "--port 8000", "--port 8080")  # merges cleanly
+    _bump(template, "1.1.0", "Makefile.jinja", "PORT ?= 8000", "PORT ?= 8080")  # merges cleanly
     done = _run([KILN, "init", "--update", "--template", str(template)], app)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 conflict(s)" in done.stderr
@@ -249,7 +268,7 @@ def test_update_reports_a_conflict_when_both_changed_a_line(made: tuple[Path, Pa
     assert "M Makefile" in done.stdout
     params = (app / "params.yaml").read_text(encoding="utf-8")
     assert re.search(r"^<{7}.*\n  C: 0\.3\n={7}\n  C: 2\.0\n>{7}", params, re.M), params
-    assert "--port 8080" in (app / "Makefile").read_text(encoding="utf-8")
+    assert "PORT ?= 8080" in (app / "Makefile").read_text(encoding="utf-8")
 
 
 def test_init_refuses_a_non_empty_folder_and_a_bad_name(tmp_path: Path) -> None:

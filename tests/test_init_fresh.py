@@ -1,9 +1,10 @@
 """A newcomer's first hour, from nothing (issue 19's acceptance test).
 
 In a fresh virtual env holding only kiln-ml's wheel and, in an empty folder: `kiln init
-demo`, then `make test` and `make run` in it, then `make register` and the command
-`make serve` runs (on a free port), a prediction of real rows from the project's data,
-and `make monitor` on what the server logged, which must exit 0. The project's own env
+demo`, then `make test` and `make run` in it, then `make register`, `make monitor` before
+anything was served (it says so), `make run` and `make register` again (no new version),
+the command `make serve PORT=0` runs (on a free port), a prediction of real rows from the
+project's data, and `make monitor` on what the server logged, which must exit 0. The project's own env
 comes from its uv.lock through the package index, as it does for a user; torch is never
 needed. Each step's output is printed, so a failure shows which step broke and why.
 """
@@ -111,11 +112,12 @@ def _http(url: str, body: object = None, timeout: float = 30) -> tuple[int, dict
 
 
 def _serve_command(tour: Tour, project: Path, port_file: Path) -> list[str]:
-    """The command `make serve` runs after `register`, on a free port instead of 8000."""
-    dry = tour.run("make -n serve", ["make", "-n", "serve"], project, timeout=30)
+    """The command `make serve PORT=0` runs after `register`: on a free port, which it
+    writes to `port_file`."""
+    dry = tour.run("make -n serve", ["make", "-n", "serve", "PORT=0"], project, timeout=30)
     [line] = [x for x in dry.splitlines() if " kiln serve " in f" {x} "]
-    assert "--port 8000" in line, line
-    return shlex.split(line.replace("--port 8000", f"--port 0 --port-file {port_file}"))
+    assert "--port 0 " in line, line
+    return [*shlex.split(line), "--port-file", str(port_file)]
 
 
 def _stop(server: subprocess.Popen[bytes]) -> int | None:
@@ -183,6 +185,16 @@ def test_a_newcomer_goes_from_kiln_init_to_monitoring(tour: Tour, tmp_path: Path
         assert re.search(rf"done\s+{step}\b", out), step
     out = tour.run("make register", ["make", "register"], project, timeout=300)
     assert "Set demo@production -> version 1." in out
+    # before anything was served, monitoring says there is nothing yet, and what to do
+    out = tour.run("make monitor (nothing served)", ["make", "monitor"], project, 300, status=2)
+    flat = " ".join(out.split())
+    assert "No predictions of 'models:/demo@production' were logged yet" in flat, out
+    assert "--log-rate 1" in flat, out
+    # a second `make run` changes nothing, so `make serve` registers no new version
+    out = tour.run("make run (again)", ["make", "run"], project, timeout=300)
+    out = tour.run("make register (again)", ["make", "register"], project, timeout=300)
+    assert "models:/demo/1, the latest version of 'demo', is already this model" in out
+    assert "demo@production already points at version 1; nothing changed." in out
 
     # real rows of the project's data, with their labels
     code = (

@@ -179,6 +179,12 @@ def _aliases_text(aliases: dict[str, int]) -> str:
 @click.argument("name")
 @click.option("-d", "--description", help="The model's description (replaces the old one).")
 @click.option("-t", "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@click.option(
+    "--if-changed",
+    is_flag=True,
+    help="Register only when MODEL is not already NAME's latest version (same source, "
+    "files and tags); otherwise say so and keep that version.",
+)
 @json_option
 @click.pass_context
 def register(
@@ -187,24 +193,36 @@ def register(
     name: str,
     description: str | None,
     tags: tuple[str, ...],
+    if_changed: bool,
     as_json: bool,
 ) -> None:
     """Register a saved model as the next version of NAME.
 
     MODEL is a run id (its artifact folder model/), runs:/RUN_ID/PATH, a local folder
-    holding kiln-model.json, or a models:/ URI to register again.
+    holding kiln-model.json, or a models:/ URI to register again. A pipeline step's run
+    that reused a cached model registers the run that saved it. With --if-changed,
+    registering on every deploy adds a version only for a new model.
     """
+    import time
+
     parsed: dict[str, str] = {}
     for tag in tags:
         key, eq, value = tag.partition("=")
         if not eq or not key:
             raise click.BadParameter(f"expected KEY=VALUE; got {tag!r}.", param_hint="--tag")
         parsed[key] = value
+    called_ms = int(time.time() * 1000)
     version = _registry(ctx, create=True).register(
-        model, name, description=description, tags=parsed
+        model, name, description=description, tags=parsed, if_changed=if_changed
     )
     if as_json:
         echo_json(version.to_dict())
+        return
+    if version.created_at < called_ms:  # --if-changed kept the latest version
+        click.echo(
+            f"{version.uri}, the latest version of {name!r}, is already this model (from "
+            f"{version.source}, registered {fmt_time(version.created_at)}); nothing registered."
+        )
         return
     click.echo(f"Registered {version.uri} from {version.source}")
 

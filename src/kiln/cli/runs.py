@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,9 @@ from kiln.cli._common import (
     store_place,
 )
 from kiln.cli._output import echo_json, fmt_time, fmt_value, table
+
+if TYPE_CHECKING:
+    from kiln.tracking import TrackingClient
 
 __all__ = ["runs"]
 
@@ -59,7 +62,10 @@ def list_runs(
     --all or a filter on parent_id. A pipeline run shows its steps' metrics as
     STEP.METRIC (e.g. evaluate.accuracy).
     """
-    client = client_for_listing(ctx, "runs", as_json=as_json or ids_only)
+    if ids_only and not as_json:
+        client = _client_or_none(ctx)  # no store yet: no ids to print (not "[]")
+    else:
+        client = client_for_listing(ctx, "runs", as_json=as_json)
     if client is None:
         return
     import warnings
@@ -114,6 +120,16 @@ def list_runs(
         for r in found
     ]
     table(None, ["id", "experiment", "name", "status", "started", "duration", *metric_keys], rows)
+
+
+def _client_or_none(ctx: click.Context) -> TrackingClient | None:
+    """The store's client, or None when there is no store yet (nothing said)."""
+    from kiln._exceptions import StoreNotFoundError
+
+    try:
+        return client_from(ctx, create=False)
+    except StoreNotFoundError:
+        return None
 
 
 @runs.command("show")

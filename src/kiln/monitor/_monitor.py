@@ -689,6 +689,51 @@ def _record(report: MonitorReport, experiment: str) -> str:
     return run.id
 
 
+def _nothing_logged(
+    empty: Finding, model_uri: str, since: datetime | None, until: datetime | None
+) -> Finding:
+    """The `empty` finding of a prediction-log window without rows: no predictions were
+    logged there; how to log some, or where else to look."""
+    from dataclasses import replace
+
+    if since is None:
+        window = "yet"
+    else:
+        end = f"{until:%Y-%m-%d %H:%M}" if until is not None else "now"
+        window = f"between {since:%Y-%m-%d %H:%M} and {end} UTC"
+    served = [uri for uri in _served_uris() if uri != model_uri]
+    others = (
+        f" The log holds predictions of {', '.join(repr(u) for u in served[:5])}: monitor "
+        "the URI exactly as it was given to kiln serve."
+        if served
+        else ""
+    )
+    widen = " or widen the window (--since, since=)" if since is not None else ""
+    return replace(
+        empty,
+        message=(
+            f"No predictions of {model_uri!r} were logged {window}, so there is nothing to "
+            f"check.{others} Serve it with prediction logging on (kiln serve {model_uri} "
+            f"--log-rate 1; the default, 0, logs nothing) and send it requests{widen}, or "
+            "give the data to check with --current FILE (current=)."
+        ),
+        details={**empty.details, "source": "prediction log"},
+    )
+
+
+def _served_uris() -> list[str]:
+    """The model URIs the prediction log has requests of, newest served first."""
+    from kiln._exceptions import ExperimentNotFoundError
+    from kiln.tracking import SERVING_EXPERIMENT, SERVING_URI_TAG, get_client
+
+    try:
+        runs = get_client().search_runs(SERVING_EXPERIMENT, limit=100)
+    except ExperimentNotFoundError:
+        return []
+    uris = (r.tags.get(SERVING_URI_TAG) for r in runs)
+    return list(dict.fromkeys(u for u in uris if u))
+
+
 def _current_from_log(
     model_uri: str, since: datetime | None, until: datetime | None
 ) -> pd.DataFrame:
@@ -795,6 +840,11 @@ def monitor(
         config=options,
         progress=progress,
     )
+    if current is None and not len(frame):  # the log's window is empty: say why, and what to do
+        report.quality = [
+            _nothing_logged(f, str(model_uri), start, end) if f.check == "empty" else f
+            for f in report.quality
+        ]
     if experiment is not None:
         _record(report, experiment)
     return report

@@ -69,6 +69,7 @@ QUALITY_DEFAULTS: dict[str, Any] = {
 """The options of `quality`'s `config`, with their default values."""
 
 LOG_COLUMNS = ("kiln_request_id", "kiln_time", "kiln_model_version", "kiln_prediction")
+_REQUEST, _ROW = "kiln_request_id", "kiln_row"  # a logged row: its request, its place in it
 _NUMERIC = ("int", "float")
 _CATEGORICAL = ("str", "category", "bool")
 _TEXT_LIMIT = 200  # characters of an example kept in details
@@ -568,6 +569,16 @@ class _Checker:
             self.wrong_type(name, "dates or times", "datetime", wrong)
 
 
+def _where(entry: dict[str, Any], key_name: str) -> str:
+    """Where a listed row is, for a message: `request 'r1', row 2` for a logged row of a
+    request (row = its kiln_row), else `row 'c7'` (by the key, or the index)."""
+    if _ROW in entry:
+        return f"request {entry['row']!r}, row {entry[_ROW]!r}"
+    if key_name == _REQUEST:
+        return f"request {entry['row']!r}"
+    return f"row {entry['row']!r}"
+
+
 def _row_hash(series: pd.Series) -> np.ndarray:
     import numpy as np
     import pandas as pd
@@ -726,9 +737,13 @@ def quality(
     over = np.flatnonzero(rows.best_z > threshold)
     if len(over):
         order = over[np.argsort(-rows.best_z[over], kind="stable")][: options["max_outliers"]]
+        # A request id names a request, which may hold many rows: kiln_row (its place
+        # in the request, from 0) says which one.
+        place = position.get(_ROW) if key_name == _REQUEST else None
         listed = [
             {
                 "row": rows.key(i),
+                **({} if place is None else {_ROW: _jsonable(frame.iat[i, place])}),
                 "column": names[rows.best_column[i]],
                 "value": rows.best_value[i],
                 "z": round(float(rows.best_z[i]), 3),
@@ -741,8 +756,8 @@ def quality(
             "info",
             f"{_many(len(over), 'row')} {'has' if len(over) == 1 else 'have'} a value more "
             f"than {threshold:g} robust standard "
-            "deviations from the training median (the most outlying: row "
-            f"{listed[0]['row']!r}, column {listed[0]['column']!r}, z = {listed[0]['z']:g}). "
+            f"deviations from the training median (the most outlying: {_where(listed[0], key_name)}, "
+            f"column {listed[0]['column']!r}, z = {listed[0]['z']:g}). "
             "Look at these rows: data-entry errors, unit changes or a new kind of case.",
             count=len(over),
             threshold=threshold,

@@ -39,6 +39,7 @@ def register(
     *,
     description: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    if_changed: bool = False,
 ) -> ModelVersion:
     """Register a saved model as the next version of `name` (1 for a new name).
 
@@ -58,17 +59,23 @@ def register(
             first registration.
         description: The model's description (replaces the old one when given).
         tags: Tags for this version.
+        if_changed: Register only when the model differs from `name`'s latest version
+            (another source or other files, or other tags); otherwise return that
+            version and add none, so that registering on every deploy is idempotent.
 
     Returns:
-        The new version. Versions are numbered per name in the order they are
-        registered, also when several processes register at once.
+        The new version (with `if_changed`, possibly the latest one). Versions are
+        numbered per name in the order they are registered, also when several
+        processes register at once.
 
     Raises:
         RegistryError: A bad name, or `model` holds no saved model (the message lists
             what it holds).
         RunNotFoundError: The run does not exist.
     """
-    return get_registry().register(model, name, description=description, tags=tags)
+    return get_registry().register(
+        model, name, description=description, tags=tags, if_changed=if_changed
+    )
 
 
 def get_model_version(name: str, version_or_alias: int | str) -> ModelVersion:

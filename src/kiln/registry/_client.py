@@ -87,6 +87,7 @@ class RegistryClient(RegistryReads):
         *,
         description: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        if_changed: bool = False,
     ) -> ModelVersion:
         """Register a saved model as the next version of `name` (1 for a new name).
 
@@ -99,9 +100,15 @@ class RegistryClient(RegistryReads):
             name: The registered model's name; created on first registration.
             description: The model's description (replaces the old one when given).
             tags: Tags for this version.
+            if_changed: Register only when the model differs from `name`'s latest
+                version (another source or other files, or other tags); when it is the
+                same, return that latest version (registered before this call, as its
+                `created_at` shows) and add none. Registering on every deploy then adds
+                a version only for a new model.
 
         Returns:
-            The new version, with a lineage snapshot of its run.
+            The new version, with a lineage snapshot of its run (with `if_changed`, the
+            latest version when it already is this model).
 
         Raises:
             RegistryError: `name` is not a valid model name, or `model` holds no saved
@@ -132,6 +139,21 @@ class RegistryClient(RegistryReads):
                     .where(s.registered_models.c.name == name)
                     .values(description=description)
                 )
+            if if_changed:
+                latest = conn.execute(
+                    select(v.c.version, v.c.source, v.c.lineage, v.c.tags)
+                    .where(v.c.name == name)
+                    .order_by(v.c.version.desc())
+                    .limit(1)
+                ).first()
+                if (
+                    latest is not None
+                    and latest.source == source
+                    and json.loads(latest.lineage or "{}").get("model_files")
+                    == lineage.get("model_files")
+                    and json.loads(latest.tags or "{}") == tag_values
+                ):
+                    return self._load_versions(conn, name, [latest.version])[0]
             version = int(
                 conn.execute(
                     select(func.coalesce(func.max(v.c.version), 0) + 1).where(v.c.name == name)

@@ -25,6 +25,7 @@ __all__ = ["MODEL_FILE", "RUN_MODEL_PATH", "Origin", "find_origin"]
 MODEL_FILE = MODEL_MANIFEST
 RUN_MODEL_PATH = "model"  # where a run's model is when only the run is given
 _HEX = re.compile(r"[0-9a-fA-F]{4,32}\Z")
+_PIPELINE = "kiln.pipeline"  # the tags of a pipeline step's run (kiln.pipeline's step_tags)
 
 # (source URI, run id or None, lineage)
 Origin = tuple[str, str | None, dict[str, Any]]
@@ -101,7 +102,20 @@ def _from_run(client: TrackingClient, run_id: str, path: str) -> Origin:
     prefix = path + "/"
     files = {a.path[len(prefix) :]: a.sha256 for a in run.artifacts if a.path.startswith(prefix)}
     if MODEL_FILE not in files:
-        raise RegistryError(_no_model_message(run, path))
+        maker = _cached_from(client, run, path)
+        if maker is None:
+            hint = (
+                f" It is a pipeline step that reused a cached output, and no run of step "
+                f"{run.tags.get(_PIPELINE + '.step')!r} that computed it holds the model any "
+                "more: re-run the step (kiln run --force STEP) and register its run."
+                if run.tags.get(_PIPELINE + ".cache") == "hit"
+                else ""
+            )
+            raise RegistryError(_no_model_message(run, path) + hint)
+        run = maker
+        files = {
+            a.path[len(prefix) :]: a.sha256 for a in run.artifacts if a.path.startswith(prefix)
+        }
     lineage = run_lineage(run)
     lineage.update(
         flavor=_flavor(client.read_artifact(run.id, prefix + MODEL_FILE)),
@@ -109,6 +123,27 @@ def _from_run(client: TrackingClient, run_id: str, path: str) -> Origin:
         model_files=dict(sorted(files.items())),
     )
     return f"{RUNS_PREFIX}{run.id}/{path}", run.id, lineage
+
+
+def _cached_from(client: TrackingClient, run: Run, path: str) -> Run | None:
+    """For a pipeline step's run that reused a cached output (`kiln run` with nothing
+    changed), the newest run of that step that computed the output and saved the model
+    at `path`; None for any other run."""
+    tags = run.tags
+    output, step = tags.get(_PIPELINE + ".output"), tags.get(_PIPELINE + ".step")
+    if tags.get(_PIPELINE + ".cache") != "hit" or not output or not step:
+        return None
+    quoted = output.replace("'", "''")
+    makers = client.search_runs(
+        filter=f"tags.`{_PIPELINE}.output` = '{quoted}' and tags.`{_PIPELINE}.cache` = 'miss'",
+        files=True,
+    )
+    for maker in makers:
+        if maker.tags.get(_PIPELINE + ".step") == step and any(
+            a.path == f"{path}/{MODEL_FILE}" for a in maker.artifacts
+        ):
+            return maker
+    return None
 
 
 def run_lineage(run: Run) -> dict[str, Any]:
