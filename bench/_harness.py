@@ -102,9 +102,43 @@ class Workspace:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _tree(pid: int) -> list[int]:
+    """Every process below `pid`, whatever session it started for itself."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+            for kid in kids:
+                if kid not in found:
+                    found.append(kid)
+                    todo.append(kid)
+    return found
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child, its group, and every process below it.
+
+    A child's servers start sessions of their own (so they can be stopped as a group),
+    and their kernels do too: killing the child's group alone would leave them running.
+    The tree is listed before anything is killed, while every process still has its
+    parent.
+    """
+    family = _tree(proc.pid)
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for pid in family:
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def kill_all() -> None:

@@ -172,7 +172,7 @@ class NotebookApp(Scenario):
                 share <= 0.5,
             ),
             Row(
-                "… of which: submit to the parameters cell done (kernel forked and booted, "
+                "… of which: submit to the parameters cell done (the spare kernel connected, "
                 "run created), ms",
                 ms("kiln_first_boot"),
                 "—",
@@ -256,10 +256,16 @@ class NotebookApp(Scenario):
             f"{self.page_kb.get('voila', 0):,.0f} KiB.",
             f"Envs: kiln's `.venv` ({libs(kv)}); Voilà {vv.get('voila', '?')} in "
             f"`bench/.envs/voila` ({libs(vv)}), whose own `python3` kernel runs the "
-            "notebook. Both kernels are started per execution: kiln forks one from its "
-            "fork server (which imported ipykernel and the notebook's imports once); "
-            "Voilà starts one from the kernel spec per page (its default: no pre-heated "
-            "kernels, no progressive rendering).",
+            "notebook. Each execution gets a new kernel process in both: kiln forks one "
+            "from its fork server (which imported ipykernel and the notebook's imports "
+            "once) and keeps one such kernel started ahead of the next execution (each "
+            "execution takes it and forks the next one, which boots while nobody waits; "
+            "kiln's default, `WarmRunner(spare=True)`); Voilà starts one from the kernel "
+            "spec per page (its default: no pre-heated kernels, no progressive "
+            "rendering). Voilà's `--preheat_kernel=True` would keep kernels that have "
+            "already executed the notebook with its defaults: a page answered from work "
+            "done before the visit, which is what kiln's cache measures below, not a "
+            "fresh execution.",
             "Servers, one process each, started afresh each repetition on a loopback port: "
             f"`kiln --store <fresh store> notebook app {NOTEBOOK} --port 0 --port-file F` "
             f"(one worker) and `voila {NOTEBOOK} --no-browser --port P`. Each gets one "
@@ -270,7 +276,9 @@ class NotebookApp(Scenario):
             "202), `GET /api/jobs/<job>` every 10 ms until finished, then "
             "`GET /r/<run>/output`, timed from the POST to the output page's last byte; the "
             "'… of which' rows split it at what the polls saw first (the job's count of code "
-            "cells done; the 10 ms polls make each mark up to ~15 ms late). kiln's own job "
+            "cells done; the 10 ms polls make each mark up to ~15 ms late). The visits "
+            "are 2 s apart, as a viewer's would be at least, so the spare kernel forked "
+            "by the last execution has booted. kiln's own job "
             "page polls every 300 ms, so a browser shows the result up to 300 ms after "
             "these figures. "
             "Voilà: `GET /` timed to the page's last byte: by default Voilà executes the "

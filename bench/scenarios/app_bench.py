@@ -6,7 +6,7 @@ asks it, one request at a time unless said otherwise:
 
 kiln (`kiln --store <wd>/kiln notebook app NB --port 0 --port-file F`):
 - warm-up, untimed: one submit with another seed, polled to its result page;
-- first visit, FIRST times: `POST /api/n/<nb>/runs {"parameters": {}, "again": true}`
+- first visit, FIRST times, GAP seconds apart: `POST /api/n/<nb>/runs {"parameters": {}, "again": true}`
   (the defaults, a fresh execution forced), `GET /api/jobs/<job>` every 10 ms until it
   is finished, then `GET /r/<run>/output` (the rendered result), timed from sending the
   POST to the last byte of the output page;
@@ -63,6 +63,8 @@ CHECK = b"total revenue"  # the last cell's output
 PLOT = b"image/png"  # the matplotlib figure, inline
 SLUG = "sales_report"
 TIMEOUT = 120.0  # seconds for any one answer: a hung server fails the repetition
+GAP = 2.0  # seconds between first visits, for both servers (a viewer's pace at least)
+CROWD_TIMEOUT = 300.0  # seconds for all of Voilà's concurrent pages together
 
 nb = os.path.join(workdir, os.path.basename(notebook))
 shutil.copy(notebook, nb)
@@ -161,6 +163,14 @@ class Kernels:
         return sum(1 for p in kernels if self.parent.get(p) not in kernels)
 
 
+def _die_with_parent() -> None:
+    """In the server's process before exec: SIGKILL it when this script exits."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Server:
     def __init__(self) -> None:
         self.log_path = os.path.join(workdir, f"{tool}-server.log")
@@ -175,9 +185,12 @@ class Server:
             cmd = [os.path.join(voila_env, "bin", "voila"), nb, "--no-browser"]
             cmd += ["--port", str(self.port), "--Voila.ip=127.0.0.1"]
         t0 = time.perf_counter()
+        # A session of its own (stopped as a group), killed by the kernel if this script
+        # dies first (the harness's timeout): no server, no kernel outlives the bench.
         self.proc = subprocess.Popen(
-            cmd, env=env, cwd=workdir, stdout=self.log, stderr=self.log, start_new_session=True
-        )
+            cmd, env=env, cwd=workdir, stdout=self.log, stderr=self.log,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )  # fmt: skip
         self.wait_ready(t0)
         self.start_s = time.perf_counter() - t0
 
@@ -212,6 +225,9 @@ class Server:
             time.sleep(0.02)
 
     def stop(self) -> None:
+        """SIGTERM the server's group, SIGKILL it after 20 s, then kill every process it
+        left below it (kernels run in sessions of their own)."""
+        family = descendants(self.proc.pid)
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(20)
@@ -219,6 +235,9 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         self.log.close()
 
 
@@ -385,6 +404,7 @@ def bench_kiln() -> dict:
     kiln_visit(c, {"seed": 1}, again=True)  # warm-up: the fork server is up
     first, first_kernels = [], []
     for _ in range(first_n):
+        time.sleep(GAP)
         with Kernels(server.proc.pid) as k:
             first.append(kiln_visit(c, {}, again=True))
         first_kernels.append(k.new)
@@ -460,12 +480,17 @@ def voila_crowd(n: int) -> dict:
 
     with Kernels(server.proc.pid) as k:
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=one) for _ in range(n)]
+        threads = [threading.Thread(target=one, daemon=True) for _ in range(n)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            t.join(max(0.0, CROWD_TIMEOUT - (time.perf_counter() - t0)))
         took = time.perf_counter() - t0
+    if any(t.is_alive() for t in threads):
+        sys.exit(
+            f"voila: {sum(t.is_alive() for t in threads)} of {n} concurrent pages not done "
+            f"after {CROWD_TIMEOUT:.0f} s"
+        )
     closers = [
         threading.Thread(target=shutdown, args=(Client(server.port), o["page"])) for o in out
     ]
@@ -489,7 +514,10 @@ def voila_crowd(n: int) -> dict:
 def bench_voila() -> dict:
     c = Client(server.port)
     voila_page(c)  # warm-up
-    first = [voila_page(c) for _ in range(first_n)]
+    first = []
+    for _ in range(first_n):
+        time.sleep(GAP)
+        first.append(voila_page(c))
     again = [voila_page(c) for _ in range(repeats)]
     got = {
         "first_ms": [p["ms"] for p in first],
