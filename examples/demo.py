@@ -358,7 +358,6 @@ def monitor(windows: list[tuple[str, str]], out: Path, seen: dict[str, Any]) -> 
     seen["monitoring"] = []
     for what, (since, until) in zip(("real", "drifted"), windows, strict=True):
         args = ["monitor", URI, "--since", since, "--until", until]
-        args += ["--config", shown(DEMO / "monitor.yaml")]
         if what == "drifted":
             args += ["-o", shown(out / "monitor.html")]
         say(f"$ kiln {' '.join(args)}", markup=False)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sklearn.dummy import DummyClassifier
 
 from kiln import ConfigurationError
-from kiln.models import Model
+from kiln.models import Model, reference_profile
 from kiln.monitor import CHECKS, QUALITY_DEFAULTS, Finding, quality
 
 N_TRAIN, N_CURRENT = 1000, 300
@@ -246,6 +246,80 @@ def test_a_few_values_out_of_range_are_only_info(profile: dict[str, Any]) -> Non
     assert finding.severity == "info"
 
 
+def _column_profile(values: np.ndarray) -> dict[str, Any]:
+    profile, _ = reference_profile(pd.DataFrame({"x": values}), seed=0)
+    return profile
+
+
+def _draw(distribution: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    if distribution == "normal":
+        return rng.normal(50, 10, size)
+    if distribution == "uniform":
+        return rng.uniform(-1, 1, size)
+    if distribution == "exponential":  # a long right tail
+        return rng.exponential(3, size)
+    return rng.integers(0, 400, size)  # whole numbers, with ties at the ends
+
+
+def test_a_small_reference_misses_new_values_by_chance_and_says_so() -> None:
+    # 50 training values miss about 2 / 51 = 3.9% of new ones: above the 1% rate, but
+    # what chance gives, so it is info, and the message says why.
+    rng = np.random.default_rng(0)
+    profile = _column_profile(rng.normal(0, 1, 50))
+    current = pd.DataFrame({"x": rng.normal(0, 1, 1000)})
+
+    finding = _only(quality(current, profile), "out_of_range")
+
+    assert finding.severity == "info", finding.message
+    details = finding.details
+    assert details["rate"] > QUALITY_DEFAULTS["out_of_range_rate"]
+    assert details["expected_rate"] == pytest.approx(2 / 51)
+    assert details["p_value"] >= QUALITY_DEFAULTS["out_of_range_alpha"]
+    assert "By chance alone, with 50 training values, about 3.92%" in finding.message
+    assert "reported only" in finding.message
+
+
+def test_a_real_shift_beyond_the_range_is_a_warning_even_with_a_small_reference() -> None:
+    rng = np.random.default_rng(4)
+    reference = rng.normal(0, 1, 200)
+    profile = _column_profile(reference)
+    current = rng.normal(0, 1, 1000)
+    current[:100] = reference.max() + rng.uniform(0.5, 3, 100)  # 10% well above the max
+
+    finding = _only(quality(pd.DataFrame({"x": current}), profile), "out_of_range")
+
+    assert finding.severity == "warning", finding.message
+    assert finding.details["above"] >= 100
+    assert finding.details["p_value"] < 1e-6
+    assert finding.details["expected_rate"] == pytest.approx(2 / 201)
+    assert "(a warning: above 1.0% of the values and p < 0.01)" in finding.message
+
+
+@seed(20261205)
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(
+    n=st.integers(20, 2000),
+    m=st.integers(20, 5000),
+    distribution=st.sampled_from(["normal", "uniform", "exponential", "integers"]),
+    start=st.integers(0, 2**32 - 1),
+)
+def test_data_from_the_training_distribution_is_rarely_a_warning(
+    n: int, m: int, distribution: str, start: int
+) -> None:
+    # Under the same distribution a warning comes with probability at most
+    # out_of_range_alpha (1%) per batch, exactly for continuous data. Over 40 batches,
+    # 5 or more warnings would have probability below 1e-4; derandomized, so fixed.
+    warnings = 0
+    for replicate in range(40):
+        rng = np.random.default_rng([start, replicate])
+        profile = _column_profile(_draw(distribution, rng, n))
+        current = pd.DataFrame({"x": _draw(distribution, rng, m)})
+        findings = quality(current, profile)
+        # (whole numbers repeat, so duplicate rows are expected there: not this check's)
+        warnings += any(f.check == "out_of_range" and f.severity == "warning" for f in findings)
+    assert warnings <= 4
+
+
 def test_unseen_categories_most_frequent_first(profile: dict[str, Any]) -> None:
     current = _current()
     current.loc[range(7), "city"] = "Paris"
@@ -421,6 +495,10 @@ def test_config_keys_and_values_are_checked(profile: dict[str, Any]) -> None:
         ConfigurationError, match=r"config\['duplicate_rate'\] is 2.*between 0 and 1"
     ):
         quality(_current(), profile, config={"duplicate_rate": 2})
+    with pytest.raises(
+        ConfigurationError, match=r"config\['out_of_range_alpha'\] is 1.5.*between 0 and 1"
+    ):
+        quality(_current(), profile, config={"out_of_range_alpha": 1.5})
     with pytest.raises(ConfigurationError, match=r"config\['max_outliers'\] is 1.5.*whole number"):
         quality(_current(), profile, config={"max_outliers": 1.5})
     with pytest.raises(ConfigurationError, match=r"profile\.json"):

@@ -1,9 +1,10 @@
 """What a newcomer meets on the `kiln init` tour says what to do next (issue 19, item 4).
 
 Each test goes through the CLI or the public API as the generated project's Makefile
-does: `kiln runs list --ids` before any run, `kiln monitor` before any served request,
-the outlier note on a logged request of several rows, and `kiln models register
---if-changed` on every `make serve`, also after a `kiln run` that found nothing changed.
+does: `kiln runs list --ids` before any run, `kiln monitor` (also `--every`) before any
+served request, the outlier note on a logged request of several rows, and `kiln models
+register --if-changed` on every `make serve`, also after a `kiln run` that found nothing
+changed.
 """
 
 from __future__ import annotations
@@ -90,6 +91,20 @@ def test_monitor_before_any_request_says_no_predictions_were_logged(
     assert f"No predictions of {uri!r} were logged yet" in _flat(result.output)
 
 
+def test_monitor_every_without_any_logged_request_says_what_to_do(
+    production: dict[str, Any],
+) -> None:
+    store, uri = production["store"], production["uri"]
+    result = _kiln(store, "monitor", uri, "--since", "2d", "--every", "1d", "--no-record")
+    assert result.exit_code == 0, result.output  # a quiet span is no alert
+    text = _flat(result.output)
+    assert text.startswith("No logged requests in any window. ")
+    assert re.search(rf"No predictions of {re.escape(repr(uri))} were logged between", text)
+    assert f"kiln serve {uri} --log-rate 1" in text
+    assert "widen the window (--since" in text
+    assert "Recorded as run" not in text  # nothing was recorded, not even the look-up
+
+
 def _log(uri: str, store: str, requests: list[tuple[str, pd.DataFrame]]) -> None:
     writer = PredictionLogWriter(uri, store=store)
     now = int(time.time() * 1000) - 60_000
@@ -116,6 +131,10 @@ def test_monitor_names_the_uri_that_was_served_when_another_was_asked(
     assert "exactly as it was given to kiln serve" in message
     code, report = _monitor_json(store, "models:/bc/1")  # the URI served: its rows
     assert report["n_current"] == 3
+    # with --every too, where no window of the asked URI has a request
+    result = _kiln(store, "monitor", "models:/bc/latest", "--since", "1d", "--every", "1h")
+    assert result.exit_code == 0, result.output
+    assert "The log holds predictions of 'models:/bc/1'" in _flat(result.output)
 
 
 def test_the_outlier_note_names_the_request_and_its_row(production: dict[str, Any]) -> None:

@@ -67,6 +67,25 @@ def _summary(report: Any) -> None:
         out.print(f"Recorded as run {report.run_id} (experiment monitoring).")
 
 
+def _nothing_logged(
+    model_uri: str, since: str | None, until: str | None, options: dict[str, Any]
+) -> str:
+    """What to do when no window has a logged request: the whole span's `empty`
+    finding says it (log with --log-rate 1, the URIs the log does have, --current)."""
+    from rich.markup import escape
+
+    from kiln._exceptions import KilnError
+    from kiln.monitor import monitor as run_monitor
+
+    quiet = {"experiment": None, "labels": None, "segment": None, "progress": False}
+    try:
+        whole = run_monitor(model_uri, since=since, until=until, **{**options, **quiet})
+    except KilnError:  # the windows were read a moment ago; say no more than that
+        return ""
+    messages = [f.message for f in whole.quality if f.check == "empty"]
+    return escape(messages[0]) if messages else ""
+
+
 @click.command("monitor")
 @click.argument("model_uri", metavar="MODEL")
 @click.option("--since", help="Window start: an ISO time, or a duration ago such as 7d or 12h.")
@@ -193,7 +212,8 @@ def monitor(
             echo_json(reports[0].to_dict())
     else:
         if not reports:
-            console().print("No logged requests in any window.")
+            what_to_do = _nothing_logged(model_uri, since, until, options)
+            console().print(f"No logged requests in any window. {what_to_do}".rstrip())
         for report in reports:
             _summary(report)
         if output is not None and reports:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import ConfigurationError, DataFileError
+from kiln._extras import require
 from kiln._frames import as_frame
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ SEVERITIES = ("error", "warning", "info")
 QUALITY_DEFAULTS: dict[str, Any] = {
     "missing_rate_increase": 0.05,
     "out_of_range_rate": 0.01,
+    "out_of_range_alpha": 0.01,
     "outlier_z": 6.0,
     "max_outliers": 10,
     "max_examples": 5,
@@ -139,7 +141,7 @@ def _options(config: dict[str, Any] | None) -> dict[str, Any]:
         ok = not isinstance(value, bool) and isinstance(value, int if whole else int | float)
         if ok and not whole and math.isnan(value):
             ok = False
-        rate = key.endswith(("_rate", "_increase"))
+        rate = key.endswith(("_rate", "_increase", "_alpha"))
         if not ok or value < 0 or (rate and value > 1):
             expected = (
                 "a whole number, 0 or more"
@@ -432,27 +434,47 @@ class _Checker:
         n_below, n_above = int(below.sum()), int(above.sum())
         if not n_below + n_above:
             return
-        rate = (n_below + n_above) / checked
-        limit = self.options["out_of_range_rate"]
+        count = n_below + n_above
+        rate = count / checked
+        limit, alpha = self.options["out_of_range_rate"], self.options["out_of_range_alpha"]
+        chance = _chance(entry, count, checked)
+        warn = rate > limit and (chance is None or chance[1] < alpha)
         where = np.flatnonzero(below | above)
         outside = np.where(below[where], low - values[where], values[where] - high)
         order = where[np.argsort(-outside, kind="stable")[: self.options["max_examples"]]]
         examples = [{"row": self.rows.key(i), "value": values[i]} for i in order]
+        if chance is None:
+            why = f" (a warning above {limit:.1%} of the values)." if warn else "."
+        else:
+            expected, p_value, reference = chance
+            why = (
+                f". By chance alone, with {_many(reference, 'training value')}, about "
+                f"{expected:.2%} of new values fall outside; {count:,} or more out of "
+                f"{checked:,} has probability p = {p_value:.3g}"
+                + (
+                    f" (a warning: above {limit:.1%} of the values and p < {alpha:g})."
+                    if warn
+                    else f", so this is reported only (a warning takes more than "
+                    f"{limit:.1%} of the values and p < {alpha:g})."
+                )
+            )
         self.add(
             "out_of_range",
             name,
-            "warning" if rate > limit else "info",
-            f"{_many(n_below + n_above, 'value')} ({rate:.2%} of the finite ones) of column "
-            f"{name!r} {'falls' if n_below + n_above == 1 else 'fall'} outside the training range [{low:g}, {high:g}] ({n_below:,} "
-            f"below, {n_above:,} above); e.g. "
+            "warning" if warn else "info",
+            f"{_many(count, 'value')} ({rate:.2%} of the finite ones) of column "
+            f"{name!r} {'falls' if count == 1 else 'fall'} outside the training range "
+            f"[{low:g}, {high:g}] ({n_below:,} below, {n_above:,} above); e.g. "
             f"{', '.join(repr(e['value']) for e in _jsonable(examples)[:3])}. The model "
-            "extrapolates there: check the inputs, or retrain on data that covers them"
-            + (f" (a warning above {limit:.1%} of the values)." if rate > limit else "."),
+            "extrapolates there: check the inputs, or retrain on data that covers them" + why,
             below=n_below,
             above=n_above,
-            count=n_below + n_above,
+            count=count,
             rate=rate,
             threshold=limit,
+            expected_rate=None if chance is None else chance[0],
+            p_value=None if chance is None else chance[1],
+            alpha=alpha,
             min=low,
             max=high,
             key=self.rows.key_name,
@@ -569,6 +591,28 @@ class _Checker:
             self.wrong_type(name, "dates or times", "datetime", wrong)
 
 
+def _chance(entry: dict[str, Any], count: int, checked: int) -> tuple[float, float, int] | None:
+    """What chance gives for `count` of `checked` new values outside a training range:
+    (the expected rate, the p-value of `count` or more, the training values behind the
+    range), or None when the profile does not say how many values made the range.
+
+    The range of n training values misses a new value from the same distribution with
+    probability q ~ Beta(2, n - 1) (mean 2 / (n + 1)): the range itself is random. So the
+    count outside among `checked` values is beta-binomial(checked, 2, n - 1), exactly for
+    continuous data and conservatively for ties; a binomial with q = 2 / (n + 1) would
+    ignore the spread of q and flag a third of same-distribution batches of 5,000 values
+    against a 20-row reference."""
+    try:
+        reference = int(entry.get("count") or 0) - int(entry.get("infinite") or 0)
+    except (TypeError, ValueError):
+        return None
+    if reference < 2:
+        return None
+    stats = require("scipy.stats", "monitor", "The out-of-range check")
+    p_value = float(stats.betabinom.sf(count - 1, checked, 2, reference - 1))
+    return 2 / (reference + 1), min(1.0, max(0.0, p_value)), reference
+
+
 def _where(entry: dict[str, Any], key_name: str) -> str:
     """Where a listed row is, for a message: `request 'r1', row 2` for a logged row of a
     request (row = its kiln_row), else `row 'c7'` (by the key, or the index)."""
@@ -613,8 +657,14 @@ def quality(
         ignore: Columns left out of every check (the prediction log's own columns).
             The `key` column is left out of the extra-column and duplicate checks too.
         config: Options (defaults in `QUALITY_DEFAULTS`): `missing_rate_increase`
-            (0.05), `out_of_range_rate` (0.01), `outlier_z` (6.0), `max_outliers` (10),
-            `max_examples` (5), `duplicate_rate` (0.01).
+            (0.05), `out_of_range_rate` (0.01), `out_of_range_alpha` (0.01),
+            `outlier_z` (6.0), `max_outliers` (10), `max_examples` (5),
+            `duplicate_rate` (0.01). Values outside the training range are a warning
+            when they are more than `out_of_range_rate` of a column's finite values and
+            more than chance gives: a range from n training values misses about
+            2 / (n + 1) of new values from the same distribution, and the count outside
+            must have a probability below `out_of_range_alpha` under that chance
+            (beta-binomial); otherwise they are reported as info.
 
     Returns:
         The findings, grouped by check in the order of `CHECKS` (columns in the
