@@ -303,3 +303,23 @@ def test_a_cached_step_runs_model_uri_serves_the_model_its_output_came_from(
     kiln.tracking.TrackingClient(store).delete_runs([first])
     with pytest.raises(kiln.NotFoundError, match=r"reused a cached output.*--force train"):
         kiln.load_model(f"runs:/{cached}/model", store=store)
+
+
+def test_a_runs_uri_without_a_model_names_the_runs_models_or_how_to_save_one(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store' / 'kiln.db'}"
+    kiln.configure(store)
+    with kiln.start_run(experiment="churn") as plain:
+        kiln.log_artifact({"threshold": 0.4}, name="config.json")
+    with kiln.start_run(experiment="churn") as trained:
+        kiln.log_artifact(train(tmp_path / "model"), name="model")
+    with pytest.raises(kiln.NotFoundError, match=r"It holds no saved model: .*model\.save\(\)"):
+        kiln.load_model(f"runs:/{plain.id}/model", store=store)
+    breast_cancer()[0].iloc[:2, :4].to_csv(tmp_path / "x.csv", index=False)
+    out = _kiln(
+        store, "predict", f"runs:/{trained.id[:12]}/modle", str(tmp_path / "x.csv"),
+        "-o", str(tmp_path / "out.csv"),
+    )  # fmt: skip
+    assert isinstance(out.exception, kiln.NotFoundError), out.output  # main() prints it
+    assert str(out.exception).endswith(f"Its saved models: runs:/{trained.id}/model.")

@@ -87,8 +87,9 @@ def _computed_by(run_id: str, path: str, store: str | None, missing: Exception) 
     that step that reused the cached output (and so logged nothing itself).
 
     Raises:
-        ArtifactNotFoundError: `missing`, for any other run; for a cache hit whose
-            computing run is gone, with what to do about it.
+        ArtifactNotFoundError: `missing`, with the run's saved models (or how to save
+            one), for any other run; for a cache hit whose computing run is gone, with
+            what to do about it.
     """
     from kiln._exceptions import ArtifactNotFoundError
     from kiln.tracking import TrackingClient, computed_by, get_client
@@ -105,7 +106,21 @@ def _computed_by(run_id: str, path: str, store: str | None, missing: Exception) 
             f"and no run of that step that computed it holds {path!r} any more: re-run "
             f"the step (kiln run --force {step}) and use its run."
         ) from missing
-    raise missing
+    models = sorted(
+        a.path[: -len("/kiln-model.json")]
+        for a in run.artifacts
+        if a.path.endswith("/kiln-model.json")
+    )
+    if models:
+        uris = ", ".join(f"runs:/{run.id}/{m}" for m in models[:5])
+        hint = f" Its saved models: {uris}."
+    else:
+        hint = (
+            " It holds no saved model: save one to the run with model.save() inside "
+            "kiln.start_run(), or log a saved model's folder with "
+            "kiln.log_artifact(folder, name='model')."
+        )
+    raise ArtifactNotFoundError(f"{missing}{hint}") from missing
 
 
 def load_model(
