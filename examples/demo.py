@@ -421,6 +421,7 @@ def summary(out: Path, seen: dict[str, Any], seconds: float) -> None:
         f"monitor {URI} --since 1h",
     ):
         say(f"  {prefix} {command}", markup=False)
+    say("  (the last hour holds the drifted traffic too: it alerts, with exit status 1)")
 
 
 if __name__ == "__main__":

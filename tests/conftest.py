@@ -206,9 +206,10 @@ def subprocess_env(
     compiling SQLAlchemy after the first one, without writing into the virtualenv.
     Test modules with other needs (a terminal width, say) override this fixture.
     """
+    config_cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
     cache = (
-        request.config.cache.mkdir("kiln-pycache")
-        if request.config.cache is not None
+        config_cache.mkdir("kiln-pycache")
+        if config_cache is not None
         else tmp_path_factory.getbasetemp() / "pycache"
     )
     env = {**os.environ, "PYTHONPYCACHEPREFIX": str(cache), "KILN_CAPTURE_PACKAGES": "0"}

@@ -38,6 +38,7 @@ EXPECTED: dict[str, set[str]] = {
         "canonical_name",
         "capture_environment",
         "clear_caches",
+        "computed_by",
         "configure",
         "configured_store",
         "download_run_artifacts",

@@ -35,11 +35,7 @@ def test_readme_shows_the_two_setup_commands_and_an_install_that_works_today() -
     assert re.search(r"^dist: .*\n\t\$\(UV\) build --wheel --out-dir dist$", makefile, re.M)
 
 
-def test_the_demo_env_has_the_extras_the_tour_uses() -> None:
-    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
-    env_target = re.search(r"^env: .*\n\t(.*)$", makefile, re.M)
-    assert env_target is not None
-    extras = set(re.findall(r"--extra (\w+)", env_target[1]))
+def _extras_the_tour_uses() -> set[str]:
     text = README.read_text(encoding="utf-8")
     used = {"sklearn"}  # the demo itself
     if "kiln serve" in text or "kiln predict" in text:
@@ -50,11 +46,47 @@ def test_the_demo_env_has_the_extras_the_tour_uses() -> None:
         used.add("evaluate")
     if "kiln.monitor" in text or "kiln monitor" in text:
         used.add("monitor")
-    if "kiln package" in text or "kiln runs reproduce" in text:
-        used.add("reproduce")  # uv: builds kiln-ml's wheel beside the model's, and envs
+    if "kiln package" in text or "kiln runs reproduce" in text or "kiln init" in text:
+        used.add("reproduce")  # uv: kiln-ml's wheel beside the model's, envs, init's tasks
     if "pytest" in text:
         used.add("testing")  # the kiln_notebook fixture
+    if "kiln init" in text:
+        used.add("init")
+    return used
+
+
+def test_the_demo_env_has_the_extras_the_tour_uses() -> None:
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    env_target = re.search(r"^env: .*\n\t(.*)$", makefile, re.M)
+    assert env_target is not None
+    extras = set(re.findall(r"--extra (\w+)", env_target[1]))
+    used = _extras_the_tour_uses()
     assert used <= extras, f"make demo's env lacks {sorted(used - extras)}"
+
+
+def test_the_wheel_install_the_tour_names_has_the_extras_it_uses() -> None:
+    """The tour's other way in, the wheel with the extras it names: those extras (and
+    what `[all]` stands for) cover every extra the tour uses."""
+    import tomllib
+
+    text = README.read_text(encoding="utf-8")
+    named = re.search(
+        r'To follow it yourself.*?pip install "\$\(ls dist/kiln_ml-\*\.whl\)\[([\w,]+)\]"',
+        text,
+        re.S,
+    )
+    assert named is not None, "the tour no longer says which wheel install it needs"
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    optional = project["project"]["optional-dependencies"]
+    extras: set[str] = set()
+    for extra in named[1].split(","):
+        extras.add(extra)
+        for dep in optional[extra]:
+            inner = re.fullmatch(r"kiln-ml\[([\w,]+)\]", dep)
+            if inner:
+                extras.update(inner[1].split(","))
+    used = _extras_the_tour_uses()
+    assert used <= extras, f"the tour's wheel install lacks {sorted(used - extras)}"
 
 
 _PROMISE = re.compile(r'#\s*"([^"]+)"')

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 import kiln
 from kiln.cli import cli
 from kiln.tracking import LoggedRequest, PredictionLogWriter
-from serve_helpers import breast_cancer, register, set_alias, train
+from serve_helpers import breast_cancer, register, running, server_env, set_alias, train
 
 
 def _kiln(store: str, *args: str) -> Result:
@@ -282,3 +282,63 @@ def test_a_cached_step_run_whose_model_is_gone_says_how_to_get_one(
     kiln.tracking.TrackingClient(store).delete_runs([first])
     with pytest.raises(kiln.RegistryError, match=r"reused a cached output.*--force"):
         kiln.registry.register(cached, "demo")
+
+
+def test_a_cached_step_runs_model_uri_serves_the_model_its_output_came_from(
+    tmp_path: Path, pipe: kiln.Pipeline
+) -> None:
+    """`kiln serve runs:/<train run>/model` on the newest train run: after a `kiln run`
+    with nothing changed that run is a cache hit and logged nothing itself, and its URI
+    stands for the model saved by the run that computed the output."""
+    store = f"sqlite:///{tmp_path / 'store' / 'kiln.db'}"
+    kiln.configure(store)
+    pipe.run()
+    first = _newest_train(store)
+    assert pipe.run().steps["train"].status == "cached"
+    cached = _newest_train(store)
+    assert cached != first
+    rows = breast_cancer()[0].iloc[:5, :4]
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+
+    loaded = kiln.load_model(f"runs:/{cached}/model", store=store)
+    direct = kiln.load_model(f"runs:/{first}/model", store=store)
+    assert loaded.predict_proba(rows).tolist() == direct.predict_proba(rows).tolist()
+
+    for run in (first, cached):
+        out = _kiln(
+            store, "predict", f"runs:/{run}/model", str(tmp_path / "rows.csv"),
+            "-o", str(tmp_path / f"{run}.csv"),
+        )  # fmt: skip
+        assert out.exit_code == 0, out.output
+    assert (tmp_path / f"{cached}.csv").read_text() == (tmp_path / f"{first}.csv").read_text()
+
+    with running([f"runs:/{cached[:12]}/model"], server_env(tmp_path), store=store) as (url, _):
+        import httpx
+
+        answer = httpx.post(f"{url}/predict", json=rows.iloc[0].to_dict(), timeout=30)
+    assert answer.status_code == 200, answer.text
+
+    # the run that computed it is gone: what to do instead
+    kiln.tracking.TrackingClient(store).delete_runs([first])
+    with pytest.raises(kiln.NotFoundError, match=r"reused a cached output.*--force train"):
+        kiln.load_model(f"runs:/{cached}/model", store=store)
+
+
+def test_a_runs_uri_without_a_model_names_the_runs_models_or_how_to_save_one(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store' / 'kiln.db'}"
+    kiln.configure(store)
+    with kiln.start_run(experiment="churn") as plain:
+        kiln.log_artifact({"threshold": 0.4}, name="config.json")
+    with kiln.start_run(experiment="churn") as trained:
+        kiln.log_artifact(train(tmp_path / "model"), name="model")
+    with pytest.raises(kiln.NotFoundError, match=r"It holds no saved model: .*model\.save\(\)"):
+        kiln.load_model(f"runs:/{plain.id}/model", store=store)
+    breast_cancer()[0].iloc[:2, :4].to_csv(tmp_path / "x.csv", index=False)
+    out = _kiln(
+        store, "predict", f"runs:/{trained.id[:12]}/modle", str(tmp_path / "x.csv"),
+        "-o", str(tmp_path / "out.csv"),
+    )  # fmt: skip
+    assert isinstance(out.exception, kiln.NotFoundError), out.output  # main() prints it
+    assert str(out.exception).endswith(f"Its saved models: runs:/{trained.id}/model.")

@@ -50,6 +50,8 @@ def model_folder(uri: str | os.PathLike[str], *, store: str | None = None) -> It
     is downloaded into a temporary folder, removed when the block ends, each file
     checked against the sha256 the metadata store recorded (an embedded store is read
     without importing SQLAlchemy); anything else is a local folder, used in place.
+    `runs:/<run id>/model` of a pipeline step's run that reused a cached output (and so
+    saved nothing itself) is the model saved by the run of that step that computed it.
     Nothing is loaded and the manifest is not read: `kiln.load_model` does both.
 
     ```python
@@ -67,11 +69,58 @@ def model_folder(uri: str | os.PathLike[str], *, store: str | None = None) -> It
     if not text.startswith("runs:/"):
         yield Path(text).expanduser()
         return
+    from kiln._exceptions import ArtifactNotFoundError
     from kiln.tracking import download_run_artifacts
 
     run_id, path = parse_runs_uri(text)
     with tempfile.TemporaryDirectory(prefix="kiln-model-") as tmp:
-        yield download_run_artifacts(run_id, path, tmp, store=store)
+        try:
+            folder = download_run_artifacts(run_id, path, tmp, store=store)
+        except ArtifactNotFoundError as exc:
+            maker = _computed_by(run_id, path, store, exc)
+            folder = download_run_artifacts(maker, path, tmp, store=store)
+        yield folder
+
+
+def _computed_by(run_id: str, path: str, store: str | None, missing: Exception) -> str:
+    """The id of the run that saved a pipeline step's model, when `run_id` is a run of
+    that step that reused the cached output (and so logged nothing itself).
+
+    Raises:
+        ArtifactNotFoundError: `missing`, with the run's saved models (or how to save
+            one), for any other run; for a cache hit whose computing run is gone, with
+            what to do about it.
+    """
+    from kiln._exceptions import ArtifactNotFoundError
+    from kiln.tracking import TrackingClient, computed_by, get_client
+
+    client = get_client() if store is None else TrackingClient(store)
+    run = client.get_run(client.resolve_run_id(run_id))
+    maker = computed_by(client, run, path.strip("/") + "/kiln-model.json")
+    if maker is not None:
+        return maker.id
+    if run.tags.get("kiln.pipeline.cache") == "hit":
+        step = run.tags.get("kiln.pipeline.step")
+        raise ArtifactNotFoundError(
+            f"{missing} It is a run of pipeline step {step!r} that reused a cached output, "
+            f"and no run of that step that computed it holds {path!r} any more: re-run "
+            f"the step (kiln run --force {step}) and use its run."
+        ) from missing
+    models = sorted(
+        a.path[: -len("/kiln-model.json")]
+        for a in run.artifacts
+        if a.path.endswith("/kiln-model.json")
+    )
+    if models:
+        uris = ", ".join(f"runs:/{run.id}/{m}" for m in models[:5])
+        hint = f" Its saved models: {uris}."
+    else:
+        hint = (
+            " It holds no saved model: save one to the run with model.save() inside "
+            "kiln.start_run(), or log a saved model's folder with "
+            "kiln.log_artifact(folder, name='model')."
+        )
+    raise ArtifactNotFoundError(f"{missing}{hint}") from missing
 
 
 def load_model(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kiln._exceptions import ConfigurationError, did_you_mean
 from kiln.registry._errors import RegistryError
 from kiln.registry._names import MODEL_MANIFEST, MODELS_PREFIX, RUNS_PREFIX, parse_runs_uri
+from kiln.tracking import computed_by
 
 if TYPE_CHECKING:
     from kiln.tracking import Run, TrackingClient
@@ -102,7 +103,7 @@ def _from_run(client: TrackingClient, run_id: str, path: str) -> Origin:
     prefix = path + "/"
     files = {a.path[len(prefix) :]: a.sha256 for a in run.artifacts if a.path.startswith(prefix)}
     if MODEL_FILE not in files:
-        maker = _cached_from(client, run, path)
+        maker = computed_by(client, run, f"{path}/{MODEL_FILE}")
         if maker is None:
             hint = (
                 f" It is a pipeline step that reused a cached output, and no run of step "
@@ -123,27 +124,6 @@ def _from_run(client: TrackingClient, run_id: str, path: str) -> Origin:
         model_files=dict(sorted(files.items())),
     )
     return f"{RUNS_PREFIX}{run.id}/{path}", run.id, lineage
-
-
-def _cached_from(client: TrackingClient, run: Run, path: str) -> Run | None:
-    """For a pipeline step's run that reused a cached output (`kiln run` with nothing
-    changed), the newest run of that step that computed the output and saved the model
-    at `path`; None for any other run."""
-    tags = run.tags
-    output, step = tags.get(_PIPELINE + ".output"), tags.get(_PIPELINE + ".step")
-    if tags.get(_PIPELINE + ".cache") != "hit" or not output or not step:
-        return None
-    quoted = output.replace("'", "''")
-    makers = client.search_runs(
-        filter=f"tags.`{_PIPELINE}.output` = '{quoted}' and tags.`{_PIPELINE}.cache` = 'miss'",
-        files=True,
-    )
-    for maker in makers:
-        if maker.tags.get(_PIPELINE + ".step") == step and any(
-            a.path == f"{path}/{MODEL_FILE}" for a in maker.artifacts
-        ):
-            return maker
-    return None
 
 
 def run_lineage(run: Run) -> dict[str, Any]:

@@ -22,6 +22,7 @@ metrics.`val loss` < 0.2 and metrics.auc is not null
 - Order by: `"metrics.acc desc, start_time"`; missing values sort last.
 """
 
+from kiln.tracking._cache_hits import computed_by
 from kiln.tracking._caches import clear_caches
 from kiln.tracking._client import DEFAULT_EXPERIMENT, TrackingClient
 from kiln.tracking._dataset import as_frame
@@ -78,6 +79,7 @@ __all__ = [
     "canonical_name",
     "capture_environment",
     "clear_caches",
+    "computed_by",
     "configure",
     "configured_store",
     "download_run_artifacts",
