@@ -24,7 +24,11 @@ def _notebook(path: Path) -> None:
         "print(f'pid={os.getpid()} seen={seen} age={age:.3f} label={label}')"
     )
     nb = new_notebook(cells=[params, new_code_cell(probe)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, str(path))
 
 
@@ -64,7 +68,8 @@ def test_each_run_gets_a_fresh_kernel_started_ahead_and_close_stops_them_all(
         first = _probe(runner.run({"label": "one"}))
         time.sleep(1.5)
         second = _probe(runner.run({"label": "two"}))
-        assert first["label"] == "one" and second["label"] == "two"
+        assert first["label"] == "one"
+        assert second["label"] == "two"
         # Fresh every time: another process, and nothing of the last run's namespace.
         assert first["pid"] != second["pid"]
         assert first["seen"] == second["seen"] == "1"
