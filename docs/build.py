@@ -40,6 +40,7 @@ PUBLIC_MODULES = [
     "kiln.monitor",
     "kiln.ui",
     "kiln.project",
+    "kiln.server",
 ]
 
 

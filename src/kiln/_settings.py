@@ -108,7 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
         "token",
         str,
         None,
-        "Bearer token: kiln serve, kiln ui and kiln notebook app, bound off loopback, "
+        "Bearer token: kiln serve, kiln ui, kiln server and kiln notebook app, bound off loopback, "
         "require it from their clients.",
         "KILN_TOKEN",
     ),

@@ -1,0 +1,151 @@
+"""The team server's Starlette app: MLflow's REST API under /api/2.0/mlflow/, health
+and readiness, the bearer-token check, and MLflow's error JSON for every error."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from kiln.server._filter import MlflowRequestError
+from kiln.server._mlflow import ENDPOINTS, MlflowApi
+
+__all__ = ["create_app"]
+
+_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
+_OPEN = ("/health", "/ready")
+#: Endpoint families MLflow has and this server does not serve yet, with why.
+_NOT_YET = {
+    "artifacts": "Artifacts are not served by kiln's MLflow API yet: log them with kiln "
+    "(kiln.log_artifact) against the same store.",
+    "mlflow-artifacts": "Artifacts are not served by kiln's MLflow API yet: log them with "
+    "kiln (kiln.log_artifact) against the same store.",
+    "registered-models": "MLflow's model registry endpoints are not served by kiln yet: "
+    "use kiln's registry (kiln models --help).",
+    "model-versions": "MLflow's model registry endpoints are not served by kiln yet: use "
+    "kiln's registry (kiln models --help).",
+    "logged-models": "MLflow's logged models are not served by kiln yet.",
+}
+
+
+def _error(message: str, code: str, status: int) -> Any:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+
+class _TokenCheck:
+    """Pure ASGI middleware: every request but /health and /ready needs
+    `Authorization: Bearer TOKEN` (what MLflow's client sends for MLFLOW_TRACKING_TOKEN)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
+            response = _error(
+                "This kiln server needs a token: set MLFLOW_TRACKING_TOKEN (MLflow's client "
+                "then sends Authorization: Bearer TOKEN) to the one given to kiln server "
+                "--token or KILN_TOKEN.",
+                "UNAUTHENTICATED",
+                401,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(store: str | None = None, *, token: str | None = None) -> Any:
+    """The team server as an ASGI app over `store` (default: the configured store).
+
+    Args:
+        store: A store URL or path.
+        token: When given, every request but /health and /ready needs it as
+            `Authorization: Bearer TOKEN`.
+    """
+    from kiln._extras import require
+
+    require("starlette", "serve", "Running kiln's team server")
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from kiln.tracking import TrackingClient
+
+    client = TrackingClient(store)
+    api = MlflowApi(client)
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def mlflow(request: Request) -> Response:
+        path = request.url.path
+        prefix = next((p for p in _PREFIXES if path.startswith(p)), None)
+        if prefix is None:  # /api/2.0/mlflow-artifacts/...
+            return _error(_NOT_YET["mlflow-artifacts"], "NOT_IMPLEMENTED", 501)
+        rest = path[len(prefix) :].strip("/")
+        name = ENDPOINTS.get((request.method, rest))
+        if name is None:
+            family = rest.split("/", 1)[0]
+            if family in _NOT_YET:
+                return _error(_NOT_YET[family], "NOT_IMPLEMENTED", 501)
+            return _error(
+                f"kiln's MLflow API has no endpoint {request.method} {path}.",
+                "ENDPOINT_NOT_FOUND",
+                404,
+            )
+        body: dict[str, Any]
+        if request.method == "GET":
+            body = dict(request.query_params)
+        else:
+            raw = await request.body()
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError as exc:
+                return _error(f"The request body is not JSON: {exc}.", "MALFORMED_REQUEST", 400)
+            if not isinstance(body, dict):
+                return _error("The request body must be a JSON object.", "MALFORMED_REQUEST", 400)
+        try:
+            result = await run_in_threadpool(api.call, name, body)
+        except MlflowRequestError as exc:
+            return _error(str(exc), exc.code, exc.status)
+        return JSONResponse(result)
+
+    async def internal_error(_request: Request, exc: Exception) -> Response:
+        return _error(f"{type(exc).__name__}: {exc}", "INTERNAL_ERROR", 500)
+
+    methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
+    routes = [
+        Route("/health", health),
+        Route("/ready", health),
+        Route("/api/2.0/mlflow/{rest:path}", mlflow, methods=methods),
+        Route("/ajax-api/2.0/mlflow/{rest:path}", mlflow, methods=methods),
+        Route("/api/2.0/mlflow-artifacts/{rest:path}", mlflow, methods=methods),
+    ]
+    middleware = [Middleware(_TokenCheck, token=token)] if token is not None else []
+
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        return _error(f"No endpoint {request.method} {request.url.path}.", "ENDPOINT_NOT_FOUND", 404)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        yield
+        client.flush()  # what is still queued is committed before the process exits
+
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={404: not_found, Exception: internal_error},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,46 @@
+"""`kiln server`: run the team server on a host and port, with a token off loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kiln._exceptions import ConfigurationError
+
+__all__ = ["server"]
+
+
+def server(
+    store: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    token: str | None = None,
+    no_auth: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve MLflow's tracking REST API over `store` until SIGTERM or Ctrl-C.
+
+    Args:
+        store: The store URL or path (default: the configured one).
+        host: The address to bind; anything but loopback needs `token` or `no_auth`.
+        port: The port (0: a free one; `on_ready` gets the URL).
+        token: The bearer token every request must carry (default: `KILN_TOKEN`); MLflow's
+            client sends `MLFLOW_TRACKING_TOKEN` as one.
+        no_auth: Serve off loopback without a token, on purpose.
+        on_ready: Called with the URL once listening.
+
+    Raises:
+        ConfigurationError: A non-loopback host without a token or `no_auth`.
+    """
+    from kiln._settings import get_setting
+    from kiln.server._app import create_app
+    from kiln.serving import is_loopback, run_app
+
+    token = get_setting("token", token)
+    if not is_loopback(host) and token is None and not no_auth:
+        raise ConfigurationError(
+            f"Serving the team server on {host} lets the network write to the store, so it "
+            "needs a token: pass --token TOKEN (or set KILN_TOKEN), or --no-auth to serve "
+            "without one on purpose."
+        )
+    run_app(create_app(store, token=token), host=host, port=port, on_ready=on_ready)

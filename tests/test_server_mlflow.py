@@ -1,0 +1,165 @@
+"""`kiln server` speaks MLflow's tracking REST API: the real `mlflow` client logs to a
+real server on loopback, and what it logged is read back through kiln's own API (and
+the reverse)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from requests import HTTPError
+from serve_helpers import KILN, server_env, serving
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from kiln.tracking import TrackingClient  # noqa: E402
+
+
+@pytest.fixture
+def mlflow_at(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A `kiln server` over `store_url`, with MLflow's client pointed at it."""
+    with serving([KILN, "--store", store_url, "server"], server_env(tmp_path)) as (url, _proc):
+        _point_mlflow_at(url, monkeypatch)
+        yield url
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def _point_mlflow_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # an error shows at once
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    mlflow.set_tracking_uri(url)
+
+
+def _error_code(exc: pytest.ExceptionInfo[MlflowException]) -> Any:
+    return exc.value.error_code
+
+
+def test_what_mlflow_logs_lands_in_kiln(mlflow_at: str, store_url: str) -> None:
+    experiment = mlflow.set_experiment("churn")
+    with mlflow.start_run(run_name="rf-1") as rf:
+        mlflow.log_param("model", "rf")
+        mlflow.log_params({"max_depth": 6, "C": 0.5})
+        for step in range(3):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metrics({"acc": 0.91, "auc": 0.95}, step=2)
+        mlflow.set_tag("owner", "data-team")
+    with mlflow.start_run(run_name="lr-1") as lr:
+        mlflow.log_param("model", "lr")
+        mlflow.log_metric("acc", 0.7)
+
+    client = MlflowClient()
+    found = client.search_runs(
+        [experiment.experiment_id], filter_string="metrics.acc > 0.8 and params.model = 'rf'"
+    )
+    ordered = client.search_runs([experiment.experiment_id], order_by=["metrics.acc ASC"])
+    finished = client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'FINISHED'"
+    )
+    by_name = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`mlflow.runName` = 'lr-1'"
+    )
+    history = client.get_metric_history(rf.info.run_id, "loss")
+    got = client.get_run(rf.info.run_id)
+
+    assert [r.info.run_id for r in found] == [rf.info.run_id]
+    assert [r.info.run_name for r in ordered] == ["lr-1", "rf-1"]
+    assert {r.info.run_id for r in finished} == {rf.info.run_id, lr.info.run_id}
+    assert [r.info.run_id for r in by_name] == [lr.info.run_id]
+    assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]
+    assert got.info.status == "FINISHED"
+    assert got.info.experiment_id == experiment.experiment_id
+    assert got.data.params == {"model": "rf", "max_depth": "6", "C": "0.5"}
+    assert got.data.metrics == {"loss": 1.0 / 3, "acc": 0.91, "auc": 0.95}
+    assert got.data.tags["owner"] == "data-team"
+
+    kiln_run = TrackingClient(store_url).get_run(rf.info.run_id)
+    assert kiln_run.experiment == "churn"
+    assert kiln_run.name == "rf-1"
+    assert kiln_run.status == "finished"
+    assert kiln_run.params == {"model": "rf", "max_depth": "6", "C": "0.5"}
+    assert kiln_run.metrics == {"loss": 1.0 / 3, "acc": 0.91, "auc": 0.95}
+    assert kiln_run.tags["owner"] == "data-team"
+    loss = TrackingClient(store_url).metric_history(rf.info.run_id, "loss")
+    assert [(m.step, m.value) for m in loss] == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]
+
+
+def test_a_run_logged_with_kiln_reads_in_mlflow(mlflow_at: str, store_url: str) -> None:
+    kiln = TrackingClient(store_url)
+    run_id = kiln.create_run(experiment="forecast", name="gbm-1")
+    kiln.log_params(run_id, {"depth": 4})
+    kiln.log_metrics(run_id, [("rmse", 3.0, 0, None), ("rmse", 2.5, 1, None)])
+    kiln.set_tags(run_id, {"team": "demand"})
+    kiln.end_run(run_id)
+    kiln.flush()
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("forecast")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], filter_string="metrics.rmse < 2.6")
+    run = client.get_run(run_id)
+    history = client.get_metric_history(run_id, "rmse")
+
+    assert [r.info.run_id for r in runs] == [run_id]
+    assert run.info.run_name == "gbm-1"
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"depth": "4"}
+    assert run.data.metrics == {"rmse": 2.5}
+    assert run.data.tags["team"] == "demand"
+    assert [(m.step, m.value) for m in history] == [(0, 3.0), (1, 2.5)]
+    assert [e.name for e in client.search_experiments(filter_string="name = 'forecast'")] == [
+        "forecast"
+    ]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_what_kiln_cannot_do_is_an_mlflow_error(mlflow_at: str, store_url: str) -> None:
+    client = MlflowClient()
+    experiment = mlflow.set_experiment("errors")
+    with mlflow.start_run() as run:
+        mlflow.log_param("model", "rf")
+        with pytest.raises(MlflowException, match="already 'rf'") as conflict:
+            mlflow.log_param("model", "lr")
+        # MLflow's artifact client raises requests' error, with the server's answer.
+        with pytest.raises(HTTPError, match="NOT_IMPLEMENTED.*Artifacts are not served"):
+            mlflow.log_text("hello", "notes.txt")
+    with pytest.raises(MlflowException, match=r"datasets\.\* yet") as bad_filter:
+        client.search_runs([experiment.experiment_id], filter_string="datasets.name = 'x'")
+    with pytest.raises(MlflowException, match="Unknown field 'colour'") as unknown:
+        client.search_runs([experiment.experiment_id], filter_string="colour = 'red'")
+    with pytest.raises(MlflowException, match="not found") as missing:
+        client.get_run("0" * 32)
+    with pytest.raises(MlflowException, match="already exists") as exists:
+        client.create_experiment("errors")
+
+    assert _error_code(conflict) == "INVALID_PARAMETER_VALUE"
+    assert _error_code(bad_filter) == "INVALID_PARAMETER_VALUE"
+    assert _error_code(unknown) == "INVALID_PARAMETER_VALUE"
+    assert _error_code(missing) == "RESOURCE_DOES_NOT_EXIST"
+    assert _error_code(exists) == "RESOURCE_ALREADY_EXISTS"
+    assert TrackingClient(store_url).get_run(run.info.run_id).params == {"model": "rf"}
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_server_with_a_token_takes_mlflows_tracking_token(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cmd = [KILN, "--store", store_url, "server", "--token", "s3cret"]
+    with serving(cmd, server_env(tmp_path)) as (url, _proc):
+        _point_mlflow_at(url, monkeypatch)
+        with pytest.raises(MlflowException, match="needs a token") as refused:
+            MlflowClient().create_experiment("guarded")
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "s3cret")
+        experiment_id = MlflowClient().create_experiment("guarded")
+
+    assert _error_code(refused) == "UNAUTHENTICATED"
+    assert [e.name for e in TrackingClient(store_url).list_experiments()] == ["guarded"]
+    assert experiment_id == str(TrackingClient(store_url).experiment_id("guarded"))
