@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from requests import HTTPError
+
 from serve_helpers import KILN, server_env, serving
 
 mlflow = pytest.importorskip("mlflow")
@@ -20,9 +21,7 @@ from kiln.tracking import TrackingClient  # noqa: E402
 
 
 @pytest.fixture
-def mlflow_at(
-    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+def mlflow_at(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A `kiln server` over `store_url`, with MLflow's client pointed at it."""
     with serving([KILN, "--store", store_url, "server"], server_env(tmp_path)) as (url, _proc):
         _point_mlflow_at(url, monkeypatch)
@@ -129,7 +128,7 @@ def test_what_kiln_cannot_do_is_an_mlflow_error(mlflow_at: str, store_url: str) 
         with pytest.raises(MlflowException, match="already 'rf'") as conflict:
             mlflow.log_param("model", "lr")
         # MLflow's artifact client raises requests' error, with the server's answer.
-        with pytest.raises(HTTPError, match="NOT_IMPLEMENTED.*Artifacts are not served"):
+        with pytest.raises(HTTPError, match=r"NOT_IMPLEMENTED.*Artifacts are not served"):
             mlflow.log_text("hello", "notes.txt")
     with pytest.raises(MlflowException, match=r"datasets\.\* yet") as bad_filter:
         client.search_runs([experiment.experiment_id], filter_string="datasets.name = 'x'")

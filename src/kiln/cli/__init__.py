@@ -31,7 +31,10 @@ _COMMANDS = {
     "package": ("kiln.cli.serve:package", "Package a model as a wheel and a Dockerfile."),
     "predict": ("kiln.cli.serve:predict", "Score a Parquet or CSV file with a model, in chunks."),
     "ui": ("kiln.cli.ui:ui", "The dashboard: runs, models, pipelines and monitoring."),
-    "server": ("kiln.cli.server:server", "The team server: MLflow's tracking REST API over the store."),
+    "server": (
+        "kiln.cli.server:server",
+        "The team server: MLflow's tracking REST API over the store.",
+    ),
     "monitor": (
         "kiln.cli.monitor:monitor",
         "Drift, data quality and performance of a model against its training data.",

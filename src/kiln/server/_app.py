@@ -136,7 +136,9 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Any:
     middleware = [Middleware(_TokenCheck, token=token)] if token is not None else []
 
     async def not_found(request: Request, _exc: Exception) -> Response:
-        return _error(f"No endpoint {request.method} {request.url.path}.", "ENDPOINT_NOT_FOUND", 404)
+        return _error(
+            f"No endpoint {request.method} {request.url.path}.", "ENDPOINT_NOT_FOUND", 404
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:

@@ -75,8 +75,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             raise MlflowRequestError(
-                f"Could not parse the filter {text!r} at position {pos} "
-                f"({text[pos : pos + 20]!r})."
+                f"Could not parse the filter {text!r} at position {pos} ({text[pos : pos + 20]!r})."
             )
         kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
@@ -178,7 +177,9 @@ def translate_filter(text: str | None) -> str | None:
         field, attribute, i = _field(toks, i)
         out.append(field)
         if i >= len(toks):
-            raise MlflowRequestError(f"The filter {text!r} ends after {field}; expected a comparison.")
+            raise MlflowRequestError(
+                f"The filter {text!r} ends after {field}; expected a comparison."
+            )
         kind, tok = toks[i]
         low = tok.lower()
         if kind == "op":

@@ -115,7 +115,9 @@ class MlflowApi:
         return {"experiment_id": str(self.client.experiment_id(name, create=True))}
 
     def get_experiment(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return {"experiment": self._experiment_json(self._experiment(_required(body, "experiment_id")))}
+        return {
+            "experiment": self._experiment_json(self._experiment(_required(body, "experiment_id")))
+        }
 
     def get_experiment_by_name(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _required(body, "experiment_name")
@@ -251,7 +253,9 @@ class MlflowApi:
             self.client.end_run(run.id, _ENDED[status])
             self.client.flush()
             run = self.client.get_run(run.id)
-        elif status not in (None, "", "RUNNING") or (status == "RUNNING" and run.status != "running"):
+        elif status not in (None, "", "RUNNING") or (
+            status == "RUNNING" and run.status != "running"
+        ):
             raise MlflowRequestError(
                 f"kiln cannot set run {run.id} to {status!r} (it is {run.status}); a run "
                 "ends as FINISHED, FAILED or KILLED, once."
