@@ -4,6 +4,7 @@ the reverse)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,18 @@ def test_what_mlflow_logs_lands_in_kiln(mlflow_at: str, store_url: str) -> None:
     assert got.data.metrics == {"loss": 1.0 / 3, "acc": 0.91, "auc": 0.95}
     assert got.data.tags["owner"] == "data-team"
 
+    client.log_metric(rf.info.run_id, "late", 1.0)  # an ended run takes metrics, as in MLflow
+    client.delete_run(lr.info.run_id)
+    remaining = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_id for r in remaining] == [rf.info.run_id]
+
+    assert [r.id for r in TrackingClient(store_url).search_runs("churn")] == [rf.info.run_id]
     kiln_run = TrackingClient(store_url).get_run(rf.info.run_id)
     assert kiln_run.experiment == "churn"
     assert kiln_run.name == "rf-1"
     assert kiln_run.status == "finished"
     assert kiln_run.params == {"model": "rf", "max_depth": "6", "C": "0.5"}
-    assert kiln_run.metrics == {"loss": 1.0 / 3, "acc": 0.91, "auc": 0.95}
+    assert kiln_run.metrics == {"loss": 1.0 / 3, "acc": 0.91, "auc": 0.95, "late": 1.0}
     assert kiln_run.tags["owner"] == "data-team"
     loss = TrackingClient(store_url).metric_history(rf.info.run_id, "loss")
     assert [(m.step, m.value) for m in loss] == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]
@@ -104,10 +111,17 @@ def test_a_run_logged_with_kiln_reads_in_mlflow(mlflow_at: str, store_url: str) 
     experiment = client.get_experiment_by_name("forecast")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], filter_string="metrics.rmse < 2.6")
+    listed = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="params.depth IN ('4', '5') and tags.team LIKE 'dem%' "
+        "and attributes.run_name != 'other'",
+        order_by=["attributes.start_time DESC"],
+    )
     run = client.get_run(run_id)
     history = client.get_metric_history(run_id, "rmse")
 
     assert [r.info.run_id for r in runs] == [run_id]
+    assert [r.info.run_id for r in listed] == [run_id]
     assert run.info.run_name == "gbm-1"
     assert run.info.status == "FINISHED"
     assert run.data.params == {"depth": "4"}
@@ -162,3 +176,19 @@ def test_a_server_with_a_token_takes_mlflows_tracking_token(
     assert _error_code(refused) == "UNAUTHENTICATED"
     assert [e.name for e in TrackingClient(store_url).list_experiments()] == ["guarded"]
     assert experiment_id == str(TrackingClient(store_url).experiment_id("guarded"))
+
+
+def test_off_loopback_without_a_token_the_server_refuses_to_start(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    env = {k: v for k, v in subprocess_env.items() if k != "KILN_TOKEN"}
+    proc = subprocess.run(
+        [KILN, "--store", str(tmp_path / "kiln.db"), "server", "--host", "0.0.0.0", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert proc.returncode == 1
+    assert "needs a token: pass --token TOKEN" in proc.stderr

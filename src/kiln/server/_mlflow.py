@@ -145,15 +145,20 @@ class MlflowApi:
         return out
 
     # ------------------------------------------------------------------- runs
-    def _run(self, run_id: Any) -> Run:
+    def _run_id(self, run_id: Any) -> str:
+        """`run_id`, checked to be a live run's whole id (MLflow knows no prefixes, and no
+        'latest')."""
         run_id = str(run_id)
         try:
             full = self.client.resolve_run_id(run_id)
         except NotFoundError:
             full = None
-        if full != run_id:  # MLflow names runs by their whole id: no prefixes, no 'latest'
+        if full != run_id:
             raise _missing(f"Run '{run_id}' not found.")
-        return self.client.get_run(run_id)
+        return run_id
+
+    def _run(self, run_id: Any) -> Run:
+        return self.client.get_run(self._run_id(run_id))
 
     def _latest(self, runs: list[Run]) -> dict[str, dict[str, tuple[float, int, int]]]:
         """Each run's latest metric values with their step and timestamp."""
@@ -263,8 +268,7 @@ class MlflowApi:
         return {"run_info": self._info_json(run, str(self._exp_ids().get(run.experiment, "")))}
 
     def delete_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        run = self._run(_required(body, "run_id"))
-        self.client.delete_runs([run.id])
+        self.client.delete_runs([self._run_id(_required(body, "run_id"))])
         return {}
 
     def search_runs(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,17 +302,8 @@ class MlflowApi:
         return out
 
     # ---------------------------------------------------------------- logging
-    def _writable(self, run_id: Any) -> str:
-        run = self._run(run_id)
-        if run.status != "running":
-            raise MlflowRequestError(
-                f"The run {run.id} must be in the 'active' state. Current state is "
-                f"{_TO_MLFLOW.get(run.status, run.status)}."
-            )
-        return run.id
-
     def log_metric(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        run_id = self._writable(body.get("run_id") or _required(body, "run_uuid"))
+        run_id = self._run_id(body.get("run_id") or _required(body, "run_uuid"))
         key = _required(body, "key")
         value = _required(body, "value")
         self.client.log_metric(
@@ -318,19 +313,19 @@ class MlflowApi:
         return {}
 
     def log_param(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        run_id = self._writable(body.get("run_id") or _required(body, "run_uuid"))
+        run_id = self._run_id(body.get("run_id") or _required(body, "run_uuid"))
         self.client.log_params(run_id, {_required(body, "key"): body.get("value", "")})
         self.client.flush()
         return {}
 
     def set_tag(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        run = self._run(body.get("run_id") or _required(body, "run_uuid"))
-        self.client.set_tags(run.id, {_required(body, "key"): body.get("value", "")})
+        run_id = self._run_id(body.get("run_id") or _required(body, "run_uuid"))
+        self.client.set_tags(run_id, {_required(body, "key"): body.get("value", "")})
         self.client.flush()
         return {}
 
     def log_batch(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        run_id = self._writable(_required(body, "run_id"))
+        run_id = self._run_id(_required(body, "run_id"))
         params = {p["key"]: p.get("value", "") for p in body.get("params") or []}
         tags = {t["key"]: t.get("value", "") for t in body.get("tags") or []}
         metrics = [
