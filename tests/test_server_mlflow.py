@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from requests import HTTPError
 
@@ -159,6 +160,46 @@ def test_what_kiln_cannot_do_is_an_mlflow_error(mlflow_at: str, store_url: str) 
     assert _error_code(missing) == "RESOURCE_DOES_NOT_EXIST"
     assert _error_code(exists) == "RESOURCE_ALREADY_EXISTS"
     assert TrackingClient(store_url).get_run(run.info.run_id).params == {"model": "rf"}
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_mlflows_default_experiment_is_kilns(mlflow_at: str, store_url: str) -> None:
+    run = MlflowClient().create_run("0")  # MLflow's client when no experiment is set
+    MlflowClient().set_terminated(run.info.run_id)
+
+    kiln_run = TrackingClient(store_url).get_run(run.info.run_id)
+    assert kiln_run.experiment == "Default"
+    assert kiln_run.status == "finished"
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_every_error_answers_mlflows_error_json(mlflow_at: str) -> None:
+    """What MLflow's client never sends wrong, sent wrong by hand: each answer is MLflow's
+    `{"error_code", "message"}` with its status."""
+    api = f"{mlflow_at}/api/2.0/mlflow"
+    answers = {
+        "no such route": httpx.get(f"{mlflow_at}/nowhere"),
+        "no such endpoint": httpx.post(f"{api}/runs/frobnicate", json={}),
+        "registry": httpx.get(f"{api}/registered-models/search"),
+        "artifacts": httpx.get(f"{api}/artifacts/list", params={"run_id": "0" * 32}),
+        "not JSON": httpx.post(f"{api}/runs/create", content=b"{nope"),
+        "missing field": httpx.post(f"{api}/experiments/create", json={}),
+        "bad order_by": httpx.post(
+            f"{api}/runs/search", json={"experiment_ids": ["0"], "order_by": ["x y z"]}
+        ),
+    }
+    got = {what: (r.status_code, r.json()["error_code"]) for what, r in answers.items()}
+
+    assert got == {
+        "no such route": (404, "ENDPOINT_NOT_FOUND"),
+        "no such endpoint": (404, "ENDPOINT_NOT_FOUND"),
+        "registry": (501, "NOT_IMPLEMENTED"),
+        "artifacts": (501, "NOT_IMPLEMENTED"),
+        "not JSON": (400, "MALFORMED_REQUEST"),
+        "missing field": (400, "INVALID_PARAMETER_VALUE"),
+        "bad order_by": (400, "INVALID_PARAMETER_VALUE"),
+    }
+    assert all(set(r.json()) == {"error_code", "message"} for r in answers.values())
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
