@@ -24,7 +24,7 @@ from kiln._exceptions import (
     RunNotFoundError,
 )
 from kiln.server._filter import MlflowRequestError, translate_filter, translate_order_by
-from kiln.tracking import DEFAULT_EXPERIMENT, Run, TrackingClient
+from kiln.tracking import DEFAULT_EXPERIMENT, Experiment, Run, TrackingClient
 
 __all__ = ["ENDPOINTS", "MlflowApi"]
 
@@ -70,15 +70,28 @@ class MlflowApi:
         self.lock = threading.Lock()
 
     # ------------------------------------------------------------ experiments
-    def _experiments(self) -> dict[int, Any]:
-        return {e.id: e for e in self.client.list_experiments()}
+    def _experiments(self) -> dict[int, Experiment]:
+        """The live experiments by id: one read of the experiments table (kiln's
+        `list_experiments` also counts every experiment's runs, which a run's JSON does not
+        need)."""
+        from sqlalchemy import select
 
-    def _experiment(self, experiment_id: Any) -> Any:
+        from kiln.store import schema as s
+
+        e = s.experiments
+        self.client.flush()
+        with self.client.store.read() as conn:
+            rows = conn.execute(
+                select(e.c.id, e.c.name, e.c.created_at).where(e.c.deleted_at.is_(None))
+            ).all()
+        return {int(i): Experiment(int(i), n, int(c)) for i, n, c in rows}
+
+    def _experiment(self, experiment_id: Any) -> Experiment:
         text = str(experiment_id)
         if text == "0":
             name = DEFAULT_EXPERIMENT
             self.client.experiment_id(name, create=True)
-            return next(e for e in self.client.list_experiments() if e.name == name)
+            return next(e for e in self._experiments().values() if e.name == name)
         try:
             found = self._experiments().get(int(text))
         except ValueError:
@@ -88,7 +101,7 @@ class MlflowApi:
         return found
 
     @staticmethod
-    def _experiment_json(e: Any) -> dict[str, Any]:
+    def _experiment_json(e: Experiment) -> dict[str, Any]:
         return {
             "experiment_id": str(e.id),
             "name": e.name,
@@ -108,7 +121,7 @@ class MlflowApi:
             )
         if body.get("tags"):
             raise MlflowRequestError("kiln experiments have no tags yet; leave tags out.")
-        if name in {e.name for e in self.client.list_experiments()}:
+        if name in {e.name for e in self._experiments().values()}:
             raise MlflowRequestError(
                 f"Experiment(name={name}) already exists.", "RESOURCE_ALREADY_EXISTS"
             )
@@ -121,7 +134,7 @@ class MlflowApi:
 
     def get_experiment_by_name(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _required(body, "experiment_name")
-        for e in self.client.list_experiments():
+        for e in self._experiments().values():
             if e.name == name:
                 return {"experiment": self._experiment_json(e)}
         raise _missing(f"Could not find experiment with name '{name}'.")
@@ -134,7 +147,7 @@ class MlflowApi:
         name_filter = _experiment_filter(body.get("filter"))
         if body.get("order_by"):
             raise MlflowRequestError("kiln's MLflow API cannot order experiments yet.")
-        found = [e for e in self.client.list_experiments() if name_filter(e.name)]
+        found = [e for e in self._experiments().values() if name_filter(e.name)]
         found.sort(key=lambda e: -e.id)  # MLflow: newest first
         start = _int(body, "page_token", 0) or 0
         size = _int(body, "max_results", 1000) or 1000
@@ -219,7 +232,7 @@ class MlflowApi:
         return info
 
     def _exp_ids(self) -> dict[str, int]:
-        return {e.name: e.id for e in self.client.list_experiments()}
+        return {e.name: e.id for e in self._experiments().values()}
 
     def create_run(self, body: Mapping[str, Any]) -> dict[str, Any]:
         experiment = self._experiment(body.get("experiment_id") or "0")
