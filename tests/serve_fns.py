@@ -51,3 +51,14 @@ class JobsSeen:
         import numpy as np
 
         return np.full(len(X), float(self.n_jobs or 0))
+
+
+def warns_each_call(frame: pd.DataFrame) -> pd.Series:
+    """`a`, with a UserWarning on every call; it silences another warning for a moment
+    first, as libraries do, which makes Python forget which warnings it already showed."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.warn("serve_fns.warns_each_call warns on every call", UserWarning, stacklevel=1)
+    return frame["a"]

@@ -23,6 +23,7 @@ probes and small requests keep answering while large ones are read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
@@ -159,6 +160,7 @@ class _Server:
         )
         self.ready = False
         self._docs: dict[str, Any] = {}
+        self._warnings = contextlib.ExitStack()
 
     def _swapped(self, old: str, new: str) -> None:
         self.metrics.swaps.inc()
@@ -468,6 +470,11 @@ class _Server:
 
     # --------------------------------------------------------------- lifecycle
     async def startup(self) -> None:
+        from kiln.serving._warnings import shown_once
+
+        # Before any thread that predicts starts: see kiln.serving._warnings.
+        self._warnings = contextlib.ExitStack()
+        self._warnings.enter_context(shown_once())
         self.batcher.start()
         self.holder.start()
         self.predlog.start()
@@ -477,9 +484,12 @@ class _Server:
         import asyncio
 
         self.ready = False
-        await self.batcher.stop()
-        await self.holder.stop()
-        await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
+        try:
+            await self.batcher.stop()
+            await self.holder.stop()
+            await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
+        finally:
+            self._warnings.close()
 
 
 def _out_type(sig: Any) -> str:

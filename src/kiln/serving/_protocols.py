@@ -155,7 +155,6 @@ def parse_csv(raw: bytes, inputs: Sequence[Any]) -> Any:
         RequestError: The body is empty, not CSV pandas can read, or has no rows.
     """
     import io
-    import warnings
 
     import pandas as pd
 
@@ -164,12 +163,13 @@ def parse_csv(raw: bytes, inputs: Sequence[Any]) -> Any:
         raise RequestError("The CSV body is empty.", expected, "no data", status=400)
     text = {s.name: str for s in inputs if s.kind in ("str", "category")}
     try:
-        with warnings.catch_warnings():  # a row longer than the header is an error
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                io.BytesIO(raw), dtype=text or None, encoding="utf-8", index_col=False
-            )
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserWarning) as exc:
+        # A row longer than the header is an error. pandas only warns (ParserWarning)
+        # when the first record is, and turning that into an error would take
+        # warnings.catch_warnings, which is not thread-safe (kiln.serving._warnings):
+        # read with no header row, the header's width is the one every line must have.
+        pd.read_csv(io.BytesIO(raw), header=None, nrows=2, dtype=str, encoding="utf-8")
+        frame = pd.read_csv(io.BytesIO(raw), dtype=text or None, encoding="utf-8", index_col=False)
+    except (ValueError, UnicodeDecodeError) as exc:
         found = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise RequestError(
             f"The body is not CSV that can be read as a table: {clip(found, 200)}",
