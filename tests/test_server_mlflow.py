@@ -183,6 +183,7 @@ def test_every_error_answers_mlflows_error_json(mlflow_at: str) -> None:
         "registry": httpx.get(f"{api}/registered-models/search"),
         "artifacts": httpx.get(f"{api}/artifacts/list", params={"run_id": "0" * 32}),
         "not JSON": httpx.post(f"{api}/runs/create", content=b"{nope"),
+        "too big": httpx.post(f"{api}/runs/create", content=b" " * (9 * 2**20)),
         "missing field": httpx.post(f"{api}/experiments/create", json={}),
         "bad order_by": httpx.post(
             f"{api}/runs/search", json={"experiment_ids": ["0"], "order_by": ["x y z"]}
@@ -196,6 +197,7 @@ def test_every_error_answers_mlflows_error_json(mlflow_at: str) -> None:
         "registry": (501, "NOT_IMPLEMENTED"),
         "artifacts": (501, "NOT_IMPLEMENTED"),
         "not JSON": (400, "MALFORMED_REQUEST"),
+        "too big": (413, "INVALID_PARAMETER_VALUE"),
         "missing field": (400, "INVALID_PARAMETER_VALUE"),
         "bad order_by": (400, "INVALID_PARAMETER_VALUE"),
     }

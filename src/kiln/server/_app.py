@@ -36,6 +36,10 @@ def _error(message: str, code: str, status: int) -> Any:
     return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
 
+#: The largest request body the server reads, bytes.
+MAX_BODY = 8 * 2**20
+
+
 class _TokenCheck:
     """Pure ASGI middleware: every request but /health and /ready needs
     `Authorization: Bearer TOKEN` (what MLflow's client sends for MLFLOW_TRACKING_TOKEN)."""
@@ -109,11 +113,26 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Any:
         if request.method == "GET":
             body = dict(request.query_params)
         else:
-            raw = await request.body()
-            try:
-                body = json.loads(raw) if raw.strip() else {}
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    return _error(
+                        f"The request body is over {MAX_BODY // 2**20} MiB; MLflow's own "
+                        "limits (1,000 metrics, 100 params and 100 tags per log-batch) fit "
+                        "in far less: send it in smaller batches.",
+                        "INVALID_PARAMETER_VALUE",
+                        413,
+                    )
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+            try:  # off the event loop: a big body never stalls /health
+                body = await run_in_threadpool(json.loads, raw) if raw.strip() else {}
             except ValueError as exc:
-                return _error(f"The request body is not JSON: {exc}.", "MALFORMED_REQUEST", 400)
+                return _error(
+                    f"The request body is not JSON: {str(exc)[:200]}.", "MALFORMED_REQUEST", 400
+                )
             if not isinstance(body, dict):
                 return _error("The request body must be a JSON object.", "MALFORMED_REQUEST", 400)
         try:
