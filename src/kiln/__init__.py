@@ -160,6 +160,7 @@ _SUBMODULES = (
     "project",
     "registry",
     "report",
+    "server",
     "serving",
     "store",
     "testing",
