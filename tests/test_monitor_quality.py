@@ -320,6 +320,38 @@ def test_data_from_the_training_distribution_is_rarely_a_warning(
     assert warnings <= 4
 
 
+def test_a_wide_table_from_the_training_distribution_is_rarely_a_warning() -> None:
+    # 40 columns, each tested at 1%, would warn in about a third of the batches without
+    # a correction; Holm over the columns keeps the whole table at 1%. 40 batches of 40
+    # columns from a 30-row reference (each column about 6% outside by chance): 5 or
+    # more warnings would have probability below 1e-4 under the family-wise bound.
+    rng = np.random.default_rng(20261205)
+    warned = 0
+    for _ in range(40):
+        train = pd.DataFrame({f"c{i}": rng.normal(0, 1, 30) for i in range(40)})
+        profile, _ = reference_profile(train, seed=0)
+        current = pd.DataFrame({f"c{i}": rng.normal(0, 1, 2000) for i in range(40)})
+        ranges = [f for f in quality(current, profile) if f.check == "out_of_range"]
+        assert all(f.details["tests"] == 40 for f in ranges)
+        assert all(f.details["p_adjusted"] >= f.details["p_value"] for f in ranges)
+        warned += any(f.severity == "warning" for f in ranges)
+    assert warned <= 4
+
+
+def test_a_shift_in_one_column_of_a_wide_table_still_warns() -> None:
+    rng = np.random.default_rng(7)
+    train = pd.DataFrame({f"c{i}": rng.normal(0, 1, 200) for i in range(40)})
+    profile, _ = reference_profile(train, seed=0)
+    current = pd.DataFrame({f"c{i}": rng.normal(0, 1, 1000) for i in range(40)})
+    current.loc[:99, "c7"] = train["c7"].max() + rng.uniform(0.5, 3, 100)
+
+    warnings = [f for f in quality(current, profile) if f.severity == "warning"]
+
+    assert [(f.check, f.column) for f in warnings] == [("out_of_range", "c7")]
+    assert "Holm-adjusted over 40 columns" in warnings[0].message
+    assert warnings[0].details["p_adjusted"] < 1e-4
+
+
 def test_unseen_categories_most_frequent_first(profile: dict[str, Any]) -> None:
     current = _current()
     current.loc[range(7), "city"] = "Paris"

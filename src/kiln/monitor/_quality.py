@@ -319,6 +319,10 @@ class _Checker:
         self.options = options
         self.rows = rows
         self.findings: list[Finding] = []
+        # Out-of-range findings wait for every column: their chance p-values are one
+        # family, Holm-adjusted over the columns that had a chance test.
+        self.ranges: list[dict[str, Any]] = []
+        self.range_tests = 0
 
     def add(
         self, check: str, column: str | None, severity: str, message: str, **details: Any
@@ -429,57 +433,97 @@ class _Checker:
         checked = int(finite.sum())
         if low is None or high is None or not checked:
             return
+        if _reference(entry) >= 2:
+            self.range_tests += 1
         with np.errstate(invalid="ignore"):
             below, above = finite & (values < low), finite & (values > high)
         n_below, n_above = int(below.sum()), int(above.sum())
         if not n_below + n_above:
             return
         count = n_below + n_above
-        rate = count / checked
-        limit, alpha = self.options["out_of_range_rate"], self.options["out_of_range_alpha"]
         chance = _chance(entry, count, checked)
-        warn = rate > limit and (chance is None or chance[1] < alpha)
         where = np.flatnonzero(below | above)
         outside = np.where(below[where], low - values[where], values[where] - high)
         order = where[np.argsort(-outside, kind="stable")[: self.options["max_examples"]]]
         examples = [{"row": self.rows.key(i), "value": values[i]} for i in order]
-        if chance is None:
-            why = f" (a warning above {limit:.1%} of the values)." if warn else "."
-        else:
-            expected, p_value, reference = chance
-            why = (
-                f". By chance alone, with {_many(reference, 'training value')}, about "
-                f"{expected:.2%} of new values fall outside; {count:,} or more out of "
-                f"{checked:,} has probability p = {p_value:.3g}"
-                + (
-                    f" (a warning: above {limit:.1%} of the values and p < {alpha:g})."
-                    if warn
-                    else f", so this is reported only (a warning takes more than "
-                    f"{limit:.1%} of the values and p < {alpha:g})."
-                )
-            )
-        self.add(
-            "out_of_range",
-            name,
-            "warning" if warn else "info",
-            f"{_many(count, 'value')} ({rate:.2%} of the finite ones) of column "
-            f"{name!r} {'falls' if count == 1 else 'fall'} outside the training range "
-            f"[{low:g}, {high:g}] ({n_below:,} below, {n_above:,} above); e.g. "
-            f"{', '.join(repr(e['value']) for e in _jsonable(examples)[:3])}. The model "
-            "extrapolates there: check the inputs, or retrain on data that covers them" + why,
-            below=n_below,
-            above=n_above,
-            count=count,
-            rate=rate,
-            threshold=limit,
-            expected_rate=None if chance is None else chance[0],
-            p_value=None if chance is None else chance[1],
-            alpha=alpha,
-            min=low,
-            max=high,
-            key=self.rows.key_name,
-            examples=examples,
+        self.ranges.append(
+            {
+                "name": name,
+                "below": n_below,
+                "above": n_above,
+                "count": count,
+                "checked": checked,
+                "min": low,
+                "max": high,
+                "chance": chance,
+                "examples": examples,
+            }
         )
+
+    def range_findings(self) -> None:
+        """Decide and add the out-of-range findings once every column is checked.
+
+        Each column's chance p-value is Holm-adjusted over the columns with a chance test
+        (those with no value outside count, with p = 1), so a wide table from the training
+        distribution is warned about with probability at most `out_of_range_alpha` in all,
+        not that much per column."""
+        from kiln.monitor._drift import _holm
+
+        limit, alpha = self.options["out_of_range_rate"], self.options["out_of_range_alpha"]
+        tested = [r for r in self.ranges if r["chance"] is not None]
+        family = max(self.range_tests, len(tested))
+        padded = [r["chance"][1] for r in tested] + [1.0] * (family - len(tested))
+        for r, holm in zip(tested, _holm(padded), strict=False):
+            r["adjusted"] = holm
+        for r in self.ranges:
+            name, count, checked, chance = r["name"], r["count"], r["checked"], r["chance"]
+            rate = count / checked
+            adjusted = r.get("adjusted")
+            warn = rate > limit and (adjusted is None or adjusted < alpha)
+            if chance is None:
+                why = f" (a warning above {limit:.1%} of the values)." if warn else "."
+            else:
+                expected, p_value, reference = chance
+                odds = f"p = {p_value:.3g}"
+                if family > 1:
+                    odds += f" ({adjusted:.3g} Holm-adjusted over {family} columns)"
+                why = (
+                    f". By chance alone, with {_many(reference, 'training value')}, about "
+                    f"{expected:.2%} of new values fall outside; {count:,} or more out of "
+                    f"{checked:,} has probability {odds}"
+                    + (
+                        f" (a warning: above {limit:.1%} of the values and p < {alpha:g})."
+                        if warn
+                        else f", so this is reported only (a warning takes more than "
+                        f"{limit:.1%} of the values and p < {alpha:g})."
+                    )
+                )
+            low, high = r["min"], r["max"]
+            self.add(
+                "out_of_range",
+                name,
+                "warning" if warn else "info",
+                f"{_many(count, 'value')} ({rate:.2%} of the finite ones) of column "
+                f"{name!r} {'falls' if count == 1 else 'fall'} outside the training range "
+                f"[{low:g}, {high:g}] ({r['below']:,} below, {r['above']:,} above); e.g. "
+                f"{', '.join(repr(e['value']) for e in _jsonable(r['examples'])[:3])}. The "
+                "model extrapolates there: check the inputs, or retrain on data that covers "
+                "them" + why,
+                below=r["below"],
+                above=r["above"],
+                count=count,
+                rate=rate,
+                threshold=limit,
+                expected_rate=None if chance is None else chance[0],
+                p_value=None if chance is None else chance[1],
+                p_adjusted=adjusted,
+                tests=family if chance is not None else None,
+                alpha=alpha,
+                min=low,
+                max=high,
+                key=self.rows.key_name,
+                examples=r["examples"],
+            )
 
     def outliers(
         self, name: str, values: np.ndarray, finite: np.ndarray, entry: dict[str, Any]
@@ -591,6 +635,14 @@ class _Checker:
             self.wrong_type(name, "dates or times", "datetime", wrong)
 
 
+def _reference(entry: dict[str, Any]) -> int:
+    """How many finite training values made a column's range (0 when not said)."""
+    try:
+        return int(entry.get("count") or 0) - int(entry.get("infinite") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _chance(entry: dict[str, Any], count: int, checked: int) -> tuple[float, float, int] | None:
     """What chance gives for `count` of `checked` new values outside a training range:
     (the expected rate, the p-value of `count` or more, the training values behind the
@@ -602,10 +654,7 @@ def _chance(entry: dict[str, Any], count: int, checked: int) -> tuple[float, flo
     continuous data and conservatively for ties; a binomial with q = 2 / (n + 1) would
     ignore the spread of q and flag a third of same-distribution batches of 5,000 values
     against a 20-row reference."""
-    try:
-        reference = int(entry.get("count") or 0) - int(entry.get("infinite") or 0)
-    except (TypeError, ValueError):
-        return None
+    reference = _reference(entry)
     if reference < 2:
         return None
     stats = require("scipy.stats", "monitor", "The out-of-range check")
@@ -664,7 +713,9 @@ def quality(
             more than chance gives: a range from n training values misses about
             2 / (n + 1) of new values from the same distribution, and the count outside
             must have a probability below `out_of_range_alpha` under that chance
-            (beta-binomial); otherwise they are reported as info.
+            (beta-binomial, Holm-adjusted over the columns checked, so a wide table
+            from the training distribution is warned about at most that often in
+            all); otherwise they are reported as info.
 
     Returns:
         The findings, grouped by check in the order of `CHECKS` (columns in the
@@ -748,6 +799,7 @@ def quality(
     for name in names:
         if name in position:
             checker.column(name, frame.iloc[:, position[name]], profiled[name])
+    checker.range_findings()
 
     inputs = [c for c in (names if columns is not None else position) if c in position]
     inputs = [c for c in inputs if c not in skip and (c != key or c in profiled)]
