@@ -786,3 +786,7 @@ SCENARIOS.append(Dashboard())
 from _scen_app import NotebookApp  # noqa: E402 - it imports this module's helpers
 
 SCENARIOS.append(NotebookApp())
+
+from _scen_server import TeamServer  # noqa: E402 - it imports this module's helpers
+
+SCENARIOS.append(TeamServer())

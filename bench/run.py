@@ -7,7 +7,9 @@
 Scenarios: a. log_metric rate; b. concurrent writers; c. creating runs; d. search over
 10,000 runs; e. `--help`; f. hello world and reading it back; g. loading a saved model
 and predicting; h. evaluating a classifier on 100,000 rows (vs `mlflow.models.evaluate`);
-u. the dashboard's runs pages over 100,000 runs (`kiln ui` vs `mlflow server`). Each figure is the median of interleaved repetitions (kiln, MLflow,
+u. the dashboard's runs pages over 100,000 runs (`kiln ui` vs `mlflow server`); v. a
+notebook as a web app (vs Voila); w. the team server driven by MLflow's client (`kiln
+server` vs `mlflow server`). Each figure is the median of interleaved repetitions (kiln, MLflow,
 kiln, ...), each a fresh process with a fresh store. MLflow gets its own env, created by
 bench/setup_anchors.sh on first use. The results go to bench/RESULTS.md; scenarios not
 run this time keep their earlier sections there, each with the date it was measured.
