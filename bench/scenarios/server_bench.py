@@ -220,7 +220,7 @@ def workload(url: str) -> dict[str, float]:
         try:
             for step in range(per_thread):
                 client.log_metric(run_id, "x", float(step), step=step)
-        except Exception as exc:  # reported below, after the join
+        except Exception as exc:  # noqa: BLE001 - reported below, after the join
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(r,)) for r in run_ids]
