@@ -169,10 +169,14 @@ def test_everything_mlflow_logged_arrives_with_the_same_values(
     for name in ("rf", "child", "failed", "killed"):
         original, copy = originals[name], runs[ids[name]]
         assert copy.name == original.info.run_name
-        assert (copy.start_time, copy.end_time) == (original.info.start_time, original.info.end_time)
+        assert (copy.start_time, copy.end_time) == (
+            original.info.start_time,
+            original.info.end_time,
+        )
         assert copy.params == original.data.params
         assert copy.tags == {**original.data.tags, IMPORTED_FROM: f"mlflow:{ids[name]}"}
-    assert rf.experiment == "churn" and runs[ids["killed"]].experiment == "fraud"
+    assert rf.experiment == "churn"
+    assert runs[ids["killed"]].experiment == "fraud"
     assert rf.tags["mlflow.runName"] == "rf-1"  # MLflow's own tags are kept
     assert runs[ids["child"]].parent_id == ids["rf"]
     assert history == [(s, 1.0 / (s + 1), T0 + 10 * s) for s in range(5)]
@@ -238,7 +242,8 @@ def test_a_dry_run_counts_and_writes_nothing(
     real = import_mlflow(src, store=f"sqlite:///{path}")
 
     assert not created
-    assert dry.dry_run and dry.ok
+    assert dry.dry_run
+    assert dry.ok
     for field in ("runs_imported", "metric_points", "params", "tags", "artifacts", "versions"):
         assert getattr(dry, field) == getattr(real, field), field
     assert (dry.aliases, dry.experiments_created) == (real.aliases, real.experiments_created)
@@ -270,7 +275,8 @@ def test_only_the_experiments_asked_for_without_artifacts(
 
     runs = TrackingClient(store).search_runs(files=True)
     assert [r.id for r in runs] == [ids["killed"]]
-    assert report.artifacts == 0 and report.versions == 0
+    assert report.artifacts == 0
+    assert report.versions == 0
     assert "was not imported" in {i.name: i.reason for i in report.skipped}["churn-model/1"]
 
 
@@ -311,7 +317,8 @@ def test_a_run_that_fails_is_rolled_back_and_the_import_goes_on(tmp_path: Path) 
     assert [r.name for r in runs] == ["good"]
     (failure,) = report.failed
     assert failure.name == bad.info.run_id
-    assert "200" in failure.reason and "Rolled back" in failure.reason
+    assert "200" in failure.reason
+    assert "Rolled back" in failure.reason
 
 
 @pytest.mark.postgres
@@ -325,7 +332,8 @@ def test_import_into_postgresql(file_source: tuple[str, dict[str, Any]], tmp_pat
 
     client = TrackingClient(store)
     rf = client.get_run(ids["rf"])
-    assert report.ok and report.runs_imported == 4
+    assert report.ok
+    assert report.runs_imported == 4
     assert [(m.step, m.timestamp) for m in client.metric_history(rf.id, "loss")] == [
         (s, T0 + 10 * s) for s in range(5)
     ]
@@ -344,11 +352,13 @@ def test_the_command_prints_a_summary_and_imports(
     again = CliRunner().invoke(cli, ["--store", store, "import", "mlflow", src, "--dry-run"])
 
     assert result.exit_code == 0, result.output
-    assert "runs imported" in result.output and "metric points" in result.output
+    assert "runs imported" in result.output
+    assert "metric points" in result.output
     assert "churn-model/2" in result.output  # the skipped version, with its reason
     assert TrackingClient(store).get_run(ids["rf"]).name == "rf-1"
     assert again.exit_code == 0, again.output
-    assert "4 already imported" in again.output and "nothing was written" in again.output
+    assert "4 already imported" in again.output
+    assert "nothing was written" in again.output
 
 
 @pytest.mark.parametrize(
@@ -374,7 +384,14 @@ def test_a_bad_source_is_a_clear_error_and_exit_1(
     with pytest.raises(ConfigurationError, match=expected):
         import_mlflow(given, store=f"sqlite:///{store}")
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("kiln")), "--store", str(store), "import", "mlflow", given],
+        [
+            str(Path(sys.executable).with_name("kiln")),
+            "--store",
+            str(store),
+            "import",
+            "mlflow",
+            given,
+        ],
         capture_output=True,
         text=True,
         env=subprocess_env,
@@ -438,6 +455,7 @@ def test_create_run_takes_an_id_and_times_and_refuses_a_taken_or_bad_id(
 
 # ------------------------------------------------------------------- properties
 
+
 def _mlflow_text(text: str) -> bool:
     """Text both stores keep as is (no surrogates, no NUL)."""
     return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
@@ -454,7 +472,9 @@ _keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-.", min_size=1, max_size=2
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    params=st.dictionaries(_keys, st.text(min_size=0, max_size=200).filter(_mlflow_text), max_size=5),
+    params=st.dictionaries(
+        _keys, st.text(min_size=0, max_size=200).filter(_mlflow_text), max_size=5
+    ),
     values=st.lists(
         st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=10
     ),
@@ -480,4 +500,3 @@ def test_params_and_metric_values_round_trip(params: dict[str, str], values: lis
         assert [(m.value, m.step, m.timestamp) for m in client.metric_history(copy.id, "m")] == [
             (v, i * 3, T0 + i) for i, v in enumerate(values)
         ]
-

@@ -9,6 +9,7 @@ and KILLED are kiln's finished, failed and killed; experiments match by name (ML
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -125,7 +126,7 @@ def _experiments(mlflow: Any, uri: str, names: Iterable[str] | None) -> list[Any
     """The source's live experiments (those named in `names`, when given)."""
     try:
         found = _pages(lambda token: mlflow.search_experiments(max_results=_PAGE, page_token=token))
-    except Exception as exc:  # noqa: BLE001 - whatever MLflow's client raises, said plainly
+    except Exception as exc:
         raise ConfigurationError(
             f"Cannot read MLflow experiments from {uri}: {type(exc).__name__}: {exc}"
         ) from exc
@@ -289,7 +290,7 @@ def _write_run(
         "host": None,  # not the importing machine's: MLflow does not record it
         "pid": None,
     }
-    create = {
+    create: dict[str, Any] = {
         "experiment": experiment,
         "name": (info.run_name or tags.get("mlflow.runName") or None),
         "parent_id": done.get(parent) if parent else None,
@@ -320,10 +321,9 @@ def _write_run(
 
 def _roll_back(client: TrackingClient, kiln_id: str) -> str:
     """Delete a half-imported run; say what became of it, for the report."""
-    try:
+    # The run row may never have been written: then there is nothing to end.
+    with contextlib.suppress(Exception):
         client.end_run(kiln_id, "failed", error="The import from MLflow failed.")
-    except Exception:  # noqa: BLE001, S110 - the run row may never have been written
-        pass
     try:
         client.delete_runs([kiln_id])
     except Exception as exc:  # noqa: BLE001 - said in the report

@@ -159,7 +159,9 @@ def _import_aliases(
     report: ImportReport,
 ) -> None:
     aliases = model.aliases or {}
-    pairs = aliases.items() if isinstance(aliases, dict) else [(a.alias, a.version) for a in aliases]
+    pairs = (
+        aliases.items() if isinstance(aliases, dict) else [(a.alias, a.version) for a in aliases]
+    )
     for alias, version in sorted(pairs):
         target = kiln_version.get(str(version))
         label = f"{model.name}@{alias}"

@@ -555,8 +555,7 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
 
         if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
             raise TrackingError(
-                f"A run id must be 32 lowercase hex digits (like uuid.uuid4().hex); got "
-                f"{run_id!r}."
+                f"A run id must be 32 lowercase hex digits (like uuid.uuid4().hex); got {run_id!r}."
             )
         self._flush_pending()
         with self.store.read() as conn:
