@@ -110,7 +110,8 @@ def _log_history(client: MlflowClient, tmp: Path) -> dict[str, Any]:
 def _make_source(kind: str, folder: Path) -> tuple[str, dict[str, Any]]:
     folder.mkdir(parents=True, exist_ok=True)
     uri = folder.joinpath("mlruns").as_uri() if kind == "file" else f"sqlite:///{folder}/mlflow.db"
-    with _file_store_allowed(), tempfile.TemporaryDirectory() as tmp:
+    # In the folder: MLflow's SQL store keeps artifacts in ./mlruns of the working folder.
+    with _file_store_allowed(), tempfile.TemporaryDirectory() as tmp, contextlib.chdir(folder):
         ids = _log_history(MlflowClient(tracking_uri=uri, registry_uri=uri), Path(tmp))
     source = str(folder / "mlruns") if kind == "file" else uri
     return source, ids
