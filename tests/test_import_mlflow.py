@@ -501,3 +501,43 @@ def test_params_and_metric_values_round_trip(params: dict[str, str], values: lis
         assert [(m.value, m.step, m.timestamp) for m in client.metric_history(copy.id, "m")] == [
             (v, i * 3, T0 + i) for i, v in enumerate(values)
         ]
+
+
+# ------------------------------------------------------------ an MLflow server
+def test_import_from_a_server_over_http(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server speaking MLflow's REST API on loopback (`kiln server`, which serves
+    runs but not artifacts or the registry): runs come over HTTP; a source that cannot
+    list artifacts fails those runs, saying how to leave artifacts out."""
+    from serve_helpers import KILN, server_env, serving
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    served = f"sqlite:///{tmp_path / 'served.db'}"
+    origin = TrackingClient(served)
+    run_id = origin.create_run(experiment="web", name="over-http", tags={"k": "v"})
+    origin.log_params(run_id, {"lr": 0.1})
+    origin.log_metrics(run_id, [("loss", 0.5, 0, T0), ("loss", 0.25, 1, T0 + 1)])
+    origin.end_run(run_id, "finished")
+    origin.flush()
+    with serving([KILN, "--store", served, "server"], server_env(tmp_path)) as (url, _proc):
+        with_files = import_mlflow(url, store=f"sqlite:///{tmp_path / 'a.db'}")
+        report = import_mlflow(url, store=f"sqlite:///{tmp_path / 'b.db'}", artifacts=False)
+
+    copy = TrackingClient(f"sqlite:///{tmp_path / 'b.db'}")
+    run = copy.get_run(run_id)
+    assert not with_files.ok
+    assert "--no-artifacts" in with_files.failed[0].reason
+    assert report.ok, report.summary()
+    assert (run.name, run.status, run.params, run.experiment) == (
+        "over-http",
+        "finished",
+        {"lr": "0.1"},
+        "web",
+    )
+    assert run.tags["k"] == "v"
+    assert [(m.step, m.value, m.timestamp) for m in copy.metric_history(run_id, "loss")] == [
+        (0, 0.5, T0),
+        (1, 0.25, T0 + 1),
+    ]
+    assert "model registry" in {i.kind for i in report.skipped}

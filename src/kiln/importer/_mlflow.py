@@ -247,9 +247,17 @@ def _read_run(
             )
     files: list[tuple[str, int]] = []
     if artifacts:
-        files = _artifact_files(mlflow, run_id, None)
-        if files and not report.dry_run:
-            mlflow.download_artifacts(run_id, "", dst_path=str(tmp))
+        try:
+            files = _artifact_files(mlflow, run_id, None)
+            if files and not report.dry_run:
+                mlflow.download_artifacts(run_id, "", dst_path=str(tmp))
+        except Exception as exc:
+            exc.add_note(
+                f"(reading the artifacts at {run.info.artifact_uri}; to import the runs "
+                "without their artifacts, pass artifacts=False: kiln import mlflow "
+                "--no-artifacts)"
+            )
+            raise
     return {
         "params": dict(run.data.params),
         "tags": dict(run.data.tags),
