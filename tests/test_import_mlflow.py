@@ -158,7 +158,7 @@ def test_everything_mlflow_logged_arrives_with_the_same_values(
     assert isinstance(report, ImportReport)
     assert report.ok, report.summary()
     assert (report.runs_imported, report.runs_skipped, report.runs_failed) == (4, 0, 0)
-    assert sorted(report.experiments) == ["churn", "fraud"]
+    assert sorted(report.experiments) == ["Default", "churn", "fraud"]  # MLflow's 0 too
     assert report.metric_points == 5 + 1 + 1 + 1  # rf's loss and auc (NaN left out), two more
     assert set(runs) == {ids["rf"], ids["child"], ids["failed"], ids["killed"]}
     assert {r.id: r.status for r in runs.values()} == {
@@ -504,9 +504,7 @@ def test_params_and_metric_values_round_trip(params: dict[str, str], values: lis
 
 
 # ------------------------------------------------------------ an MLflow server
-def test_import_from_a_server_over_http(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server speaking MLflow's REST API on loopback (`kiln server`, which serves
     runs but not artifacts or the registry): runs come over HTTP; a source that cannot
     list artifacts fails those runs, saying how to leave artifacts out."""

@@ -85,14 +85,17 @@ def import_mlflow(
         )
         done = _imported_runs(client)
         existing = {e.name for e in client.list_experiments()} if client is not None else set()
+        for experiment in chosen:  # empty ones too: an experiment is found by its name
+            report.experiments.append(experiment.name)
+            report.experiments_created += experiment.name not in existing
+            if client is not None and not dry_run:
+                client.experiment_id(experiment.name, create=True)
         runs = [(e, r) for e in chosen for r in _runs(mlflow, e.experiment_id)]
+        # Oldest first: a parent run starts before its children, and is imported first.
         runs.sort(key=lambda er: (er[1].info.start_time or 0, er[1].info.run_id))
         for i, (experiment, run) in enumerate(runs):
             if progress is not None:
                 progress("runs", i, len(runs), run.info.run_name or run.info.run_id)
-            if experiment.name not in report.experiments:
-                report.experiments.append(experiment.name)
-                report.experiments_created += experiment.name not in existing
             _import_run(mlflow, client, experiment.name, run, done, report, artifacts=artifacts)
         if progress is not None:
             progress("runs", len(runs), len(runs), "")
