@@ -539,3 +539,28 @@ def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.Monk
         (1, 0.25, T0 + 1),
     ]
     assert "model registry" in {i.kind for i in report.skipped}
+
+
+def test_without_mlflow_the_error_gives_the_install_line(
+    file_source: tuple[str, dict[str, Any]], tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    import subprocess
+    import sys
+
+    src, _ids = file_source
+    blocked = tmp_path / "no-mlflow" / "mlflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('mlflow is not installed here')\n")
+    env = {**subprocess_env, "PYTHONPATH": str(blocked.parent)}
+
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("kiln")), "import", "mlflow", src],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pip install 'kiln-ml[mlflow]'" in done.stderr
