@@ -41,6 +41,7 @@ PUBLIC_MODULES = [
     "kiln.ui",
     "kiln.project",
     "kiln.server",
+    "kiln.importer",
 ]
 
 

@@ -132,6 +132,7 @@ EXPECTED: dict[str, set[str]] = {
     },
     "kiln.ui": {"create_app", "create_notebook_app", "notebook_app", "ui"},
     "kiln.server": {"create_app", "server"},
+    "kiln.importer": {"IMPORTED_FROM", "ImportReport", "SkippedItem", "import_mlflow"},
     "kiln.project": {
         "ANSWERS_FILE",
         "TEMPLATES",

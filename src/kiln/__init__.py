@@ -152,6 +152,7 @@ _SUBMODULES = (
     "autolog",
     "cli",
     "evaluate",
+    "importer",
     "models",
     "monitor",
     "notebooks",

@@ -39,6 +39,10 @@ _COMMANDS = {
         "kiln.cli.monitor:monitor",
         "Drift, data quality and performance of a model against its training data.",
     ),
+    "import": (
+        "kiln.cli.importer:import_group",
+        "Import experiments, runs and models from MLflow.",
+    ),
     "init": ("kiln.cli.init:init", "Create a project from kiln's template, or update one."),
     "notebook": (
         "kiln.cli.notebook:notebook",

@@ -8,6 +8,7 @@ runs other than the active one.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import time
@@ -62,6 +63,8 @@ _RUN_COLUMNS = (
     "git_commit", "git_branch", "git_dirty", "git_diff_sha", "python_version", "packages_sha",
 )  # fmt: skip
 
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 # Metric rows per multi-row INSERT on SQLite (5 values each, far below its 32,766 limit).
 _ROWS_PER_INSERT = 200
@@ -455,6 +458,8 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         parent_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
         environment: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        start_time: int | None = None,
     ) -> str:
         """Create a run in status `running` and return its id.
 
@@ -466,6 +471,13 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             parent_id: The parent run (id or unique prefix), for nested runs.
             tags: Tags to set at once.
             environment: Columns from `capture_environment` (user, host, git state, ...).
+            run_id: The new run's id, 32 lowercase hex digits (as MLflow's), for a run
+                copied from another tracker; default: a new random one.
+            start_time: When the run started, in milliseconds since the epoch (default: now).
+
+        Raises:
+            TrackingError: `run_id` is not 32 lowercase hex digits, or a run (even a
+                deleted one, until `gc`) already has it.
         """
         self._check_fork()
         parent_own = self._own.get(parent_id) if parent_id is not None else None
@@ -491,8 +503,16 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         if self._checked_writable != os.getpid():
             self._check_writable()
             self._checked_writable = os.getpid()
-        run_id = uuid.uuid4().hex
-        start = now_ms()
+        if run_id is None:
+            run_id = uuid.uuid4().hex
+        else:
+            self._check_new_run_id(run_id)
+        if start_time is not None and (type(start_time) is not int or start_time < 0):
+            raise TrackingError(
+                f"start_time must be milliseconds since the epoch (an int >= 0); got "
+                f"{start_time!r}."
+            )
+        start = now_ms() if start_time is None else start_time
         row: dict[str, Any] = dict.fromkeys(_RUN_COLUMNS)
         env = dict(environment or {})
         for field_name in ("packages", "git_diff"):
@@ -528,6 +548,24 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             self.set_tags(run_id, tags)
         return run_id
 
+    def _check_new_run_id(self, run_id: Any) -> None:
+        from sqlalchemy import select
+
+        from kiln.store import schema as s
+
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            raise TrackingError(
+                f"A run id must be 32 lowercase hex digits (like uuid.uuid4().hex); got {run_id!r}."
+            )
+        self._flush_pending()
+        with self.store.read() as conn:
+            taken = conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first()
+        if taken is not None:
+            raise TrackingError(
+                f"Run id {run_id} is already taken in {self.store.display_url} (a deleted "
+                "run keeps its id until `kiln store gc`). Leave run_id out for a new id."
+            )
+
     def _check_writable(self) -> None:
         """Commit one harmless write, so that a store that cannot be written (read-only,
         a full disk, a read-only database user) fails the first run at its start rather
@@ -555,7 +593,14 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
                 "writable, or choose another store with --store or KILN_STORE."
             ) from exc
 
-    def end_run(self, run_id: str, status: str = "finished", error: str | None = None) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: str = "finished",
+        error: str | None = None,
+        *,
+        end_time: int | None = None,
+    ) -> None:
         """Mark a run ended with `status` (finished, failed or killed).
 
         Everything queued for the run is written at once by the writer thread; call
@@ -566,12 +611,19 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
         An `error` over 10,000 characters is stored as its head and tail around a note,
         and kept whole as the run's artifact `kiln/error.txt`.
 
+        `end_time` (milliseconds since the epoch, default now) is for a run copied from
+        another tracker.
+
         Raises:
             TrackingError: The store has refused this client's writes and still does
                 (they stay queued; at exit they are saved to a recovery file).
         """
         if status not in STATUSES[1:]:
             raise TrackingError(f"A run ends as finished, failed or killed; got {status!r}.")
+        if end_time is not None and (type(end_time) is not int or end_time < 0):
+            raise TrackingError(
+                f"end_time must be milliseconds since the epoch (an int >= 0); got {end_time!r}."
+            )
         self._check_fork()
         if run_id not in self._own:
             run_id = self.resolve_run_id(run_id)
@@ -580,7 +632,8 @@ class TrackingClient(ArtifactOps, RunReads, Maintenance):
             # runs table that every listing reads and `kiln runs show` prints.
             self.log_artifact(run_id, error.encode("utf-8", "backslashreplace"), ERROR_ARTIFACT)
             error = shorten(error, MAX_ERROR, f"the run's artifact {ERROR_ARTIFACT}")
-        values = {"status": status, "end_time": now_ms(), "error": error}
+        values: dict[str, Any] = {"status": status, "error": error}
+        values["end_time"] = now_ms() if end_time is None else end_time
         own = self._own.pop(run_id, None)
         self._queue().submit(("update", (run_id, values)))
         if own is None or _in_worker_process():
