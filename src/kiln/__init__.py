@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import (
+    AccessError,
     AliasNotFoundError,
     ArtifactError,
     ArtifactIntegrityError,
@@ -169,6 +170,7 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "AccessError",
     "ActiveRun",
     "AliasNotFoundError",
     "ArtifactError",

@@ -26,5 +26,6 @@ from __future__ import annotations
 
 from kiln.server._app import create_app
 from kiln.server._server import server
+from kiln.server._users import Grant, Token, User, Users
 
-__all__ = ["create_app", "server"]
+__all__ = ["Grant", "Token", "User", "Users", "create_app", "server"]
