@@ -74,7 +74,6 @@ def _users(ctx: click.Context) -> Any:
 
 
 _ROLE = click.Choice(["admin", "editor", "viewer"])
-_LEVEL = click.Choice(["NONE", "READ", "EDIT", "MANAGE"], case_sensitive=False)
 
 
 @server.group("users")
@@ -204,7 +203,7 @@ def permissions() -> None:
 @permissions.command("grant")
 @click.argument("user")
 @click.argument("experiment")
-@click.argument("level", type=_LEVEL)
+@click.argument("level", metavar="LEVEL")
 @click.pass_context
 def permissions_grant(ctx: click.Context, user: str, experiment: str, level: str) -> None:
     """Give USER the LEVEL on EXPERIMENT (a name or id), replacing any grant they had.
