@@ -98,7 +98,8 @@ def test_a_viewer_reads_but_cannot_write(team: Team) -> None:
     assert got.data.metrics == {"acc": 0.9}
     assert [r.info.run_id for r in found] == [run.info.run_id]
     assert _code(denied) == _code(no_create) == "PERMISSION_DENIED"
-    assert "vic" in str(denied.value) and "has READ" in str(denied.value)
+    assert "vic" in str(denied.value)
+    assert "has READ" in str(denied.value)
     assert TrackingClient(team.store).get_run(run.info.run_id).metrics == {"acc": 0.9}
 
 
@@ -152,7 +153,8 @@ def test_searches_answer_only_what_the_user_can_read(team: Team) -> None:
     with pytest.raises(MlflowException, match="needs READ") as denied:
         vic.get_experiment(hidden_id)
 
-    assert "hidden" not in names and "open" in names
+    assert "hidden" not in names
+    assert "open" in names
     assert [r.info.run_id for r in runs] == [open_run.info.run_id]
     assert list(only_hidden) == []
     assert _code(denied) == "PERMISSION_DENIED"
@@ -312,10 +314,12 @@ def test_the_cli_adds_users_makes_tokens_and_grants(store_url: str) -> None:
     assert "shown once" in made.stderr
     assert "has EDIT on experiment 'shared'" in granted.output
     assert '"level": "EDIT"' in listed.output
-    assert '"state": "active"' in tokens.output and token not in tokens.output
+    assert '"state": "active"' in tokens.output
+    assert token not in tokens.output
     assert "Revoked token 'laptop'" in revoked.output
     assert "Removed" in ungranted.output
-    assert disabled.exit_code == 0 and '"disabled": true' in users.output
+    assert disabled.exit_code == 0
+    assert '"disabled": true' in users.output
     assert "was revoked" in str(Users(store_url).authenticate(token))
     assert Users(store_url).grants() == []
 
@@ -339,11 +343,15 @@ def test_the_cli_says_what_was_wrong(store_url: str) -> None:
     bad_level = kiln("permissions", "grant", "ana", "nowhere", "OWN")
     no_token = kiln("tokens", "revoke", "ana", "laptop")
 
-    assert duplicate[0] == 1 and "'ana' already exists" in duplicate[1]
-    assert bad_role[0] == 2 and "'admin', 'editor', 'viewer'" in bad_role[1]
-    assert unknown[0] == 1 and "No user named 'zed'; the users are: ana" in unknown[1]
+    assert duplicate[0] == 1
+    assert "'ana' already exists" in duplicate[1]
+    assert bad_role[0] == 2
+    assert "'admin', 'editor', 'viewer'" in bad_role[1]
+    assert unknown[0] == 1
+    assert "No user named 'zed'; the users are: ana" in unknown[1]
     assert "No experiment named 'nowhere'" in no_experiment[1]
-    assert bad_level[0] == 1 and "a level is one of NONE, READ, EDIT, MANAGE" in bad_level[1]
+    assert bad_level[0] == 1
+    assert "a level is one of NONE, READ, EDIT, MANAGE" in bad_level[1]
     assert "has no token named 'laptop'" in no_token[1]
     with pytest.raises(
         AccessError, match="Unknown role 'boss': a role is one of admin, editor, viewer"

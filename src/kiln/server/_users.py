@@ -11,6 +11,7 @@ holds a token's text. Roles and levels (what each allows is `kiln.server._perms`
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import os
@@ -298,7 +299,7 @@ class Users:
             )
         return text
 
-    def tokens(self, user: str | None = None) -> list[Token]:
+    def tokens(self, user: str | None = None) -> builtins.list[Token]:
         """The tokens of `user` (default: everyone's), oldest first; never their text."""
         from sqlalchemy import select
 
@@ -430,7 +431,7 @@ class Users:
             done = conn.execute(delete(p).where(p.c.user_id == row.id, p.c.experiment_id == exp_id))
         return bool(done.rowcount)
 
-    def grants(self, user: str | None = None) -> list[Grant]:
+    def grants(self, user: str | None = None) -> builtins.list[Grant]:
         """The grants of `user` (default: everyone's), by user and experiment."""
         from sqlalchemy import select
 
