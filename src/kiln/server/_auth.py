@@ -64,6 +64,14 @@ class Authenticator:
             self._checked_at = now
         return self._has_users
 
+    def known_open(self) -> bool:
+        """Whether the server is open, as last seen under a second ago (no store read)."""
+        return (
+            self._token is None
+            and not self._has_users
+            and time.monotonic() - self._checked_at < _RECHECK_S
+        )
+
     def principal(self, header: bytes) -> Principal | None:
         """Who signs in with `header` (None: the server is open).
 
@@ -112,6 +120,10 @@ class AuthMiddleware:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
 
+        if self.auth.known_open():  # no users, no token: no thread hop per request
+            scope[PRINCIPAL] = None
+            await self.app(scope, receive, send)
+            return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         try:
             scope[PRINCIPAL] = await run_in_threadpool(self.auth.principal, header)

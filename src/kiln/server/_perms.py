@@ -151,7 +151,7 @@ def by_run_id(api: Any, body: Mapping[str, Any]) -> ExperimentRef | None:
     run_id = body.get("run_id") or body.get("run_uuid")
     if not run_id:
         return None
-    api.client.flush()
+    # No flush: every endpoint that writes a run commits before it answers.
     with api.client.store.read() as conn:
         row = conn.execute(
             select(e.c.id, e.c.name)
