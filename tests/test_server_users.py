@@ -468,3 +468,21 @@ def test_an_open_server_needs_signing_in_once_a_user_is_added(
         signed = httpx.post(search, json={}, headers={"Authorization": f"Bearer {token}"})
 
     assert (before, after, signed.status_code) == (200, 401, 200)
+
+
+def test_purging_a_deleted_experiment_drops_its_grants(store_url: str) -> None:
+    client = TrackingClient(store_url)
+    client.create_run(experiment="short-lived")
+    client.flush()
+    users = Users(store_url)
+    users.add("ana", role="viewer")
+    users.grant("ana", "short-lived", "EDIT")
+    client.delete_experiment("short-lived")
+    client.gc()
+
+    with Store.open(store_url).read() as conn:
+        import sqlalchemy as sa
+
+        left = conn.execute(sa.text("SELECT COUNT(*) FROM experiment_permissions")).scalar()
+    assert left == 0
+    assert [e.name for e in client.list_experiments()] == []

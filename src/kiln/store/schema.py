@@ -302,7 +302,13 @@ experiment_permissions = Table(
     "experiment_permissions",
     metadata,
     Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
-    Column("experiment_id", Integer, ForeignKey("experiments.id"), primary_key=True),
+    # Cascade: `kiln store gc` purges deleted experiments, and a purged id may be reused.
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("level", String(8), nullable=False),
     Index("ix_experiment_permissions_experiment_id", "experiment_id"),
 )

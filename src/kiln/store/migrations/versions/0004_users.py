@@ -40,7 +40,12 @@ def upgrade() -> None:
     op.create_table(
         "experiment_permissions",
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
-        sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), primary_key=True),
+        sa.Column(
+            "experiment_id",
+            sa.Integer,
+            sa.ForeignKey("experiments.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("level", sa.String(8), nullable=False),
     )
     op.create_index(
