@@ -256,7 +256,9 @@ def authorize(
     granted = grants.get(ref.id) if ref.id is not None else None
     level = effective_level(who.role, granted, is_default=ref.name == DEFAULT_EXPERIMENT)
     if not _at_least(level, need.level):
-        where = f"experiment {ref.name!r} (id {ref.id})"
+        where = f"experiment {ref.name!r} " + (
+            f"(id {ref.id})" if ref.id is not None else "(not created yet)"
+        )
         raise _denied(
             f"{name} needs {need.level} permission on {where}; user {who.name!r} ({who.role}) "
             f"has {level}. An admin can grant it: kiln server permissions grant {who.name} "
