@@ -15,6 +15,7 @@ from test_exports import EXPECTED
 EXPECTED_KILN = {
     "SignatureError",
     "RegistryError",
+    "AccessError",
     "PlotError",
     "ModelVersionNotFoundError",
     "ModelNotFoundError",

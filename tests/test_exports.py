@@ -131,7 +131,7 @@ EXPECTED: dict[str, set[str]] = {
         "set_alias",
     },
     "kiln.ui": {"create_app", "create_notebook_app", "notebook_app", "ui"},
-    "kiln.server": {"create_app", "server"},
+    "kiln.server": {"Grant", "Token", "User", "Users", "create_app", "server"},
     "kiln.importer": {"IMPORTED_FROM", "ImportReport", "SkippedItem", "import_mlflow"},
     "kiln.project": {
         "ANSWERS_FILE",

@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import (
+    AccessError,
     AliasNotFoundError,
     ArtifactError,
     ArtifactIntegrityError,
@@ -170,6 +171,7 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "AccessError",
     "ActiveRun",
     "AliasNotFoundError",
     "ArtifactError",

@@ -27,6 +27,7 @@ KilnError
 ├── UntrustedCodeError          loading would run code from a file nobody said to trust
 ├── ValidationError             input data does not match a model's signature (names columns)
 ├── RegistryError               a registry call was given a bad name, alias or URI
+├── AccessError                 a team-server user, token or permission call was given bad input
 ├── PipelineError               a pipeline cannot be built or run as asked (cycle, missing param)
 │   └── StepFailedError         steps raised; independent ones finished and stay cached
 ├── NotebookError               a notebook cannot be read, parameterized or executed
@@ -63,6 +64,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "AccessError",
     "AliasNotFoundError",
     "ArtifactError",
     "ArtifactIntegrityError",
@@ -322,6 +324,11 @@ class ArtifactNotFoundError(NotFoundError, ArtifactError):
 class RegistryError(KilnError, ValueError):
     """A registry call was given input it cannot use: a bad model name, alias or URI, or
     a run without a saved model."""
+
+
+class AccessError(KilnError, ValueError):
+    """A call about the team server's users, tokens or permissions was given input it
+    cannot use: an unknown or duplicate user, a bad role or level, an unknown token."""
 
 
 class PipelineError(KilnError, ValueError):

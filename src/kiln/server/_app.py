@@ -1,21 +1,23 @@
 """The team server's Starlette app: MLflow's REST API under /api/2.0/mlflow/, health
-and readiness, the bearer-token check, and MLflow's error JSON for every error."""
+and readiness, signing in (`_auth`), each endpoint's permission (`_perms`), and MLflow's
+error JSON for every error."""
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from kiln.server._auth import PRINCIPAL, Authenticator, AuthMiddleware
 from kiln.server._filter import MlflowRequestError
 from kiln.server._mlflow import ENDPOINTS, MlflowApi
+from kiln.server._perms import authorize
+from kiln.server._users import Users
 
 __all__ = ["create_app"]
 
 _PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
-_OPEN = ("/health", "/ready")
 #: Endpoint families MLflow has and this server does not serve yet, with why.
 _NOT_YET = {
     "artifacts": "Artifacts are not served by kiln's MLflow API yet: log them with kiln "
@@ -40,40 +42,15 @@ def _error(message: str, code: str, status: int) -> Any:
 MAX_BODY = 8 * 2**20
 
 
-class _TokenCheck:
-    """Pure ASGI middleware: every request but /health and /ready needs
-    `Authorization: Bearer TOKEN` (what MLflow's client sends for MLFLOW_TRACKING_TOKEN)."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN:
-            await self.app(scope, receive, send)
-            return
-        header = dict(scope.get("headers") or []).get(b"authorization", b"")
-        scheme, _, given = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
-            response = _error(
-                "This kiln server needs a token: set MLFLOW_TRACKING_TOKEN (MLflow's client "
-                "then sends Authorization: Bearer TOKEN) to the one given to kiln server "
-                "--token or KILN_TOKEN.",
-                "UNAUTHENTICATED",
-                401,
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def create_app(store: str | None = None, *, token: str | None = None) -> Any:
     """The team server as an ASGI app over `store` (default: the configured store).
 
     Args:
         store: A store URL or path.
-        token: When given, every request but /health and /ready needs it as
-            `Authorization: Bearer TOKEN`.
+        token: The server's own token: a request carrying it (as `Authorization:
+            Bearer TOKEN`, or as an HTTP Basic password) is an admin's. With a token,
+            or once the store has users (`kiln.server.Users`), every request but
+            /health and /ready must sign in; without either the server is open.
     """
     from kiln._extras import require
 
@@ -89,6 +66,16 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Any:
 
     client = TrackingClient(store)
     api = MlflowApi(client)
+    users = Users(client.store)
+    authenticator = Authenticator(users, token)
+
+    def guarded(name: str, body: dict[str, Any], who: Any) -> dict[str, Any]:
+        """Check the permission, call the endpoint, and grant a creator MANAGE."""
+        readable = authorize(who, name, body, api, users)
+        result = api.call(name, body, readable=readable)
+        if name == "create_experiment" and who is not None and who.user_id is not None:
+            users.grant_id(who.user_id, int(result["experiment_id"]), "MANAGE")
+        return result
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -136,7 +123,8 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Any:
             if not isinstance(body, dict):
                 return _error("The request body must be a JSON object.", "MALFORMED_REQUEST", 400)
         try:
-            result = await run_in_threadpool(api.call, name, body)
+            who = request.scope.get(PRINCIPAL)
+            result = await run_in_threadpool(guarded, name, body, who)
         except MlflowRequestError as exc:
             return _error(str(exc), exc.code, exc.status)
         return JSONResponse(result)
@@ -152,7 +140,7 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Any:
         Route("/ajax-api/2.0/mlflow/{rest:path}", mlflow, methods=methods),
         Route("/api/2.0/mlflow-artifacts/{rest:path}", mlflow, methods=methods),
     ]
-    middleware = [Middleware(_TokenCheck, token=token)] if token is not None else []
+    middleware = [Middleware(AuthMiddleware, authenticator=authenticator)]
 
     async def not_found(request: Request, _exc: Exception) -> Response:
         return _error(

@@ -38,6 +38,8 @@ _TO_MLFLOW = {
 }
 _ENDED = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 _MAX_RESULTS = 50_000
+#: Which experiment ids the caller may read (see kiln.server._perms).
+Readable = Callable[[int], bool]
 
 
 def _missing(what: str) -> MlflowRequestError:
@@ -139,7 +141,9 @@ class MlflowApi:
                 return {"experiment": self._experiment_json(e)}
         raise _missing(f"Could not find experiment with name '{name}'.")
 
-    def search_experiments(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def search_experiments(
+        self, body: Mapping[str, Any], readable: Readable | None = None
+    ) -> dict[str, Any]:
         if body.get("view_type", "ACTIVE_ONLY") not in ("ACTIVE_ONLY", 1, "1"):
             raise MlflowRequestError(
                 "kiln's MLflow API lists live experiments only (view_type ACTIVE_ONLY)."
@@ -147,7 +151,11 @@ class MlflowApi:
         name_filter = _experiment_filter(body.get("filter"))
         if body.get("order_by"):
             raise MlflowRequestError("kiln's MLflow API cannot order experiments yet.")
-        found = [e for e in self._experiments().values() if name_filter(e.name)]
+        found = [
+            e
+            for e in self._experiments().values()
+            if name_filter(e.name) and (readable is None or readable(e.id))
+        ]
         found.sort(key=lambda e: -e.id)  # MLflow: newest first
         start = _int(body, "page_token", 0) or 0
         size = _int(body, "max_results", 1000) or 1000
@@ -284,7 +292,9 @@ class MlflowApi:
         self.client.delete_runs([self._run_id(_required(body, "run_id"))])
         return {}
 
-    def search_runs(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def search_runs(
+        self, body: Mapping[str, Any], readable: Readable | None = None
+    ) -> dict[str, Any]:
         if body.get("run_view_type", "ACTIVE_ONLY") not in ("ACTIVE_ONLY", 1, "1"):
             raise MlflowRequestError(
                 "kiln's MLflow API searches live runs only (run_view_type ACTIVE_ONLY); "
@@ -292,6 +302,12 @@ class MlflowApi:
             )
         ids = body.get("experiment_ids") or []
         names = [self._experiment(i).name for i in ids] if ids else None
+        if readable is not None:  # only what the user can read; the rest is not there
+            live = self._experiments().values()
+            allowed = {e.name for e in live if readable(e.id)}
+            names = [n for n in names if n in allowed] if names is not None else sorted(allowed)
+            if not names:
+                return {"runs": []}
         limit = _int(body, "max_results", 1000) or 1000
         if not 1 <= limit <= _MAX_RESULTS:
             raise MlflowRequestError(
@@ -374,11 +390,20 @@ class MlflowApi:
         return out
 
     # ------------------------------------------------------------- dispatch
-    def call(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Run endpoint `name` on `body`, with kiln's errors as MLflow's."""
+    def call(
+        self, name: str, body: Mapping[str, Any], *, readable: Readable | None = None
+    ) -> dict[str, Any]:
+        """Run endpoint `name` on `body`, with kiln's errors as MLflow's.
+
+        Args:
+            name: The endpoint's name (a value of `ENDPOINTS`).
+            body: The request's fields.
+            readable: For a search, which experiment ids the caller may read (None: all).
+        """
+        extra = {} if readable is None else {"readable": readable}
         with self.lock:
             try:
-                result: dict[str, Any] = getattr(self, name)(body)
+                result: dict[str, Any] = getattr(self, name)(body, **extra)
                 return result
             except MlflowRequestError:
                 raise

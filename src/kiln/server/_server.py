@@ -1,4 +1,4 @@
-"""`kiln server`: run the team server on a host and port, with a token off loopback."""
+"""`kiln server`: run the team server on a host and port, signed in off loopback."""
 
 from __future__ import annotations
 
@@ -22,25 +22,29 @@ def server(
 
     Args:
         store: The store URL or path (default: the configured one).
-        host: The address to bind; anything but loopback needs `token` or `no_auth`.
+        host: The address to bind; anything but loopback needs users in the store
+            (`kiln.server.Users`), `token`, or `no_auth`.
         port: The port (0: a free one; `on_ready` gets the URL).
-        token: The bearer token every request must carry (default: `KILN_TOKEN`); MLflow's
-            client sends `MLFLOW_TRACKING_TOKEN` as one.
-        no_auth: Serve off loopback without a token, on purpose.
+        token: The server's own token, an admin's (default: `KILN_TOKEN`); MLflow's
+            client sends `MLFLOW_TRACKING_TOKEN` as one. Users' tokens work as well.
+        no_auth: Serve a store without users off loopback without a token, on purpose
+            (once the store has users, every request signs in regardless).
         on_ready: Called with the URL once listening.
 
     Raises:
-        ConfigurationError: A non-loopback host without a token or `no_auth`.
+        ConfigurationError: A non-loopback host without users, a token or `no_auth`.
     """
     from kiln._settings import get_setting
     from kiln.server._app import create_app
+    from kiln.server._users import Users
     from kiln.serving import is_loopback, run_app
 
     token = get_setting("token", token)
-    if not is_loopback(host) and token is None and not no_auth:
+    if not is_loopback(host) and token is None and not no_auth and not Users(store).any():
         raise ConfigurationError(
             f"Serving the team server on {host} lets the network write to the store, so it "
-            "needs a token: pass --token TOKEN (or set KILN_TOKEN), or --no-auth to serve "
-            "without one on purpose."
+            "needs a token: pass --token TOKEN (or set KILN_TOKEN), add users with tokens "
+            "(kiln server users add NAME --role admin; kiln server tokens create NAME), or "
+            "--no-auth to serve without one on purpose."
         )
     run_app(create_app(store, token=token), host=host, port=port, on_ready=on_ready)

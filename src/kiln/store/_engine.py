@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_REVISIONS", "Store", "find_home", "resolve_url"]
 
 # Oldest to newest. The last one is the schema this client reads and writes.
-SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _DB_NAME = "kiln.db"
 

@@ -29,6 +29,7 @@ __all__ = [
     "SQLITE_ONLY_INDEXES",
     "artifacts",
     "datasets",
+    "experiment_permissions",
     "experiments",
     "latest_metrics",
     "metadata",
@@ -43,7 +44,9 @@ __all__ = [
     "store_meta",
     "tags",
     "texts",
+    "tokens",
     "use_postgresql",
+    "users",
 ]
 
 metadata = MetaData(
@@ -263,6 +266,51 @@ model_alias_history = Table(
     Column("at", BigInteger, nullable=False),
     Column("action", String(8), nullable=False),
     Index("ix_model_alias_history_name_alias", "name", "alias"),
+)
+
+
+# ------------------------------------------------------------- the team server's users
+# Users of `kiln server`, their API tokens and their per-experiment permissions (schema
+# revision 0004). A token is kept only as the sha256 of its text, never the text itself.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # admin, editor or viewer
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    # Written at most once a minute per token, not on every request.
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    UniqueConstraint("user_id", "name"),
+)
+
+# One row per (user, experiment) granted: READ, EDIT, MANAGE or NONE (as MLflow's levels).
+experiment_permissions = Table(
+    "experiment_permissions",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    # Cascade: `kiln store gc` purges deleted experiments, and a purged id may be reused.
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("level", String(8), nullable=False),
+    Index("ix_experiment_permissions_experiment_id", "experiment_id"),
 )
 
 
