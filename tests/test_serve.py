@@ -567,6 +567,42 @@ def test_a_single_value_beside_columns_is_refused_not_broadcast(
     assert "not broadcast" in data["message"]
 
 
+@pytest.mark.parametrize("extra", [[], ["x", "y"]])
+def test_a_list_in_an_extra_field_of_a_record_is_dropped(
+    setup: dict[str, Any], http: httpx.Client, extra: list[str]
+) -> None:
+    # schemathesis found it: a record with an extra field holding [] was read as zero
+    # rows of columns, and asking for probabilities of zero rows was a 500.
+    record = {**_rows(setup["X"], 1).iloc[0].to_dict(), "": extra}
+
+    r = http.post("/predict?proba=true", json=[record])
+
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == setup["model"].predict(_rows(setup["X"], 1)).tolist()
+
+
+def test_a_bare_record_with_a_list_field_is_ambiguous_and_says_so(
+    setup: dict[str, Any], http: httpx.Client
+) -> None:
+    # Without the brackets of a list of records, one list beside single values could be
+    # columns: a 422 that names the list, never a guess.
+    record = {**_rows(setup["X"], 1).iloc[0].to_dict(), "tags": ["x"]}
+
+    data = _check_error(http.post("/predict", json=record), 422, "INVALID_PARAMETER_VALUE")
+
+    assert "(such as 'tags')" in data["message"]
+
+
+@pytest.mark.parametrize("proba", [False, True])
+def test_zero_rows_predict_nothing(setup: dict[str, Any], http: httpx.Client, proba: bool) -> None:
+    columns = {c: [] for c in setup["X"].columns}
+    r = http.post("/predict" + ("?proba=true" if proba else ""), json=columns)
+
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == []
+    assert r.json().get("probabilities", []) == []
+
+
 @pytest.mark.parametrize("flag", ["yes", 1, "true", None, [True]])
 def test_predict_proba_must_be_a_json_boolean(
     setup: dict[str, Any], http: httpx.Client, flag: Any

@@ -8,7 +8,10 @@ any others, non-ASCII included). Every 4xx it provokes has the one error shape.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,11 @@ _headers = st.fixed_dictionaries(
 )
 
 
+def _drain(stream: Any, into: collections.deque[bytes]) -> None:
+    with contextlib.suppress(ValueError, OSError):  # closed once the server is stopped
+        into.extend(iter(stream.readline, b""))
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("schema")
@@ -58,7 +66,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         KILN_HOME=str(root / "home"),
         KILN_CAPTURE_PACKAGES="0",
     )
-    with running([folder, "--validation", "strict", "--token", TOKEN], env) as (url, _proc):
+    with running([folder, "--validation", "strict", "--token", TOKEN], env) as (url, proc):
+        # Read the server's output as it comes: a 5xx logs a traceback, and hypothesis
+        # repeats a failing case while shrinking it; a full pipe would block the server
+        # and turn the failure into read timeouts. The last lines stay for the report.
+        tail: collections.deque[bytes] = collections.deque(maxlen=200)
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            threading.Thread(target=_drain, args=(stream, tail), daemon=True).start()
         yield url
 
 

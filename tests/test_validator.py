@@ -141,6 +141,38 @@ def test_extra_columns_are_dropped_with_a_note() -> None:
     assert list(STRICT.validate(TRAIN.assign(target=1)).columns) == list(TRAIN.columns)
 
 
+@pytest.mark.parametrize("extra", [[], ["x", "y"], {"k": [1, 2, 3]}, ()])
+def test_a_record_with_a_list_in_an_extra_field_is_still_one_row(extra: Any) -> None:
+    # A request's metadata field holding a list made the record a dict of columns, of
+    # that list's length: an empty one gave zero rows (and a 500 in kiln serve).
+    alone = STRICT.check({**_record(), "tags": extra})
+    listed = STRICT.check([{**_record(), "": extra}])
+
+    for result in (alone, listed):
+        assert result.ok, result.errors
+        assert result.frame is not None
+        assert len(result.frame) == 1
+        assert result.notes
+        assert "dropped 1 column(s)" in result.notes[0]
+
+
+def test_the_signature_columns_decide_the_rows_of_a_dict_of_columns() -> None:
+    columns = {str(k) if k == 0 else k: TRAIN[k].tolist() for k in TRAIN.columns}
+
+    result = STRICT.check({**columns, "extra": [1]})
+
+    assert result.ok, result.errors
+    assert result.frame is not None
+    assert len(result.frame) == len(TRAIN)
+
+
+def test_a_list_in_a_signature_column_of_one_record_is_a_problem() -> None:
+    result = STRICT.check([_record(f=[1.0, 2.0])])
+
+    assert not result.ok
+    assert [e["column"] for e in result.errors] == ["f"]
+
+
 def test_an_empty_list_gives_an_empty_frame_in_training_dtypes() -> None:
     out = STRICT.validate([])
 

@@ -213,7 +213,7 @@ class Validator:
             warnings let through in "warn" mode, and notes such as dropped columns.
         """
         pd = self._pd
-        if type(data) is dict and not any(map(_is_sequence, data.values())):
+        if type(data) is dict and not self._has_columns(data):
             return self._check_record(data)
         if isinstance(data, pd.DataFrame):
             return self._check_frame(data)
@@ -263,6 +263,12 @@ class Validator:
         index = self._one_row if index is None else index
         return self._finish(outs, problems, notes, index, row=True)
 
+    def _has_columns(self, data: dict[Any, Any]) -> bool:
+        """Whether a dict holds columns (a sequence under a signature column's name) rather
+        than one record; a sequence under another key is an extra field, dropped."""
+        known = self._known
+        return any(_is_sequence(v) for k, v in data.items() if k in known or str(k) in known)
+
     def _extras(self, record: dict[Any, Any]) -> list[Any]:
         return [k for k in record if k not in self._known]
 
@@ -291,7 +297,10 @@ class Validator:
 
     def _check_dict(self, data: dict[Any, Any]) -> ValidationResult:
         np = self._np
-        lengths = {len(v) for v in data.values() if _is_sequence(v)}
+        known = self._known
+        lengths = {
+            len(v) for k, v in data.items() if _is_sequence(v) and (k in known or str(k) in known)
+        }
         if not lengths:
             return self._check_record(dict(data))
         if len(lengths) > 1:
@@ -322,8 +331,8 @@ class Validator:
         if not data:
             return self._run([np.empty(0, dtype=object)] * len(self._columns), 0, None, [])
         if all(type(r) is dict for r in data):
-            if len(data) == 1:
-                return self.check(data[0])
+            if len(data) == 1:  # a record, whatever its extra fields hold
+                return self._check_record(data[0])
             return self._check_frame(self._pd.DataFrame(list(data)))
         if self.signature.input_type == "series" and not any(map(_is_sequence, data)):
             return self._run([_as_array(data, np, self._pd)], len(data), None, [])

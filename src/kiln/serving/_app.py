@@ -522,7 +522,7 @@ def _non_finite(preds: Any, probs: Any) -> list[dict[str, Any]]:
         if values is None:
             continue
         array = np.asarray(values)
-        if array.dtype.kind != "f":
+        if array.dtype.kind != "f" or not array.size:
             continue
         bad = ~np.isfinite(array)
         if array.ndim > 1:
