@@ -193,7 +193,7 @@ class RegistryClient(RegistryReads):
         Args:
             name: The registered model's name; created when new.
             source: Where MLflow says the model is (`runs:/...`, `models:/m-...`, ...).
-            run_id: The run it came from, if that run is in this store.
+            run_id: The run it came from (a run of this store, or None).
             description: The version's description.
             tags: Tags for this version.
 
@@ -202,6 +202,7 @@ class RegistryClient(RegistryReads):
 
         Raises:
             RegistryError: A bad name, source or tags.
+            RunNotFoundError: `run_id` is not a run of this store.
         """
         from sqlalchemy import func, select
 
@@ -209,6 +210,8 @@ class RegistryClient(RegistryReads):
         if not isinstance(source, str) or not source:
             raise RegistryError(f"A version's source must be a non-empty string; got {source!r}.")
         tag_values = _check_tags(tags)
+        if run_id is not None:
+            run_id = self.tracking.get_run(run_id).id  # its queued writes committed first
         lineage: dict[str, Any] = {"flavor": EXTERNAL_FLAVOR, "format": "mlflow"}
         if description:
             lineage["description"] = str(description)
