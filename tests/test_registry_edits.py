@@ -61,7 +61,11 @@ def test_edit_versions_and_models(client: TrackingClient, registry: RegistryClie
     assert (edited.description, edited.tags) == ("two", {"a": "1", "b": "2"})
     assert trimmed.tags == {"b": "2"}
     model = registry.get_model("churn-eu")
-    assert (model.description, model.n_versions, model.aliases) == ("renamed soon", 2, {"shadow": 2})
+    assert (model.description, model.n_versions, model.aliases) == (
+        "renamed soon",
+        2,
+        {"shadow": 2},
+    )
     history = registry.alias_history("churn-eu", "production")
     assert [(c.action, c.new_version) for c in history] == [("set", 3), ("remove", None)]
     with pytest.raises(ModelNotFoundError):

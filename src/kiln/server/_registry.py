@@ -15,6 +15,7 @@ aliases: every version's `current_stage` is `"None"`), and tags on registered mo
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -149,8 +150,12 @@ def _order(rows: list[dict[str, Any]], order_by: Any, default: list[str]) -> lis
                 "by name, version_number, creation_timestamp or last_updated_timestamp."
             )
         desc = len(parts) == 2 and parts[1].upper() == "DESC"
-        rows.sort(key=lambda r, k=key: int(r[k]) if k == "version" else r[k], reverse=desc)
+        rows.sort(key=functools.partial(_sort_key, key), reverse=desc)
     return rows
+
+
+def _sort_key(key: str, row: Mapping[str, Any]) -> Any:
+    return int(row[key]) if key == "version" else row[key]
 
 
 def _page(rows: list[dict[str, Any]], body: Mapping[str, Any], key: str) -> dict[str, Any]:
