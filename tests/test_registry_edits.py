@@ -4,6 +4,9 @@ sources that are not kiln-saved models, descriptions, tags, deleting and renamin
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from kiln.registry import (
@@ -13,6 +16,7 @@ from kiln.registry import (
     RegistryError,
 )
 from kiln.tracking import TrackingClient
+from serve_helpers import KILN
 from test_registry import model_run
 
 
@@ -82,3 +86,23 @@ def test_edit_versions_and_models(client: TrackingClient, registry: RegistryClie
     assert [m.name for m in registry.list_models()] == ["other"]
     with pytest.raises(ModelNotFoundError):
         registry.delete_model("churn-eu")
+
+
+def test_kiln_serve_and_package_refuse_a_recorded_version(store_url: str, tmp_path: Path) -> None:
+    RegistryClient(store_url).record_version("scorer", "models:/m-1")
+    out = str(tmp_path / "out")
+    for args in (["serve", "models:/scorer/1"], ["package", "models:/scorer/1", "-o", out]):
+        done = subprocess.run(
+            [KILN, "--store", store_url, *args], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 1, done.stderr
+        assert "registered through MLflow's API from models:/m-1" in done.stderr
+        assert "kiln cannot load or serve it" in done.stderr
+    shown = subprocess.run(
+        [KILN, "--store", store_url, "models", "show", "scorer"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "external" in shown.stdout
