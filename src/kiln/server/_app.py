@@ -26,7 +26,9 @@ _NOT_YET = {
     "(kiln.log_artifact) against the same store.",
     "mlflow-artifacts": "Artifacts are not served by kiln's MLflow API yet: log them with "
     "kiln (kiln.log_artifact) against the same store.",
-    "logged-models": "MLflow's logged models are not served by kiln yet.",
+    "logged-models": "MLflow's logged models are not served by kiln yet. To register a "
+    "model saved with kiln in a run, call MlflowClient().create_model_version(name, "
+    "'runs:/<run id>/model', run_id) rather than mlflow.register_model.",
 }
 
 
