@@ -72,7 +72,7 @@ def test_edit_versions_and_models(client: TrackingClient, registry: RegistryClie
     )
     history = registry.alias_history("churn-eu", "production")
     assert [(c.action, c.new_version) for c in history] == [("set", 3), ("remove", None)]
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError, match="Did you mean"):
         registry.get_model("churn")
     with pytest.raises(ModelVersionNotFoundError, match="no version 3"):
         registry.get_model_version("churn-eu", 3)
@@ -84,7 +84,7 @@ def test_edit_versions_and_models(client: TrackingClient, registry: RegistryClie
 
     registry.delete_model("churn-eu")
     assert [m.name for m in registry.list_models()] == ["other"]
-    with pytest.raises(ModelNotFoundError):
+    with pytest.raises(ModelNotFoundError, match="No registered model named .churn-eu."):
         registry.delete_model("churn-eu")
 
 
