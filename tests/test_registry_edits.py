@@ -84,7 +84,7 @@ def test_edit_versions_and_models(client: TrackingClient, registry: RegistryClie
 
     registry.delete_model("churn-eu")
     assert [m.name for m in registry.list_models()] == ["other"]
-    with pytest.raises(ModelNotFoundError, match="No registered model named .churn-eu."):
+    with pytest.raises(ModelNotFoundError, match=r"No registered model named 'churn-eu'"):
         registry.delete_model("churn-eu")
 
 
