@@ -506,8 +506,9 @@ def test_params_and_metric_values_round_trip(params: dict[str, str], values: lis
 # ------------------------------------------------------------ an MLflow server
 def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server speaking MLflow's REST API on loopback (`kiln server`, which serves
-    runs but not artifacts or the registry): runs come over HTTP; a source that cannot
-    list artifacts fails those runs, saying how to leave artifacts out."""
+    runs and the registry but not artifacts): runs come over HTTP; a source that cannot
+    list artifacts fails those runs, saying how to leave artifacts out; a registered
+    version that is not a kiln saved model is skipped, saying why."""
     from serve_helpers import KILN, server_env, serving
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -518,6 +519,7 @@ def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.Monk
     origin.log_metrics(run_id, [("loss", 0.5, 0, T0), ("loss", 0.25, 1, T0 + 1)])
     origin.end_run(run_id, "finished")
     origin.flush()
+    RegistryClient(origin).record_version("scorer", "s3://bucket/scorer")
     with serving([KILN, "--store", served, "server"], server_env(tmp_path)) as (url, _proc):
         with_files = import_mlflow(url, store=f"sqlite:///{tmp_path / 'a.db'}")
         report = import_mlflow(url, store=f"sqlite:///{tmp_path / 'b.db'}", artifacts=False)
@@ -538,7 +540,9 @@ def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.Monk
         (0, 0.5, T0),
         (1, 0.25, T0 + 1),
     ]
-    assert "model registry" in {i.kind for i in report.skipped}
+    skipped = {i.kind: i for i in report.skipped}
+    assert "model registry" not in skipped  # served now
+    assert skipped["model version"].name == "scorer/1"
 
 
 def test_without_mlflow_the_error_gives_the_install_line(

@@ -180,7 +180,7 @@ def test_every_error_answers_mlflows_error_json(mlflow_at: str) -> None:
     answers = {
         "no such route": httpx.get(f"{mlflow_at}/nowhere"),
         "no such endpoint": httpx.post(f"{api}/runs/frobnicate", json={}),
-        "registry": httpx.get(f"{api}/registered-models/search"),
+        "registry": httpx.get(f"{api}/registered-models/get", params={"name": "nope"}),
         "artifacts": httpx.get(f"{api}/artifacts/list", params={"run_id": "0" * 32}),
         "not JSON": httpx.post(f"{api}/runs/create", content=b"{nope"),
         "too big": httpx.post(f"{api}/runs/create", content=b" " * (9 * 2**20)),
@@ -194,7 +194,7 @@ def test_every_error_answers_mlflows_error_json(mlflow_at: str) -> None:
     assert got == {
         "no such route": (404, "ENDPOINT_NOT_FOUND"),
         "no such endpoint": (404, "ENDPOINT_NOT_FOUND"),
-        "registry": (501, "NOT_IMPLEMENTED"),
+        "registry": (404, "RESOURCE_DOES_NOT_EXIST"),
         "artifacts": (501, "NOT_IMPLEMENTED"),
         "not JSON": (400, "MALFORMED_REQUEST"),
         "too big": (413, "INVALID_PARAMETER_VALUE"),

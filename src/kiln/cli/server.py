@@ -44,9 +44,9 @@ def server(
 
     Point MLflow's client at it with MLFLOW_TRACKING_URI=http://HOST:PORT (and, when it
     needs signing in, MLFLOW_TRACKING_TOKEN=TOKEN, or MLFLOW_TRACKING_USERNAME and
-    MLFLOW_TRACKING_PASSWORD=TOKEN). Served: experiments, runs, params, metrics, tags and
-    metric history. Not yet: artifacts and the model registry (they answer an MLflow
-    error). Once the store has users (kiln server users add), every request signs in
+    MLFLOW_TRACKING_PASSWORD=TOKEN). Served: experiments, runs, params, metrics, tags,
+    metric history and the model registry (kiln's: kiln models list shows it). Not yet:
+    artifacts (they answer an MLflow error). Once the store has users (kiln server users add), every request signs in
     with a token and each endpoint checks the user's permission; --token (or
     KILN_TOKEN) is an admin's token. Bound to anything but loopback it needs users,
     --token, or --no-auth on purpose.

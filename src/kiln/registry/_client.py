@@ -27,7 +27,7 @@ from kiln.registry._names import (
     parse_version_ref,
 )
 from kiln.registry._reads import RegistryReads, schema
-from kiln.registry._records import AliasChange, ModelVersion
+from kiln.registry._records import EXTERNAL_FLAVOR, AliasChange, ModelVersion
 from kiln.store import Store
 
 if TYPE_CHECKING:
@@ -173,6 +173,214 @@ class RegistryClient(RegistryReads):
                 )
             )
         return ModelVersion(name, version, source, run_id, stamp, user, lineage, [], tag_values)
+
+    def record_version(
+        self,
+        name: str,
+        source: str,
+        *,
+        run_id: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Record a version that is not a kiln-saved model: one registered through
+        MLflow's API (`kiln server`) whose source kiln cannot read as `kiln-model.json`.
+
+        The version is listed, aliased and tagged like any other, but kiln's loaders
+        refuse it (`ModelVersion.require_kiln_model` says why). Its lineage marks it
+        `{"flavor": "external", "format": "mlflow"}`.
+
+        Args:
+            name: The registered model's name; created when new.
+            source: Where MLflow says the model is (`runs:/...`, `models:/m-...`, ...).
+            run_id: The run it came from (a run of this store, or None).
+            description: The version's description.
+            tags: Tags for this version.
+
+        Returns:
+            The new version.
+
+        Raises:
+            RegistryError: A bad name, source or tags.
+            RunNotFoundError: `run_id` is not a run of this store.
+        """
+        from sqlalchemy import func, select
+
+        check_model_name(name)
+        if not isinstance(source, str) or not source:
+            raise RegistryError(f"A version's source must be a non-empty string; got {source!r}.")
+        tag_values = _check_tags(tags)
+        if run_id is not None:
+            run_id = self.tracking.get_run(run_id).id  # its queued writes committed first
+        lineage: dict[str, Any] = {"flavor": EXTERNAL_FLAVOR, "format": "mlflow"}
+        if description:
+            lineage["description"] = str(description)
+        v = schema().model_versions
+        user, _ = _who()
+        with self.store.write() as conn:
+            stamp = _now_ms()
+            self._lock_model(conn, name, create_at=stamp)
+            version = int(
+                conn.execute(
+                    select(func.coalesce(func.max(v.c.version), 0) + 1).where(v.c.name == name)
+                ).scalar_one()
+            )
+            conn.execute(
+                v.insert().values(
+                    name=name,
+                    version=version,
+                    source=source,
+                    run_id=run_id,
+                    created_at=stamp,
+                    user=user,
+                    lineage=json.dumps(lineage, sort_keys=True),
+                    tags=json.dumps(tag_values, sort_keys=True),
+                    status="ready",
+                )
+            )
+        return ModelVersion(name, version, source, run_id, stamp, user, lineage, [], tag_values)
+
+    # ------------------------------------------------------------------ edits
+    def create_model(self, name: str, description: str | None = None) -> None:
+        """Create a registered model with no versions yet.
+
+        Raises:
+            RegistryError: A bad name, or a model of that name already exists.
+        """
+        check_model_name(name)
+        m = schema().registered_models
+        from sqlalchemy import select
+
+        with self.store.write() as conn:
+            if conn.execute(select(m.c.name).where(m.c.name == name)).first() is not None:
+                raise RegistryError(f"A registered model named {name!r} already exists.")
+            conn.execute(
+                m.insert().values(name=name, description=description, created_at=_now_ms())
+            )
+
+    def update_model(self, name: str, description: str | None) -> None:
+        """Set a registered model's description.
+
+        Raises:
+            ModelNotFoundError: No model has that name.
+        """
+        check_model_name(name)
+        m = schema().registered_models
+        with self.store.write() as conn:
+            self._lock_model(conn, name)
+            conn.execute(m.update().where(m.c.name == name).values(description=description))
+
+    def rename_model(self, name: str, new_name: str) -> None:
+        """Rename a registered model, with its versions, aliases and alias history.
+
+        Raises:
+            ModelNotFoundError: No model has that name.
+            RegistryError: `new_name` is not valid or is taken.
+        """
+        from sqlalchemy import select
+
+        check_model_name(name)
+        check_model_name(new_name)
+        s = schema()
+        m, v, a, h = s.registered_models, s.model_versions, s.model_aliases, s.model_alias_history
+        with self.store.write() as conn:
+            self._lock_model(conn, name)
+            if conn.execute(select(m.c.name).where(m.c.name == new_name)).first() is not None:
+                raise RegistryError(
+                    f"Cannot rename {name!r} to {new_name!r}: a model of that name exists."
+                )
+            row = conn.execute(select(m).where(m.c.name == name)).one()
+            aliases = conn.execute(select(a.c.alias, a.c.version).where(a.c.name == name)).all()
+            # Children first, then parents, so no foreign key is ever left dangling.
+            conn.execute(m.insert().values(**{**row._asdict(), "name": new_name}))
+            conn.execute(a.delete().where(a.c.name == name))
+            conn.execute(v.update().where(v.c.name == name).values(name=new_name))
+            conn.execute(h.update().where(h.c.name == name).values(name=new_name))
+            for alias, number in aliases:
+                conn.execute(a.insert().values(name=new_name, alias=alias, version=number))
+            conn.execute(m.delete().where(m.c.name == name))
+
+    def delete_model(self, name: str) -> None:
+        """Delete a registered model with all its versions, aliases and alias history.
+
+        Raises:
+            ModelNotFoundError: No model has that name.
+        """
+        check_model_name(name)
+        s = schema()
+        with self.store.write() as conn:
+            self._lock_model(conn, name)
+            for table in (s.model_aliases, s.model_alias_history, s.model_versions):
+                conn.execute(table.delete().where(table.c.name == name))
+            conn.execute(s.registered_models.delete().where(s.registered_models.c.name == name))
+
+    def delete_version(self, name: str, version: int | str) -> None:
+        """Delete one version; the aliases that pointed at it are removed (and recorded).
+
+        Raises:
+            ModelNotFoundError: No model has that name.
+            ModelVersionNotFoundError: It has no such version.
+        """
+        from sqlalchemy import select
+
+        check_model_name(name)
+        ref = parse_version_ref(version)
+        s = schema()
+        v, a = s.model_versions, s.model_aliases
+        user, host = _who()
+        with self.store.write() as conn:
+            self._lock_model(conn, name)
+            number = self._resolve(conn, name, ref)
+            for alias in conn.execute(
+                select(a.c.alias).where(a.c.name == name, a.c.version == number)
+            ).scalars():
+                conn.execute(a.delete().where(a.c.name == name, a.c.alias == alias))
+                change = AliasChange(name, alias, "remove", number, None, user, host, _now_ms())
+                self._record(conn, change)
+            conn.execute(v.delete().where(v.c.name == name, v.c.version == number))
+
+    def update_version(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        description: str | None = None,
+        set_tags: Mapping[str, Any] | None = None,
+        delete_tags: list[str] | None = None,
+    ) -> ModelVersion:
+        """Change a version's description (kept in its lineage as `description`) or tags.
+
+        Raises:
+            ModelNotFoundError: No model has that name.
+            ModelVersionNotFoundError: It has no such version.
+        """
+        from sqlalchemy import select
+
+        check_model_name(name)
+        ref = parse_version_ref(version)
+        added = _check_tags(set_tags)
+        v = schema().model_versions
+        with self.store.write() as conn:
+            self._lock_model(conn, name)
+            number = self._resolve(conn, name, ref)
+            row = conn.execute(
+                select(v.c.lineage, v.c.tags).where(v.c.name == name, v.c.version == number)
+            ).one()
+            lineage, tags = json.loads(row.lineage or "{}"), json.loads(row.tags or "{}")
+            if description is not None:
+                lineage["description"] = description
+            tags.update(added)
+            for key in delete_tags or []:
+                tags.pop(key, None)
+            conn.execute(
+                v.update()
+                .where(v.c.name == name, v.c.version == number)
+                .values(
+                    lineage=json.dumps(lineage, sort_keys=True, default=str),
+                    tags=json.dumps(dict(sorted(tags.items())), sort_keys=True),
+                )
+            )
+            return self._load_versions(conn, name, [number])[0]
 
     def _lock_model(self, conn: Connection, name: str, *, create_at: int | None = None) -> None:
         """Lock the model's row for this transaction, creating it when `create_at` is given.

@@ -104,6 +104,8 @@ class RegistryReads:
             RegistryError: A malformed `models:/` URI.
             ModelNotFoundError: No model has that name.
             ModelVersionNotFoundError: It has no such version or alias.
+            RegistryError: The version was recorded through MLflow's API and is not a
+                kiln-saved model (`ModelVersion.require_kiln_model`).
         """
         if isinstance(uri, os.PathLike):
             return os.fspath(uri)
@@ -111,7 +113,9 @@ class RegistryReads:
             raise RegistryError(f"A model URI must be a string; got {type(uri).__name__}.")
         if not uri.startswith(MODELS_PREFIX):
             return uri
-        return self.get_model_version(*parse_models_uri(uri)).source
+        version = self.get_model_version(*parse_models_uri(uri))
+        version.require_kiln_model()
+        return version.source
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         """Every set, move and removal of the model's aliases (or of one), oldest first.

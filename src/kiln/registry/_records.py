@@ -6,7 +6,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["AliasChange", "ModelVersion", "RegisteredModel"]
+__all__ = ["EXTERNAL_FLAVOR", "AliasChange", "ModelVersion", "RegisteredModel"]
+
+#: The flavor in the lineage of a version registered through MLflow's API from a
+#: source that is not a kiln-saved model (`RegistryClient.record_version`).
+EXTERNAL_FLAVOR = "external"
 
 
 def _iso(ms: int | None) -> str | None:
@@ -57,6 +61,30 @@ class ModelVersion:
         """The model's flavor as recorded in its `kiln-model.json`, when known."""
         flavor = self.lineage.get("flavor")
         return flavor if isinstance(flavor, str) else None
+
+    @property
+    def external(self) -> bool:
+        """Whether this version was recorded from MLflow's API without a kiln-saved model
+        (kiln lists it but cannot load or serve it)."""
+        return self.lineage.get("flavor") == EXTERNAL_FLAVOR
+
+    @property
+    def description(self) -> str | None:
+        """The version's description, when one was given (through MLflow's API)."""
+        text = self.lineage.get("description")
+        return text if isinstance(text, str) else None
+
+    def require_kiln_model(self) -> None:
+        """Raise `RegistryError` when kiln cannot load this version (see `external`)."""
+        if self.external:
+            from kiln._exceptions import RegistryError
+
+            raise RegistryError(
+                f"Version {self.version} of {self.name} was registered through MLflow's API "
+                f"from {self.source}; it is not a kiln-saved model, so kiln cannot load or "
+                "serve it: save it with kiln (kiln.models.save / the flavor's log) and "
+                "register that."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO-8601 strings in UTC)."""

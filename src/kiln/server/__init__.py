@@ -14,8 +14,10 @@ MLFLOW_TRACKING_URI=http://127.0.0.1:5000 python train.py   # unchanged MLflow c
 
 Served: experiments (create, get, get-by-name, search), runs (create, get, update,
 delete, search with MLflow's filter syntax), log-metric, log-parameter, set-tag,
-log-batch and metrics/get-history. Not yet: artifacts, the model registry and logged
-models (those answer MLflow's error JSON, status 501).
+log-batch, metrics/get-history, and the model registry (registered models, versions
+and aliases, over `kiln.registry`; a version from a source that is not a kiln-saved
+model is recorded but not loadable by kiln). Not yet: artifacts and logged models (those
+answer MLflow's error JSON, status 501).
 
 Users, tokens and permissions live in the store (`Users`, or `kiln server users|tokens|
 permissions`). A store without users serves openly on loopback; once it has a user,

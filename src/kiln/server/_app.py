@@ -13,6 +13,8 @@ from kiln.server._auth import PRINCIPAL, Authenticator, AuthMiddleware
 from kiln.server._filter import MlflowRequestError
 from kiln.server._mlflow import ENDPOINTS, MlflowApi
 from kiln.server._perms import authorize
+from kiln.server._registry import ENDPOINTS as REGISTRY_ENDPOINTS
+from kiln.server._registry import RegistryApi
 from kiln.server._users import Users
 
 __all__ = ["create_app"]
@@ -24,12 +26,13 @@ _NOT_YET = {
     "(kiln.log_artifact) against the same store.",
     "mlflow-artifacts": "Artifacts are not served by kiln's MLflow API yet: log them with "
     "kiln (kiln.log_artifact) against the same store.",
-    "registered-models": "MLflow's model registry endpoints are not served by kiln yet: "
-    "use kiln's registry (kiln models --help).",
-    "model-versions": "MLflow's model registry endpoints are not served by kiln yet: use "
-    "kiln's registry (kiln models --help).",
-    "logged-models": "MLflow's logged models are not served by kiln yet.",
+    "logged-models": "MLflow's logged models are not served by kiln yet. To register a "
+    "model saved with kiln in a run, call MlflowClient().create_model_version(name, "
+    "'runs:/<run id>/model', run_id) rather than mlflow.register_model.",
 }
+
+
+_REGISTRY_NAMES = frozenset(REGISTRY_ENDPOINTS.values())
 
 
 def _error(message: str, code: str, status: int) -> Any:
@@ -66,13 +69,15 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Any:
 
     client = TrackingClient(store)
     api = MlflowApi(client)
+    registry = RegistryApi(client, api.lock)
     users = Users(client.store)
     authenticator = Authenticator(users, token)
 
     def guarded(name: str, body: dict[str, Any], who: Any) -> dict[str, Any]:
         """Check the permission, call the endpoint, and grant a creator MANAGE."""
         readable = authorize(who, name, body, api, users)
-        result = api.call(name, body, readable=readable)
+        target = registry if name in _REGISTRY_NAMES else api
+        result = target.call(name, body, readable=readable)
         if name == "create_experiment" and who is not None and who.user_id is not None:
             users.grant_id(who.user_id, int(result["experiment_id"]), "MANAGE")
         return result
@@ -86,7 +91,9 @@ def create_app(store: str | None = None, *, token: str | None = None) -> Any:
         if prefix is None:  # /api/2.0/mlflow-artifacts/...
             return _error(_NOT_YET["mlflow-artifacts"], "NOT_IMPLEMENTED", 501)
         rest = path[len(prefix) :].strip("/")
-        name = ENDPOINTS.get((request.method, rest))
+        name = ENDPOINTS.get((request.method, rest)) or REGISTRY_ENDPOINTS.get(
+            (request.method, rest)
+        )
         if name is None:
             family = rest.split("/", 1)[0]
             if family in _NOT_YET:

@@ -180,6 +180,28 @@ PERMISSIONS: dict[str, Need] = {
     "set_tag": experiment("EDIT", by_run_id),
     "log_batch": experiment("EDIT", by_run_id),
     "get_metric_history": experiment("READ", by_run_id),
+    # the model registry (no per-model permissions: viewers read, editors write)
+    "get_registered_model": role("viewer"),
+    "search_registered_models": role("viewer"),
+    "get_model_version_by_alias": role("viewer"),
+    "get_latest_versions": role("viewer"),
+    "get_model_version": role("viewer"),
+    "search_model_versions": role("viewer"),
+    "get_model_version_download_uri": role("viewer"),
+    "create_registered_model": role("editor"),
+    "rename_registered_model": role("editor"),
+    "update_registered_model": role("editor"),
+    "delete_registered_model": role("editor"),
+    "set_registered_model_tag": role("editor"),
+    "delete_registered_model_tag": role("editor"),
+    "set_registered_model_alias": role("editor"),
+    "delete_registered_model_alias": role("editor"),
+    "create_model_version": role("editor"),
+    "update_model_version": role("editor"),
+    "delete_model_version": role("editor"),
+    "set_model_version_tag": role("editor"),
+    "delete_model_version_tag": role("editor"),
+    "transition_model_version_stage": role("editor"),
 }
 
 

@@ -57,6 +57,7 @@ def _registry_version(uri: str, store: str | None) -> tuple[str, str, list[str]]
 
     name, ref = parse_models_uri(uri)
     found = RegistryClient(store).get_model_version(name, ref)
+    found.require_kiln_model()
     return str(found.version), found.source, list(found.aliases)
 
 

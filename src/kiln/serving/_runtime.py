@@ -61,6 +61,7 @@ def _version_of(
 
         name, ref = parse_models_uri(uri)
         version = (registry or RegistryClient(store)).get_model_version(name, ref)
+        version.require_kiln_model()
         return str(version.version), version.source
     if uri.startswith("runs:/"):
         from kiln.tracking import parse_runs_uri
