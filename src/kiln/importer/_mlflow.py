@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kiln._exceptions import ConfigurationError, StoreNotFoundError, did_you_mean
 from kiln.importer._models import import_models
 from kiln.importer._report import ImportReport, SkippedItem
-from kiln.importer._source import mlflow_client, tracking_uri
+from kiln.importer._source import mlflow_client, pages, tracking_uri
 from kiln.store import Store
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def _kiln_client(store: str | os.PathLike[str] | None, dry_run: bool) -> Trackin
 def _experiments(mlflow: Any, uri: str, names: Iterable[str] | None) -> list[Any]:
     """The source's live experiments (those named in `names`, when given)."""
     try:
-        found = _pages(lambda token: mlflow.search_experiments(max_results=_PAGE, page_token=token))
+        found = pages(lambda token: mlflow.search_experiments(max_results=_PAGE, page_token=token))
     except Exception as exc:
         raise ConfigurationError(
             f"Cannot read MLflow experiments from {uri}: {type(exc).__name__}: {exc}"
@@ -146,19 +146,8 @@ def _experiments(mlflow: Any, uri: str, names: Iterable[str] | None) -> list[Any
     return [by_name[n] for n in wanted]
 
 
-def _pages(fetch: Callable[[str | None], Any]) -> list[Any]:
-    out: list[Any] = []
-    token: str | None = None
-    while True:
-        page = fetch(token)
-        out.extend(page)
-        token = getattr(page, "token", None)
-        if not token:
-            return out
-
-
 def _runs(mlflow: Any, experiment_id: str) -> list[Any]:
-    return _pages(
+    return pages(
         lambda token: mlflow.search_runs(
             [experiment_id], max_results=_PAGE, page_token=token, order_by=["start_time ASC"]
         )

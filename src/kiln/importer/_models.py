@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiln._exceptions import KilnError
 from kiln.importer._report import ImportReport, SkippedItem
+from kiln.importer._source import pages
 
 if TYPE_CHECKING:
     from kiln.registry import RegistryClient
@@ -41,7 +42,7 @@ def import_models(
     from kiln.registry import RegistryClient
 
     try:
-        models = _pages(
+        models = pages(
             lambda token: mlflow.search_registered_models(max_results=_PAGE, page_token=token)
         )
     except Exception as exc:  # noqa: BLE001 - a source without a registry (an old server)
@@ -62,17 +63,6 @@ def import_models(
         progress("models", len(models), len(models), "")
 
 
-def _pages(fetch: Callable[[str | None], Any]) -> list[Any]:
-    out: list[Any] = []
-    token: str | None = None
-    while True:
-        page = fetch(token)
-        out.extend(page)
-        token = getattr(page, "token", None)
-        if not token:
-            return out
-
-
 def _import_model(
     mlflow: Any,
     registry: RegistryClient | None,
@@ -84,7 +74,7 @@ def _import_model(
 ) -> None:
     name = model.name
     quoted = name.replace("'", "\\'")
-    versions = _pages(
+    versions = pages(
         lambda token: mlflow.search_model_versions(
             f"name='{quoted}'", max_results=_PAGE, page_token=token
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +118,15 @@ def mlflow_client(uri: str) -> Iterator[Any]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def pages(fetch: Callable[[str | None], Any]) -> list[Any]:
+    """Every item of a paged MLflow listing: `fetch(page_token)` until no token is left."""
+    out: list[Any] = []
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        out.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return out

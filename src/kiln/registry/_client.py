@@ -115,7 +115,7 @@ class RegistryClient(RegistryReads):
                 model (the message lists what it does hold).
             RunNotFoundError: The run does not exist.
         """
-        from sqlalchemy import func, select
+        from sqlalchemy import select
 
         check_model_name(name)
         if description is not None and not isinstance(description, str):
@@ -154,24 +154,7 @@ class RegistryClient(RegistryReads):
                     and json.loads(latest.tags or "{}") == tag_values
                 ):
                     return self._load_versions(conn, name, [latest.version])[0]
-            version = int(
-                conn.execute(
-                    select(func.coalesce(func.max(v.c.version), 0) + 1).where(v.c.name == name)
-                ).scalar_one()
-            )
-            conn.execute(
-                v.insert().values(
-                    name=name,
-                    version=version,
-                    source=source,
-                    run_id=run_id,
-                    created_at=stamp,
-                    user=user,
-                    lineage=json.dumps(lineage, sort_keys=True, default=str),
-                    tags=json.dumps(tag_values, sort_keys=True),
-                    status="ready",
-                )
-            )
+            version = _insert_version(conn, name, source, run_id, stamp, user, lineage, tag_values)
         return ModelVersion(name, version, source, run_id, stamp, user, lineage, [], tag_values)
 
     def record_version(
@@ -204,8 +187,6 @@ class RegistryClient(RegistryReads):
             RegistryError: A bad name, source or tags.
             RunNotFoundError: `run_id` is not a run of this store.
         """
-        from sqlalchemy import func, select
-
         check_model_name(name)
         if not isinstance(source, str) or not source:
             raise RegistryError(f"A version's source must be a non-empty string; got {source!r}.")
@@ -215,29 +196,11 @@ class RegistryClient(RegistryReads):
         lineage: dict[str, Any] = {"flavor": EXTERNAL_FLAVOR, "format": "mlflow"}
         if description:
             lineage["description"] = str(description)
-        v = schema().model_versions
         user, _ = _who()
         with self.store.write() as conn:
             stamp = _now_ms()
             self._lock_model(conn, name, create_at=stamp)
-            version = int(
-                conn.execute(
-                    select(func.coalesce(func.max(v.c.version), 0) + 1).where(v.c.name == name)
-                ).scalar_one()
-            )
-            conn.execute(
-                v.insert().values(
-                    name=name,
-                    version=version,
-                    source=source,
-                    run_id=run_id,
-                    created_at=stamp,
-                    user=user,
-                    lineage=json.dumps(lineage, sort_keys=True),
-                    tags=json.dumps(tag_values, sort_keys=True),
-                    status="ready",
-                )
-            )
+            version = _insert_version(conn, name, source, run_id, stamp, user, lineage, tag_values)
         return ModelVersion(name, version, source, run_id, stamp, user, lineage, [], tag_values)
 
     # ------------------------------------------------------------------ edits
@@ -518,3 +481,38 @@ def _check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
         else:
             out[key] = str(value)
     return dict(sorted(out.items()))
+
+
+def _insert_version(
+    conn: Connection,
+    name: str,
+    source: str,
+    run_id: str | None,
+    stamp: int,
+    user: str | None,
+    lineage: Mapping[str, Any],
+    tag_values: Mapping[str, str],
+) -> int:
+    """Write the next version of `name` (its model row locked by the caller); its number."""
+    from sqlalchemy import func, select
+
+    v = schema().model_versions
+    version = int(
+        conn.execute(
+            select(func.coalesce(func.max(v.c.version), 0) + 1).where(v.c.name == name)
+        ).scalar_one()
+    )
+    conn.execute(
+        v.insert().values(
+            name=name,
+            version=version,
+            source=source,
+            run_id=run_id,
+            created_at=stamp,
+            user=user,
+            lineage=json.dumps(lineage, sort_keys=True, default=str),
+            tags=json.dumps(dict(tag_values), sort_keys=True),
+            status="ready",
+        )
+    )
+    return version
