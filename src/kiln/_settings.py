@@ -113,6 +113,14 @@ SETTINGS: tuple[Setting, ...] = (
         "KILN_TOKEN",
     ),
     Setting(
+        "max_artifact_size",
+        int,
+        5 * 2**30,
+        "The largest artifact upload kiln server accepts through MLflow's artifact API, "
+        "bytes (a bigger one gets 413 and nothing is stored).",
+        "KILN_MAX_ARTIFACT_SIZE",
+    ),
+    Setting(
         "run_id",
         str,
         None,

@@ -28,6 +28,7 @@ __all__ = ["server"]
     help="Write the bound port to this file once the server is ready (for --port 0).",
 )
 @setting_option("token", metavar="TOKEN")
+@setting_option("max_artifact_size", metavar="BYTES")
 @click.option(
     "--no-auth", is_flag=True, help="Serve off loopback without a token, on purpose (loudly)."
 )
@@ -38,6 +39,7 @@ def server(
     port: int,
     port_file: str | None,
     token: str | None,
+    max_artifact_size: int | None,
     no_auth: bool,
 ) -> None:
     """Serve the store over MLflow's tracking REST API, so MLflow code logs to kiln.
@@ -45,10 +47,14 @@ def server(
     Point MLflow's client at it with MLFLOW_TRACKING_URI=http://HOST:PORT (and, when it
     needs signing in, MLFLOW_TRACKING_TOKEN=TOKEN, or MLFLOW_TRACKING_USERNAME and
     MLFLOW_TRACKING_PASSWORD=TOKEN). Served: experiments, runs, params, metrics, tags,
-    metric history and the model registry (kiln's: kiln models list shows it). Not yet:
-    artifacts (they answer an MLflow error). Once the store has users (kiln server users add), every request signs in
-    with a token and each endpoint checks the user's permission; --token (or
-    KILN_TOKEN) is an admin's token. Bound to anything but loopback it needs users,
+    metric history, the model registry (kiln's: kiln models list shows it) and
+    artifacts: mlflow.log_artifact(s), list_artifacts and download_artifacts go through
+    MLflow's artifact API into kiln's checked, content-addressed artifacts of the run
+    (uploads up to --max-artifact-size). Not yet: MLflow 3's logged models
+    (mlflow.<flavor>.log_model); log the model with kiln, or save it and
+    mlflow.log_artifacts the folder. Once the store has users (kiln server users add),
+    every request signs in with a token and each endpoint checks the user's
+    permission; --token (or KILN_TOKEN) is an admin's token. Bound to anything but loopback it needs users,
     --token, or --no-auth on purpose.
     """
     if ctx.invoked_subcommand is not None:
@@ -64,7 +70,15 @@ def server(
         name="server",
         exposes="read and write every experiment, run, param, metric and tag in the store",
     )
-    serve_server(store, host=host, port=port, token=token or None, no_auth=no_auth, on_ready=ready)
+    serve_server(
+        store,
+        host=host,
+        port=port,
+        token=token or None,
+        no_auth=no_auth,
+        max_artifact_size=max_artifact_size,
+        on_ready=ready,
+    )
 
 
 def _users(ctx: click.Context) -> Any:

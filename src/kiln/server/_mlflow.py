@@ -389,6 +389,13 @@ class MlflowApi:
             out["next_page_token"] = str(start + size)
         return out
 
+    def search_logged_models(
+        self, body: Mapping[str, Any], *, readable: Readable | None = None
+    ) -> dict[str, Any]:
+        """None: kiln keeps no MLflow 3 logged models. MLflow's client searches them when
+        it lists a run's artifact folder (a model of that name would be listed too)."""
+        return {"models": []}
+
     # ------------------------------------------------------------- dispatch
     def call(
         self, name: str, body: Mapping[str, Any], *, readable: Readable | None = None
@@ -460,4 +467,5 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("POST", "runs/set-tag"): "set_tag",
     ("POST", "runs/log-batch"): "log_batch",
     ("GET", "metrics/get-history"): "get_metric_history",
+    ("POST", "logged-models/search"): "search_logged_models",
 }

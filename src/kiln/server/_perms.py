@@ -180,6 +180,11 @@ PERMISSIONS: dict[str, Need] = {
     "set_tag": experiment("EDIT", by_run_id),
     "log_batch": experiment("EDIT", by_run_id),
     "get_metric_history": experiment("READ", by_run_id),
+    # artifacts (kiln.server._artifacts; streamed routes call authorize themselves)
+    "upload_artifact": experiment("EDIT", by_run_id),
+    "download_artifact": experiment("READ", by_run_id),
+    "list_artifacts": experiment("READ", by_run_id),
+    "search_logged_models": filtered(),  # always empty: kiln keeps no logged models
     # the model registry (no per-model permissions: viewers read, editors write)
     "get_registered_model": role("viewer"),
     "search_registered_models": role("viewer"),

@@ -16,6 +16,7 @@ def server(
     port: int = 5000,
     token: str | None = None,
     no_auth: bool = False,
+    max_artifact_size: int | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve MLflow's tracking REST API over `store` until SIGTERM or Ctrl-C.
@@ -29,6 +30,8 @@ def server(
             client sends `MLFLOW_TRACKING_TOKEN` as one. Users' tokens work as well.
         no_auth: Serve a store without users off loopback without a token, on purpose
             (once the store has users, every request signs in regardless).
+        max_artifact_size: The largest artifact upload accepted, bytes (default: the
+            `max_artifact_size` setting, 5 GiB).
         on_ready: Called with the URL once listening.
 
     Raises:
@@ -47,4 +50,10 @@ def server(
             "(kiln server users add NAME --role admin; kiln server tokens create NAME), or "
             "--no-auth to serve without one on purpose."
         )
-    run_app(create_app(store, token=token), host=host, port=port, on_ready=on_ready)
+    limit = get_setting("max_artifact_size", max_artifact_size)
+    if limit is None or limit < 0:
+        raise ConfigurationError(
+            f"max_artifact_size must be a number of bytes, 0 or more; got {limit!r}."
+        )
+    app = create_app(store, token=token, max_artifact_size=int(limit))
+    run_app(app, host=host, port=port, on_ready=on_ready)
