@@ -506,9 +506,9 @@ def test_params_and_metric_values_round_trip(params: dict[str, str], values: lis
 # ------------------------------------------------------------ an MLflow server
 def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server speaking MLflow's REST API on loopback (`kiln server`, which serves
-    runs and the registry but not artifacts): runs come over HTTP; a source that cannot
-    list artifacts fails those runs, saying how to leave artifacts out; a registered
-    version that is not a kiln saved model is skipped, saying why."""
+    runs, artifacts and the registry): runs and their artifacts come over HTTP (or the
+    runs alone with artifacts=False); a registered version that is not a kiln saved
+    model is skipped, saying why."""
     from serve_helpers import KILN, server_env, serving
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -517,6 +517,7 @@ def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.Monk
     run_id = origin.create_run(experiment="web", name="over-http", tags={"k": "v"})
     origin.log_params(run_id, {"lr": 0.1})
     origin.log_metrics(run_id, [("loss", 0.5, 0, T0), ("loss", 0.25, 1, T0 + 1)])
+    origin.log_text(run_id, "over the wire", name="notes/readme.txt")
     origin.end_run(run_id, "finished")
     origin.flush()
     RegistryClient(origin).record_version("scorer", "s3://bucket/scorer")
@@ -526,9 +527,12 @@ def test_import_from_a_server_over_http(tmp_path: Path, monkeypatch: pytest.Monk
 
     copy = TrackingClient(f"sqlite:///{tmp_path / 'b.db'}")
     run = copy.get_run(run_id)
-    assert not with_files.ok
-    assert "--no-artifacts" in with_files.failed[0].reason
+    files = TrackingClient(f"sqlite:///{tmp_path / 'a.db'}")
+    assert with_files.ok, with_files.summary()
+    assert with_files.artifacts == 1
+    assert files.read_artifact(run_id, "notes/readme.txt") == b"over the wire"
     assert report.ok, report.summary()
+    assert report.artifacts == 0
     assert (run.name, run.status, run.params, run.experiment) == (
         "over-http",
         "finished",
