@@ -19,10 +19,10 @@ from serve_helpers import KILN, server_env, serving
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
-from test_server_mlflow import _point_mlflow_at, mlflow_at  # noqa: E402, F401
-from test_server_users import Team, team  # noqa: E402, F401
 
 from kiln.tracking import TrackingClient  # noqa: E402
+from test_server_mlflow import _point_mlflow_at, mlflow_at  # noqa: E402, F401
+from test_server_users import Team, team  # noqa: E402, F401
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 

@@ -16,8 +16,10 @@ Served: experiments (create, get, get-by-name, search), runs (create, get, updat
 delete, search with MLflow's filter syntax), log-metric, log-parameter, set-tag,
 log-batch, metrics/get-history, and the model registry (registered models, versions
 and aliases, over `kiln.registry`; a version from a source that is not a kiln-saved
-model is recorded but not loadable by kiln). Not yet: artifacts and logged models (those
-answer MLflow's error JSON, status 501).
+model is recorded but not loadable by kiln), and artifacts through MLflow's proxied
+artifact API (`mlflow-artifacts:/` URIs: uploads streamed into the run's kiln artifacts,
+downloads checked against their sha256, listings). Not yet: MLflow 3's logged models
+(they answer MLflow's error JSON, status 501).
 
 Users, tokens and permissions live in the store (`Users`, or `kiln server users|tokens|
 permissions`). A store without users serves openly on loopback; once it has a user,
