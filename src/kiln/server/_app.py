@@ -158,11 +158,13 @@ def create_app(
                 q = request.query_params
                 run_id = await run_in_threadpool(api._run_id, q.get("run_id") or q.get("run_uuid"))
                 rel = art.check_rel(q.get("path") or "")
-                authorize(who, "list_artifacts", {"run_id": run_id}, api, users)
+                await run_in_threadpool(
+                    authorize, who, "list_artifacts", {"run_id": run_id}, api, users
+                )
                 files = await run_in_threadpool(art.list_files, client, run_id, rel)
                 root = f"mlflow-artifacts:/{{}}/{run_id}/artifacts"
                 run = await run_in_threadpool(api._run, run_id)
-                exp = api._exp_ids().get(run.experiment, "")
+                exp = (await run_in_threadpool(api._exp_ids)).get(run.experiment, "")
                 out = [dict(f, path=f"{rel}/{f['path']}" if rel else f["path"]) for f in files]
                 return JSONResponse({"root_uri": root.format(exp), "files": out})
             from urllib.parse import unquote
@@ -174,7 +176,9 @@ def create_app(
                 full = request.query_params.get("path") or ""
                 exp_id, run_id, rel = art.split_path(full)
                 run_id = await run_in_threadpool(art.resolve, api, exp_id, run_id)
-                authorize(who, "list_artifacts", {"run_id": run_id}, api, users)
+                await run_in_threadpool(
+                    authorize, who, "list_artifacts", {"run_id": run_id}, api, users
+                )
                 files = await run_in_threadpool(art.list_files, client, run_id, rel)
                 return JSONResponse({"files": files})
             exp_id, run_id, rel = art.split_path(unquote(tail[1:]))
@@ -184,7 +188,9 @@ def create_app(
                     raise MlflowRequestError(
                         "Name an artifact file to download.", "INVALID_PARAMETER_VALUE", 400
                     )
-                authorize(who, "download_artifact", {"run_id": run_id}, api, users)
+                await run_in_threadpool(
+                    authorize, who, "download_artifact", {"run_id": run_id}, api, users
+                )
                 info = await run_in_threadpool(client._artifact, run_id, rel)
                 label = f"{rel!r} of run {run_id[:12]}"
                 # verified (sha256) before the first byte goes out; then streamed
@@ -204,7 +210,9 @@ def create_app(
                 raise MlflowRequestError(
                     "Name the artifact's path to upload.", "INVALID_PARAMETER_VALUE", 400
                 )
-            authorize(who, "upload_artifact", {"run_id": run_id}, api, users)
+            await run_in_threadpool(
+                authorize, who, "upload_artifact", {"run_id": run_id}, api, users
+            )
             fh, tmp = art.new_temp()
             try:
                 size = 0
