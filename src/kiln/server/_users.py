@@ -204,7 +204,7 @@ class Users:
         with self.store.read() as conn:
             return _user(self._need_user(conn, name))
 
-    def list(self) -> list[User]:
+    def list(self) -> builtins.list[User]:
         """Every user, by name."""
         from sqlalchemy import select
 
